@@ -1,0 +1,104 @@
+"""The Segment-spec envelope and its six message types.
+
+Every event has a ``messageId`` (the dedup key), ``timestamp`` (event time,
+already corrected by ``schemas.stamp``), ``receivedAt`` (when the platform
+accepted it), and at least one of ``userId`` / ``anonymousId``.
+``schemaVersion`` is the version of the event type's contract the producer
+wrote (see ``schemas.upcasters``).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import AwareDatetime, BeforeValidator, Field, model_validator
+
+from schemas.context import EMPTY_CONTEXT, Context, JsonObject, Traits, WireModel
+
+MAX_ID_LENGTH = 200
+
+
+def _id_to_str(value: object) -> object:
+    # Segment SDKs accept numeric ids; they are the same id as their decimal text.
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return value
+
+
+Id = Annotated[str, BeforeValidator(_id_to_str), Field(min_length=1, max_length=MAX_ID_LENGTH)]
+
+
+class Envelope(WireModel):
+    """Fields every message carries."""
+
+    message_id: Id
+    anonymous_id: Id | None = None
+    user_id: Id | None = None
+    timestamp: AwareDatetime
+    received_at: AwareDatetime
+    original_timestamp: AwareDatetime | None = None
+    sent_at: AwareDatetime | None = None
+    context: Context = EMPTY_CONTEXT
+    integrations: JsonObject = Field(default_factory=dict)
+    schema_version: int = Field(default=1, ge=1)
+
+    @model_validator(mode="after")
+    def _needs_an_id(self) -> Envelope:
+        if self.user_id is None and self.anonymous_id is None:
+            raise ValueError("needs userId or anonymousId")
+        return self
+
+    @property
+    def event_time(self) -> datetime:
+        """The corrected event time folds order by."""
+        return self.timestamp
+
+
+class Track(Envelope):
+    """A user action with no typed contract of its own."""
+
+    type: Literal["track"]
+    event: str = Field(min_length=1, max_length=200)
+    properties: JsonObject = Field(default_factory=dict)
+
+
+class Identify(Envelope):
+    """Who the user is: ties ``userId``/``anonymousId`` to traits."""
+
+    type: Literal["identify"]
+    traits: Traits = Traits()
+
+
+class Page(Envelope):
+    """A web page view."""
+
+    type: Literal["page"]
+    name: str | None = None
+    category: str | None = None
+    properties: JsonObject = Field(default_factory=dict)
+
+
+class Screen(Envelope):
+    """An app screen view."""
+
+    type: Literal["screen"]
+    name: str | None = None
+    category: str | None = None
+    properties: JsonObject = Field(default_factory=dict)
+
+
+class Group(Envelope):
+    """The user belongs to a group (company, household, ...)."""
+
+    type: Literal["group"]
+    group_id: Id
+    traits: dict[str, Any] = Field(default_factory=dict)
+
+
+class Alias(Envelope):
+    """Merge a previous identity (``previousId``) into ``userId``."""
+
+    type: Literal["alias"]
+    previous_id: Id
+    user_id: Id
