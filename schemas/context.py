@@ -24,7 +24,7 @@ class WireModel(BaseModel):
         extra="allow",
         alias_generator=to_camel,
         populate_by_name=True,
-        str_strip_whitespace=False,
+        coerce_numbers_to_str=True,
     )
 
 

@@ -11,12 +11,12 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
-from schemas.envelope import Envelope, Id, _id_to_str
+from schemas.envelope import Envelope, Id
 
 Money = Annotated[Decimal, Field(ge=0, max_digits=18, decimal_places=4)]
-Code = Annotated[str, BeforeValidator(_id_to_str), Field(min_length=1, max_length=200)]
+Code = Annotated[str, Field(min_length=1, max_length=200)]
 SnsChannel = Literal["line", "x", "instagram"]
 ConsentPurpose = Literal["email", "sms", "line", "ads", "analytics", "phone"]
 
@@ -24,7 +24,7 @@ ConsentPurpose = Literal["email", "sms", "line", "ads", "analytics", "phone"]
 class Props(BaseModel):
     """Base of typed properties: frozen, snake_case on the wire, extras kept."""
 
-    model_config = ConfigDict(frozen=True, extra="allow")
+    model_config = ConfigDict(frozen=True, extra="allow", coerce_numbers_to_str=True)
 
 
 class ProductProps(Props):

@@ -12,21 +12,16 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BeforeValidator, Field, model_validator
+from pydantic import AwareDatetime, Field, model_validator
 
 from schemas.context import EMPTY_CONTEXT, Context, JsonObject, Traits, WireModel
 
 MAX_ID_LENGTH = 200
 
 
-def _id_to_str(value: object) -> object:
-    # Segment SDKs accept numeric ids; they are the same id as their decimal text.
-    if isinstance(value, int) and not isinstance(value, bool):
-        return str(value)
-    return value
-
-
-Id = Annotated[str, BeforeValidator(_id_to_str), Field(min_length=1, max_length=MAX_ID_LENGTH)]
+# Segment SDKs accept numeric ids; they are the same id as their decimal text
+# (``coerce_numbers_to_str`` on the models does that inside pydantic-core).
+Id = Annotated[str, Field(min_length=1, max_length=MAX_ID_LENGTH)]
 
 
 class Envelope(WireModel):

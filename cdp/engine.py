@@ -1,0 +1,132 @@
+"""An open data directory: the DuckDB file, the event log and the runtime.
+
+``Engine.open`` is the one place the embedded pieces are put together. It
+takes DuckDB's single-writer lock on the file: a second writer gets a
+``LogUnavailableError`` that says so, instead of a corrupt file. Opening
+restores the last checkpoint and folds whatever the log holds past it.
+``Engine.open_read_only`` gives a connection that cannot change anything
+(no writes, no file access) for ``cdp sql``, lookups and segments.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from types import TracebackType
+
+import duckdb
+
+from cdp import store, views
+from cdp.config import Settings
+from cdp.duckdb_log import DuckDBEventLog
+from cdp.errors import LogUnavailableError
+from cdp.log import AppendResult, Record
+from cdp.runtime import EmbeddedRuntime, RuntimeConfig
+
+
+def _connect(path: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
+    config: dict[str, str | bool | int | float | list[str]] = (
+        {"enable_external_access": False} if read_only else {}
+    )
+    try:
+        return duckdb.connect(str(path), read_only=read_only, config=config)
+    except duckdb.IOException as error:
+        if "lock" in str(error).lower():
+            raise LogUnavailableError(
+                f"data directory {path.parent} is in use by another cdp process "
+                "(DuckDB allows one writer); stop it or use another --data-dir"
+            ) from None
+        raise
+
+
+class Engine:
+    """Event log + projections of one data directory, opened for writing."""
+
+    def __init__(
+        self, settings: Settings, con: duckdb.DuckDBPyConnection, runtime_config: RuntimeConfig
+    ) -> None:
+        self.settings = settings
+        self.con = con
+        self.log = DuckDBEventLog(con)
+        store.create(con)
+        views.create(con, runtime_config.scoring)
+        self.runtime = EmbeddedRuntime.restore(con, runtime_config)
+        self.rules_changed = self._rules_changed(runtime_config)
+
+    def _rules_changed(self, config: RuntimeConfig) -> bool:
+        saved = self.con.execute(
+            "SELECT config_hash FROM positions WHERE name = ?", [store.POSITION_NAME]
+        ).fetchone()
+        return saved is not None and saved[0] != config.fingerprint()
+
+    @classmethod
+    def open(
+        cls,
+        settings: Settings,
+        runtime_config: RuntimeConfig | None = None,
+        progress: Callable[[int], None] | None = None,
+    ) -> Engine:
+        """Open (creating if needed) a data directory and catch its projections up."""
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        con = _connect(settings.database, read_only=False)
+        try:
+            engine = cls(settings, con, runtime_config or settings.runtime_config())
+            if engine.runtime.next_offset < engine.log.high_water():
+                engine.runtime.catch_up(engine.log, progress)
+                engine.checkpoint()
+        except BaseException:
+            con.close()
+            raise
+        return engine
+
+    @staticmethod
+    def open_read_only(settings: Settings) -> duckdb.DuckDBPyConnection:
+        """A read-only connection (no writes, no file access), projections caught up first."""
+        if not settings.database.exists():
+            raise LogUnavailableError(
+                f"no data in {settings.data_dir}: run `cdp ingest` or `cdp demo` first"
+            )
+        lagging = False
+        probe = _connect(settings.database, read_only=True)
+        try:
+            row = probe.execute(
+                'SELECT (SELECT coalesce(max("offset") + 1, 0) FROM event_log), '
+                "(SELECT coalesce(max(next_offset), 0) FROM positions)"
+            ).fetchone()
+            lagging = row is not None and row[0] > row[1]
+        except duckdb.CatalogException:
+            lagging = True
+        finally:
+            probe.close()
+        if lagging:  # a writer stopped before its checkpoint: fold the tail first
+            Engine.open(settings).close()
+        return _connect(settings.database, read_only=True)
+
+    def append(self, records: Sequence[Record]) -> AppendResult:
+        """Append durably, then fold what was new into the projections (in memory)."""
+        result = self.log.append(records)
+        if result.appended:
+            self.runtime.apply(result.new_events(records))
+        return result
+
+    def checkpoint(self) -> int:
+        """Persist projection changes and the read position (one transaction)."""
+        return self.runtime.checkpoint(self.con) if self.runtime.dirty else 0
+
+    def close(self) -> None:
+        """Checkpoint and release the file lock."""
+        try:
+            self.checkpoint()
+        finally:
+            self.con.close()
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()

@@ -1,0 +1,80 @@
+"""Errors of the platform core.
+
+The root lives in ``schemas.errors`` (the innermost layer) and is re-exported
+here. The whole hierarchy::
+
+    CdpError
+    ├── EventValidationError        terminal  an event breaks its contract (schemas)
+    │   └── EventTooLargeError      terminal  over 32 KB (schemas)
+    ├── ConfigError                 terminal  a configuration file or option is wrong
+    ├── InputFileError              terminal  an input file cannot be read at all
+    ├── LogError                              the event log failed
+    │   ├── LogUnavailableError     transient the log cannot take writes now (busy, locked)
+    │   └── LogCorruptError         terminal  stored data is unreadable
+    ├── NotFoundError               terminal  no such customer / segment / identifier
+    ├── SegmentError                terminal  a segment definition or query is wrong
+    └── QueryError                  terminal  read-only SQL failed or tried to write
+
+``TransientError`` means retry later, nothing was lost; ``TerminalError`` means
+the same input will fail again. Messages name the offending id, file or line.
+"""
+
+from __future__ import annotations
+
+from schemas.errors import (
+    CdpError,
+    EventTooLargeError,
+    EventValidationError,
+    FieldProblem,
+    TerminalError,
+    TransientError,
+)
+
+__all__ = [
+    "CdpError",
+    "ConfigError",
+    "EventTooLargeError",
+    "EventValidationError",
+    "FieldProblem",
+    "InputFileError",
+    "LogCorruptError",
+    "LogError",
+    "LogUnavailableError",
+    "NotFoundError",
+    "QueryError",
+    "SegmentError",
+    "TerminalError",
+    "TransientError",
+]
+
+
+class ConfigError(TerminalError, CdpError):
+    """A configuration file or option is invalid; the message names the key."""
+
+
+class InputFileError(TerminalError, CdpError):
+    """An input file cannot be read at all (missing, unknown format, unreadable)."""
+
+
+class LogError(CdpError):
+    """The event log failed."""
+
+
+class LogUnavailableError(TransientError, LogError):
+    """The log cannot take writes right now (locked by another process, busy)."""
+
+
+class LogCorruptError(TerminalError, LogError):
+    """Stored data cannot be read back."""
+
+
+class NotFoundError(TerminalError, CdpError):
+    """No such customer, identifier or segment."""
+
+
+class SegmentError(TerminalError, CdpError):
+    """A segment definition or its query is wrong; the message names the segment."""
+
+
+class QueryError(TerminalError, CdpError):
+    """A read-only SQL query failed or tried to change data."""

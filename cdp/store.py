@@ -1,0 +1,249 @@
+"""Where the embedded runtime keeps projection state: tables in the DuckDB file.
+
+Tables (``prefix`` lets a replay build a fresh set beside the live one):
+
+- ``{p}customers``: one row per customer: ``customer_id``, the profile and
+  lead-score states as JSON (the exact fold state, to resume from), and the
+  flat summary columns of both projections (what SQL and segments read);
+- ``{p}identity_graph``: the identity graph's snapshot rows
+  (identifier → customer, plus merged-away customers);
+- ``{p}merges`` / ``{p}identity_rejections``: every merge and refused link,
+  with the event that caused it (append-only, the "why" of identity);
+- ``{p}positions``: per projection set, the next log offset to fold and the
+  hash of the configuration it was built with.
+
+``save`` writes changed rows and the read position in ONE transaction, so a
+crash leaves either the old checkpoint or the new one, never a mix: restart
+resumes from the saved position and re-folds the tail of the log.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import duckdb
+import orjson
+import pyarrow as pa
+
+from projections import identity, lead_score, profile
+
+ARROW_TYPES: dict[str, pa.DataType] = {
+    "VARCHAR": pa.string(),
+    "INTEGER": pa.int32(),
+    "BIGINT": pa.int64(),
+    "DOUBLE": pa.float64(),
+    "BOOLEAN": pa.bool_(),
+    "DATE": pa.date32(),
+    "TIMESTAMPTZ": pa.timestamp("us", tz="UTC"),
+    "DECIMAL(18,2)": pa.decimal128(18, 2),
+    "VARCHAR[]": pa.list_(pa.string()),
+    "JSON": pa.string(),
+}
+
+#: Columns of the customers table, in order: name → DuckDB type.
+CUSTOMER_COLUMNS: dict[str, str] = {
+    "customer_id": "VARCHAR",
+    **profile.SUMMARY_COLUMNS,
+    **lead_score.SUMMARY_COLUMNS,
+    "profile_state": "JSON",
+    "lead_state": "JSON",
+}
+_IDENTITY_TYPES = {
+    "identifier": "VARCHAR",
+    "customer_id": "VARCHAR",
+    "seq": "BIGINT",
+    "merged_into": "VARCHAR",
+}
+
+
+def _schema(columns: Mapping[str, str]) -> pa.Schema:
+    return pa.schema([(name, ARROW_TYPES[kind]) for name, kind in columns.items()])
+
+
+CUSTOMER_SCHEMA = _schema(CUSTOMER_COLUMNS)
+IDENTITY_SCHEMA = _schema(_IDENTITY_TYPES)
+
+
+def ddl(prefix: str = "") -> list[str]:
+    """CREATE statements for one set of projection tables."""
+    columns = ",\n    ".join(f'"{name}" {kind}' for name, kind in CUSTOMER_COLUMNS.items())
+    return [
+        f"CREATE TABLE IF NOT EXISTS {prefix}customers (\n    {columns}\n)",
+        f"""CREATE TABLE IF NOT EXISTS {prefix}identity_graph (
+            identifier VARCHAR NOT NULL, customer_id VARCHAR NOT NULL,
+            seq BIGINT NOT NULL, merged_into VARCHAR NOT NULL)""",
+        f"""CREATE TABLE IF NOT EXISTS {prefix}merges (
+            from_customer VARCHAR, into_customer VARCHAR, via VARCHAR, reason VARCHAR,
+            message_id VARCHAR, "offset" BIGINT, "at" TIMESTAMPTZ)""",
+        f"""CREATE TABLE IF NOT EXISTS {prefix}identity_rejections (
+            customer_id VARCHAR, identifier VARCHAR, reason VARCHAR,
+            message_id VARCHAR, "offset" BIGINT, "at" TIMESTAMPTZ)""",
+        f"""CREATE TABLE IF NOT EXISTS {prefix}positions (
+            name VARCHAR NOT NULL, next_offset BIGINT NOT NULL, config_hash VARCHAR NOT NULL)""",
+    ]
+
+
+TABLES = ("customers", "identity_graph", "merges", "identity_rejections", "positions")
+POSITION_NAME = "customers"
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """Everything needed to resume folding: states, graph rows, read position."""
+
+    profiles: dict[str, profile.State]
+    leads: dict[str, lead_score.State]
+    graph_rows: list[identity.Row]
+    next_offset: int
+    config_hash: str | None
+
+
+def create(con: duckdb.DuckDBPyConnection, prefix: str = "") -> None:
+    """Create the projection tables if missing."""
+    for statement in ddl(prefix):
+        con.execute(statement)
+
+
+def drop(con: duckdb.DuckDBPyConnection, prefix: str) -> None:
+    """Drop one set of projection tables (used for replay scratch tables)."""
+    for table in TABLES:
+        con.execute(f"DROP TABLE IF EXISTS {prefix}{table}")
+
+
+def load(con: duckdb.DuckDBPyConnection, prefix: str = "") -> Snapshot:
+    """Read a saved checkpoint back into fold states."""
+    profiles: dict[str, profile.State] = {}
+    leads: dict[str, lead_score.State] = {}
+    rows = con.execute(
+        f"SELECT customer_id, profile_state, lead_state FROM {prefix}customers"
+    ).fetchall()
+    for customer_id, profile_json, lead_json in rows:
+        profiles[customer_id] = profile.from_json(orjson.loads(profile_json))
+        leads[customer_id] = lead_score.from_json(orjson.loads(lead_json))
+    graph_rows = [
+        (str(a), str(b), int(c), str(d))
+        for a, b, c, d in con.execute(
+            f"SELECT identifier, customer_id, seq, merged_into FROM {prefix}identity_graph"
+        ).fetchall()
+    ]
+    position = con.execute(
+        f"SELECT next_offset, config_hash FROM {prefix}positions WHERE name = ?", [POSITION_NAME]
+    ).fetchone()
+    return Snapshot(
+        profiles,
+        leads,
+        graph_rows,
+        int(position[0]) if position else 0,
+        str(position[1]) if position else None,
+    )
+
+
+def customer_row(
+    customer_id: str, p: profile.State, lead: lead_score.State, rules: lead_score.Rules
+) -> dict[str, Any]:
+    """The customers-table row of one customer."""
+    return {
+        "customer_id": customer_id,
+        **profile.summary(p),
+        **lead_score.summary(lead, rules),
+        "profile_state": orjson.dumps(profile.to_json(p), option=orjson.OPT_SORT_KEYS).decode(),
+        "lead_state": orjson.dumps(lead_score.to_json(lead), option=orjson.OPT_SORT_KEYS).decode(),
+    }
+
+
+MERGE_COLUMNS = {
+    "from_customer": "VARCHAR",
+    "into_customer": "VARCHAR",
+    "via": "VARCHAR",
+    "reason": "VARCHAR",
+    "message_id": "VARCHAR",
+    "offset": "BIGINT",
+    "at": "TIMESTAMPTZ",
+}
+REJECTION_COLUMNS = {
+    "customer_id": "VARCHAR",
+    "identifier": "VARCHAR",
+    "reason": "VARCHAR",
+    "message_id": "VARCHAR",
+    "offset": "BIGINT",
+    "at": "TIMESTAMPTZ",
+}
+
+
+def _arrow(columns: Mapping[str, str], items: Iterable[Any]) -> pa.Table:
+    """Dataclass instances as an Arrow table with the given columns."""
+    return pa.Table.from_pylist(
+        [{name: getattr(item, name) for name in columns} for item in items],
+        schema=_schema(columns),
+    )
+
+
+def _replace(
+    con: duckdb.DuckDBPyConnection, table: str, key: str, keys: list[str], data: pa.Table
+) -> None:
+    """Delete rows whose ``key`` is in ``keys`` and insert ``data`` (an upsert without
+    an ART index, which would slow every bulk insert)."""
+    if keys:
+        con.execute(f"DELETE FROM {table} WHERE {key} IN (SELECT unnest(?))", [keys])
+    if data.num_rows:
+        con.register("_cdp_rows", data)
+        con.execute(f"INSERT INTO {table} SELECT * FROM _cdp_rows")
+        con.unregister("_cdp_rows")
+
+
+def save(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    customer_rows: Iterable[dict[str, Any]],
+    removed_customers: Iterable[str],
+    changes: identity.Changes,
+    next_offset: int,
+    config_hash: str,
+    prefix: str = "",
+) -> None:
+    """Write a checkpoint atomically: changed customers, graph changes, position."""
+    rows = list(customer_rows)
+    customers = pa.Table.from_pylist(rows, schema=CUSTOMER_SCHEMA)
+    stale = [r["customer_id"] for r in rows] + list(removed_customers)
+    graph = pa.Table.from_pylist(
+        [dict(zip(identity.ROW_COLUMNS, row, strict=True)) for row in changes.rows],
+        schema=IDENTITY_SCHEMA,
+    )
+    con.execute("BEGIN TRANSACTION")
+    try:
+        _replace(con, f"{prefix}customers", "customer_id", stale, customers)
+        identifiers = [r[0] for r in changes.rows if r[0]]
+        merged = [r[1] for r in changes.rows if not r[0]]
+        if identifiers:
+            con.execute(
+                f"DELETE FROM {prefix}identity_graph WHERE identifier IN (SELECT unnest(?))",
+                [identifiers],
+            )
+        if merged:
+            con.execute(
+                f"DELETE FROM {prefix}identity_graph "
+                "WHERE identifier = '' AND customer_id IN (SELECT unnest(?))",
+                [merged],
+            )
+        _replace(con, f"{prefix}identity_graph", "identifier", [], graph)
+        if changes.merges:
+            _replace(con, f"{prefix}merges", "", [], _arrow(MERGE_COLUMNS, changes.merges))
+        if changes.rejections:
+            _replace(
+                con,
+                f"{prefix}identity_rejections",
+                "",
+                [],
+                _arrow(REJECTION_COLUMNS, changes.rejections),
+            )
+        con.execute(f"DELETE FROM {prefix}positions WHERE name = ?", [POSITION_NAME])
+        con.execute(
+            f"INSERT INTO {prefix}positions VALUES (?, ?, ?)",
+            [POSITION_NAME, next_offset, config_hash],
+        )
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise

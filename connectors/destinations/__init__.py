@@ -1,0 +1,1 @@
+"""Destinations: where audiences go (CSV files now; ad platforms next)."""

@@ -1,0 +1,1 @@
+"""Sources: where events come from (files now; HTTP collector and webhooks next)."""
