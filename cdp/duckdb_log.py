@@ -176,6 +176,8 @@ class DuckDBEventLog:
     def read(
         self, start: int = 0, stop: int | None = None, batch_size: int = 10_000
     ) -> Iterator[list[StoredEvent]]:
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, not {batch_size}")
         end = self._high_water if stop is None else min(stop, self._high_water)
         position = start
         while position < end:

@@ -79,8 +79,8 @@ def to_record(
         parsed = loads(data_in)
     stamped = stamp(parsed, received_at)
     event = decode(stamped)
-    # Keep the producer's exact bytes when stamping added nothing.
-    data = data_in if data_in is not None and len(stamped) == len(parsed) else dumps(stamped)
+    # Keep the producer's exact bytes when stamping changed nothing.
+    data = data_in if data_in is not None and stamped is parsed else dumps(stamped)
     return Record(event, data, source)
 
 

@@ -13,7 +13,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel
 
-from schemas.identifiers import looks_like_email, normalise_phone
+from schemas.identifiers import JUNK_VALUES, looks_like_email, normalise_phone
 
 
 class WireModel(BaseModel):
@@ -65,14 +65,23 @@ class Address(WireModel):
     street: str | None = None
 
 
+def _is_placeholder(value: str | None) -> bool:
+    # Trackers send "", "null", "undefined" for unknown traits: absent, not wrong.
+    return value is not None and value.strip().lower() in JUNK_VALUES
+
+
 def _check_email(value: str | None) -> str | None:
-    if value is not None and not looks_like_email(value):
+    if value is None or _is_placeholder(value):
+        return None
+    if not looks_like_email(value):
         raise ValueError("not an email address")
     return value
 
 
 def _check_phone(value: str | None) -> str | None:
-    if value is not None and normalise_phone(value) is None:
+    if value is None or _is_placeholder(value):
+        return None
+    if normalise_phone(value) is None:
         raise ValueError("not a phone number (give it with a country code, or a Japanese number)")
     return value
 

@@ -45,21 +45,25 @@ def content_message_id(raw: dict[str, Any]) -> str:
 
 
 def stamp(raw: dict[str, Any], received_at: datetime) -> dict[str, Any]:
-    """A copy of ``raw`` with ``messageId``, ``receivedAt`` and corrected ``timestamp``.
+    """``raw`` with ``messageId``, ``receivedAt`` and corrected ``timestamp`` filled in.
 
-    Values that are present but unparseable are left alone so that validation
+    Returns ``raw`` itself (the same object) when it already has all three, so
+    callers can keep the producer's exact bytes; otherwise a new dict. Values
+    that are present but unparseable are left alone so that validation
     reports them with their field name.
     """
+    if raw.get("messageId") and "receivedAt" in raw and "timestamp" in raw:
+        return raw
     out = dict(raw)
     if not out.get("messageId"):
         out["messageId"] = content_message_id(raw)
     received = parse_time(out.get("receivedAt")) or received_at
     if "receivedAt" not in out:
         out["receivedAt"] = _iso(received)
-    sent = parse_time(out.get("sentAt"))
-    original = parse_time(out.get("originalTimestamp"))
     if "timestamp" in out:
         return out
+    sent = parse_time(out.get("sentAt"))
+    original = parse_time(out.get("originalTimestamp"))
     if sent is not None and original is not None:
         out["timestamp"] = _iso(received - (sent - original))
     else:

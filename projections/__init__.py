@@ -1,0 +1,1 @@
+"""Pure folds: apply(state, event) -> state; no I/O, no clock."""
