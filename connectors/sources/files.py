@@ -24,7 +24,7 @@ import csv
 import gzip
 import io
 from collections.abc import Iterator
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import IO, Any
 
@@ -114,6 +114,9 @@ def csv_row_to_event(row: dict[str, str]) -> dict[str, Any]:
                 value = orjson.loads(cell)
             except orjson.JSONDecodeError:
                 value = cell  # validation names the field
+        existing = event.get(name)
+        if isinstance(value, dict) and isinstance(existing, dict):
+            value = {**value, **existing}  # dotted columns seen earlier refine the cell
         _set_path(event, name, value)
     return event
 
@@ -129,6 +132,15 @@ def _csv(path: Path, compressed: bool) -> Iterator[Item]:
             raise InputFileError(f"{path}: not readable as UTF-8 CSV: {error}") from None
 
 
+def _drop_nulls(value: Any) -> Any:
+    """A struct's null fields are fields the row does not have."""
+    if isinstance(value, dict):
+        return {k: _drop_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_drop_nulls(v) for v in value]
+    return value
+
+
 def _parquet(path: Path) -> Iterator[Item]:
     try:
         parquet = pq.ParquetFile(path)
@@ -138,7 +150,7 @@ def _parquet(path: Path) -> Iterator[Item]:
     for batch in parquet.iter_batches(batch_size=10_000):
         for row in batch.to_pylist():
             row_number += 1
-            event = {k: v for k, v in row.items() if v is not None}
+            event = _drop_nulls(row)
             for name in OBJECT_FIELDS:
                 value = event.get(name)
                 if isinstance(value, str) and value.lstrip().startswith("{"):
@@ -146,6 +158,8 @@ def _parquet(path: Path) -> Iterator[Item]:
                         event[name] = orjson.loads(value)
             for name in ("timestamp", "receivedAt", "sentAt", "originalTimestamp"):
                 moment = event.get(name)
+                if isinstance(moment, datetime) and moment.tzinfo is None:
+                    moment = moment.replace(tzinfo=UTC)  # naive Parquet timestamps mean UTC
                 if isinstance(moment, datetime | date):
                     event[name] = moment.isoformat()
             yield f"{path.name}:row {row_number}", event
