@@ -1,0 +1,74 @@
+"""Ingest benchmark: JSONL file → embedded log + projections.
+
+Prints the end-to-end ingest rate and, measured in the same run on the same
+lines, the raw parse-and-validate rate (``cdp.ingest.to_record``: orjson,
+stamping, pydantic validation) and the ratio of the two.
+
+    python -m bench.ingest [--events 200000] [--keep DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+
+from bench.common import line, machine, timed
+from cdp.config import Settings
+from cdp.engine import Engine
+from cdp.generate import GenerateConfig, generate
+from cdp.ingest import ingest, to_record
+from connectors.sources.files import read_items
+
+
+def run(events: int, workdir: Path) -> dict[str, float]:
+    source = workdir / "events.jsonl"
+    stats = generate(source, GenerateConfig(events=events))
+    lines = [raw for _, raw in read_items(source)]
+    now = datetime.now(UTC)
+
+    def parse_all() -> int:
+        for raw in lines:
+            to_record(raw, now, None)
+        return len(lines)
+
+    parsed, parse_s = timed(parse_all)
+    settings = Settings(workdir / "data")
+
+    def ingest_all() -> int:
+        with Engine.open(settings) as engine:
+            report = ingest(read_items(source), engine)
+            engine.checkpoint()
+        return report.accepted
+
+    accepted, ingest_s = timed(ingest_all)
+    print(f"ingest benchmark on {machine()}: {stats.events:,} generated events")
+    print(line("raw parse + validate (to_record)", parsed, parse_s))
+    print(line("ingest → durable log + projections", accepted, ingest_s))
+    ratio = (accepted / ingest_s) / (parsed / parse_s)
+    print(f"ratio ingest / raw parse+validate: {ratio:.2f}")
+    return {
+        "events": accepted,
+        "parse_rate": parsed / parse_s,
+        "ingest_rate": accepted / ingest_s,
+        "ratio": ratio,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--events", type=int, default=200_000)
+    parser.add_argument("--keep", type=Path, help="keep the work directory here")
+    args = parser.parse_args()
+    workdir = args.keep or Path(tempfile.mkdtemp(prefix="cdp-bench-"))
+    try:
+        run(args.events, workdir)
+    finally:
+        if args.keep is None:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,24 @@
+"""Run every benchmark once and print the figures (``make bench``)."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+
+from bench import demo, ingest, replay
+
+
+def main() -> None:
+    for bench in (ingest, replay):
+        workdir = Path(tempfile.mkdtemp(prefix="cdp-bench-"))
+        try:
+            bench.run(200_000, workdir)
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+        print()
+    demo.run()
+
+
+if __name__ == "__main__":
+    main()
