@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterator, Sequence
-from datetime import UTC
 
 import duckdb
 import pyarrow as pa
@@ -147,17 +146,20 @@ class DuckDBEventLog:
 
     def _insert(self, fresh: list[tuple[Record, int, int]]) -> None:
         events = [r.event for r, _, _ in fresh]
+        # Fields are read from __dict__: getattr() with a default on a pydantic
+        # model costs microseconds when the field is absent (it raises inside).
+        fields = [e.__dict__ for e in events]
         columns = {
             "offset": [o for _, _, o in fresh],
-            "message_id": [e.message_id for e in events],
+            "message_id": [f["message_id"] for f in fields],
             "message_hash": [h for _, h, _ in fresh],
-            "type": [getattr(e, "type", "track") for e in events],
-            "event": [getattr(e, "event", None) for e in events],
-            "user_id": [e.user_id for e in events],
-            "anonymous_id": [e.anonymous_id for e in events],
-            "timestamp": [e.timestamp.astimezone(UTC) for e in events],
-            "received_at": [e.received_at.astimezone(UTC) for e in events],
-            "schema_version": [e.schema_version for e in events],
+            "type": [f["type"] for f in fields],
+            "event": [f.get("event") for f in fields],
+            "user_id": [f["user_id"] for f in fields],
+            "anonymous_id": [f["anonymous_id"] for f in fields],
+            "timestamp": [f["timestamp"] for f in fields],  # Arrow converts aware times to UTC
+            "received_at": [f["received_at"] for f in fields],
+            "schema_version": [f["schema_version"] for f in fields],
             "source": [r.source for r, _, _ in fresh],
             "payload": [r.data.decode() for r, _, _ in fresh],
         }

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from cdp.bulk import paused_gc
 from cdp.log import AppendResult, Record
 from schemas import EventValidationError, decode, dumps, loads, stamp
 
@@ -111,18 +112,19 @@ def ingest(
                 progress(len(batch))
             batch.clear()
 
-    for location, raw in items:
-        report.read += 1
-        try:
-            batch.append(to_record(raw, now, source))
-        except EventValidationError as error:
-            report.rejected += 1
-            if len(report.errors) < MAX_REPORTED_ERRORS:
-                report.errors.append(ItemError(location, str(error)))
-            if progress is not None:
-                progress(1)
-            continue
-        if len(batch) >= batch_size:
-            flush()
-    flush()
+    with paused_gc():
+        for location, raw in items:
+            report.read += 1
+            try:
+                batch.append(to_record(raw, now, source))
+            except EventValidationError as error:
+                report.rejected += 1
+                if len(report.errors) < MAX_REPORTED_ERRORS:
+                    report.errors.append(ItemError(location, str(error)))
+                if progress is not None:
+                    progress(1)
+                continue
+            if len(batch) >= batch_size:
+                flush()
+        flush()
     return report

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from cdp import store
+from cdp.bulk import paused_gc
 from cdp.engine import Engine
 from cdp.log import StoredEvent
 from cdp.runtime import EmbeddedRuntime
@@ -130,10 +131,12 @@ def rebuild_as_of(
     """Projections as they were at event time ``as_of``, in the ``asof_*`` tables."""
     started = time.perf_counter()
     fresh = EmbeddedRuntime(engine.runtime.config)
-    for batch in _until(engine, as_of):
-        fresh.apply(batch)
-        if progress is not None:
-            progress(len(batch))
+    with paused_gc():
+        for batch in _until(engine, as_of):
+            fresh.apply(batch)
+            if progress is not None:
+                progress(len(batch))
+        fresh.flush()
     seconds = time.perf_counter() - started
     store.drop(engine.con, AS_OF_PREFIX)
     store.create(engine.con, AS_OF_PREFIX)

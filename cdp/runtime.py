@@ -30,6 +30,7 @@ import duckdb
 import orjson
 
 from cdp import store
+from cdp.bulk import paused_gc
 from cdp.log import EventLog, StoredEvent
 from projections import identity, lead_score, profile
 from schemas import AnyEvent
@@ -177,10 +178,12 @@ class EmbeddedRuntime:
     ) -> int:
         """Fold everything the log holds past ``next_offset``; return how many events."""
         before = self.stats.events
-        for batch in log.read(self.next_offset, batch_size=batch_size):
-            self.apply(batch)
-            if progress is not None:
-                progress(len(batch))
+        with paused_gc():
+            for batch in log.read(self.next_offset, batch_size=batch_size):
+                self.apply(batch)
+                if progress is not None:
+                    progress(len(batch))
+            self.flush()
         return self.stats.events - before
 
     # -------------------------------------------------------------- checkpoint

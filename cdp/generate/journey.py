@@ -226,24 +226,12 @@ class Journey:
         self, t: float, browser: Browser, who: Who, event: str, props: Raw, path: str
     ) -> None:
         """A track sent by the browser, with the page it happened on."""
-        if t > self.end:
-            return
-        message_id, timestamp, received_at = self._stamp(t)
-        raw: Raw = {
-            "type": "track",
-            "event": event,
-            "messageId": message_id,
-            "timestamp": timestamp,
-            "receivedAt": received_at,
-            **who,
-            "properties": props,
-            "context": {
-                "page": {"path": path, "url": SHOP_URL + path},
-                "userAgent": browser.device.user_agent,
-                "locale": "ja-JP",
-            },
+        context = {
+            "page": {"path": path, "url": SHOP_URL + path},
+            "userAgent": browser.device.user_agent,
+            "locale": "ja-JP",
         }
-        self.events.append((t, raw))
+        self.track(t, event, who, props, context)
 
     # -- browsing ------------------------------------------------------------
 
