@@ -13,7 +13,9 @@ here. The whole hierarchy::
     │   └── LogCorruptError         terminal  stored data is unreadable
     ├── NotFoundError               terminal  no such customer / segment / identifier
     ├── SegmentError                terminal  a segment definition or query is wrong
-    └── QueryError                  terminal  read-only SQL failed or tried to write
+    ├── QueryError                  terminal  read-only SQL failed or tried to write
+    ├── AuthError                   terminal  a write key, token or signature is missing or wrong
+    └── UnmappableError             terminal  a verified webhook payload has no event mapping
 
 ``TransientError`` means retry later, nothing was lost; ``TerminalError`` means
 the same input will fail again. Messages name the offending id, file or line.
@@ -31,6 +33,7 @@ from schemas.errors import (
 )
 
 __all__ = [
+    "AuthError",
     "CdpError",
     "ConfigError",
     "EventTooLargeError",
@@ -45,6 +48,7 @@ __all__ = [
     "SegmentError",
     "TerminalError",
     "TransientError",
+    "UnmappableError",
 ]
 
 
@@ -78,3 +82,12 @@ class SegmentError(TerminalError, CdpError):
 
 class QueryError(TerminalError, CdpError):
     """A read-only SQL query failed or tried to change data."""
+
+
+class AuthError(TerminalError, CdpError):
+    """A write key, read token or webhook signature is missing or wrong (HTTP 401)."""
+
+
+class UnmappableError(TerminalError, CdpError):
+    """A verified webhook payload cannot be turned into events; it is dead-lettered
+    with this message as the reason."""
