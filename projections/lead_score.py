@@ -11,6 +11,11 @@ turns that customer's events into:
 - a **funnel stage** awareness → interest → consideration → purchase →
   retention (認知・興味・検討・購入・継続).
 
+What earns points is set by ``Rules`` (``projections.scoring_rules``, whose
+``Rule``, ``Rules`` and ``DEFAULT_RULES`` are re-exported here). Buckets store
+counts, not points, so changing a rule's points rescores every state without
+a replay (see that module).
+
 Order independence, bit for bit
     Any permutation of the same events gives an *equal* ``State``. Floats are
     never accumulated: a ``Bucket`` counts the events one rule matched on one
@@ -29,13 +34,6 @@ Speed
     (rule candidates are one dict lookup by ``(type, event)``), and freezes
     once; ``apply`` folds one event by bisecting into the sorted buckets.
     ``fold`` must equal ``reduce(apply)`` (property-tested).
-
-Counts, not points, are stored
-    A bucket's points are ``events × rule.points`` under the ``Rules`` it is
-    read with, capped by the rule's ``daily_cap``. Changing a rule's points
-    therefore rescores every state without a replay; changing what a rule
-    *matches* needs a replay, like any projection change. Buckets of rules that
-    no longer exist are kept but score nothing.
 
 Not idempotent
     Duplicate deliveries count twice, like every fold here: the log
@@ -58,295 +56,76 @@ from __future__ import annotations
 import math
 from bisect import bisect_left
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta, timezone, tzinfo
+from dataclasses import dataclass
+from datetime import date, datetime, tzinfo
 from decimal import Decimal
 from operator import itemgetter
 from typing import Any, Final, NamedTuple
 
-from pydantic import BaseModel
-from pydantic_core import TzInfo
+from projections._lead_parts import (
+    EPOCH_ORDINAL,
+    HALF_DAY_US,
+    US_PER_DAY,
+    add_order,
+    add_refund,
+    epoch_us,
+    from_us,
+)
 
+# Rule matching is private to scoring_rules but runs in the fold's hot loop.
+from projections.scoring_rules import (
+    DEFAULT_RULES,
+    Equals,
+    Rule,
+    Rules,
+    _field,
+    _found,
+    _path_of,
+    _payload,
+    _under,
+)
 from schemas.crm import OrderCompleted, OrderRefunded
-from schemas.events import MESSAGE_TYPES, AnyEvent
+from schemas.events import AnyEvent
+
+__all__ = [
+    "CONSIDERATION_PAGE",
+    "DEFAULT_RULES",
+    "EMAIL_CLICKED",
+    "EMAIL_OPENED",
+    "EXAMPLES_PER_BUCKET",
+    "FORM_SUBMITTED",
+    "FUNNEL_STAGES",
+    "JSON_VERSION",
+    "LIFECYCLE_STAGES",
+    "PRODUCT_ADDED",
+    "PRODUCT_VIEWED",
+    "SIGNALS",
+    "SNS_MESSAGE",
+    "SUMMARY_COLUMNS",
+    "Bucket",
+    "Equals",
+    "Rule",
+    "Rules",
+    "State",
+    "apply",
+    "combine",
+    "explain",
+    "fold",
+    "from_json",
+    "funnel_stage",
+    "initial",
+    "lifecycle_stage",
+    "order_count",
+    "project",
+    "score_at",
+    "summary",
+    "to_json",
+]
 
 JSON_VERSION: Final = 1
 EXAMPLES_PER_BUCKET: Final = 3
 LIFECYCLE_STAGES: Final = ("unknown", "lead", "hot_lead", "customer", "repeater")
 FUNNEL_STAGES: Final = ("awareness", "interest", "consideration", "purchase", "retention")
-
-_US_PER_DAY: Final = 86_400_000_000
-_HALF_DAY_US: Final = _US_PER_DAY // 2
-_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
-_EPOCH_ORDINAL: Final = date(1970, 1, 1).toordinal()
-_ONE_US: Final = timedelta(microseconds=1)
-# Offsets of these tzinfo types do not depend on the date, so they can be cached.
-_FIXED_OFFSET_TYPES: Final = (timezone, TzInfo)
-
-Equals = str | int | float | bool
-_RULE_KEYS: Final = frozenset(
-    {"name", "points", "type", "event", "path_prefix", "prop", "equals", "daily_cap"}
-)
-_TOP_KEYS: Final = frozenset({"half_life_days", "hot_threshold", "horizon_half_lives", "rule"})
-_FUNNEL_KEYS: Final = frozenset({"interest_views", "consideration_paths"})
-
-
-# ── rules ───────────────────────────────────────────────────────────────────
-
-
-@dataclass(frozen=True, slots=True)
-class Rule:
-    """Which events earn points, and how many.
-
-    An event matches when every given condition holds: its message ``type``
-    (``page``, ``screen``, ``track``, ...), its track ``event`` name (implies
-    ``type = "track"``), its page path under ``path_prefix`` (whole path
-    segments: ``/cart`` matches ``/cart`` and ``/cart/items``, not
-    ``/cartoon``; the path is ``properties.path``, else ``context.page.path``)
-    and the property at dotted path ``prop`` equal to ``equals`` (``*`` stands
-    for any key or list item, e.g. ``consents.*``). ``daily_cap`` bounds the
-    points one rule can give per UTC day, so a crawler or a refresh loop cannot
-    make anyone hot.
-    """
-
-    name: str
-    points: float
-    type: str | None = None
-    event: str | None = None
-    path_prefix: str | None = None
-    prop: str | None = None
-    equals: Equals | None = None
-    daily_cap: float | None = None
-
-    def __post_init__(self) -> None:
-        # Messages name the TOML key so that from_mapping can prefix the rule's path.
-        if not self.name:
-            raise ValueError("name: must not be empty")
-        if not _is_number(self.points) or not math.isfinite(self.points):
-            raise ValueError("points: must be a finite number")
-        # Floats throughout, so that Rule("x", 1) == Rule("x", 1.0) reads the same too.
-        object.__setattr__(self, "points", float(self.points))
-        if self.daily_cap is not None:
-            if not _is_number(self.daily_cap):
-                raise ValueError("daily_cap: must be a positive number")
-            object.__setattr__(self, "daily_cap", float(self.daily_cap))
-        if self.type is None and self.event is None:
-            raise ValueError("type: give a message type, an event name or both")
-        if self.type is not None and self.type not in MESSAGE_TYPES:
-            raise ValueError(f"type: must be one of {', '.join(MESSAGE_TYPES)}")
-        if self.event is not None and self.type not in (None, "track"):
-            raise ValueError('event: only track messages have an event name (type = "track")')
-        if self.path_prefix is not None and not self.path_prefix.startswith("/"):
-            raise ValueError('path_prefix: must start with "/"')
-        if (self.prop is None) != (self.equals is None):
-            raise ValueError("equals: prop and equals go together")
-        if self.daily_cap is not None and not (
-            self.daily_cap > 0 and math.isfinite(self.daily_cap)
-        ):
-            raise ValueError("daily_cap: must be a positive number")
-
-    def day_points(self, events: int) -> float:
-        """Points ``events`` matches on one day are worth, after the daily cap."""
-        total = events * self.points
-        if self.daily_cap is None:
-            return total
-        return max(min(total, self.daily_cap), -self.daily_cap)
-
-
-class _Matcher(NamedTuple):
-    name: str
-    prefix: str | None  # without a trailing "/" ("" for the root)
-    parts: tuple[str, ...] | None
-    equals: Equals | None
-
-
-@dataclass(frozen=True, slots=True)
-class Rules:
-    """The scoring rules and the thresholds of the stages (``scoring.toml``)."""
-
-    rules: tuple[Rule, ...]
-    half_life_days: float = 30.0
-    hot_threshold: float = 25.0
-    #: Buckets this many half-lives older than the last activity are dropped
-    #: (10 half-lives: a bucket is worth < 0.1 % of its points by then).
-    horizon_half_lives: float = 10.0
-    #: Page/screen views that count as interest on their own.
-    interest_views: int = 3
-    #: Pages whose view means the customer is considering a purchase.
-    consideration_paths: tuple[str, ...] = ("/cart", "/checkout", "/pricing")
-    # Derived in __post_init__: (type, event) → matchers, so matching is a dict lookup.
-    _index: dict[tuple[str, str | None], tuple[_Matcher, ...]] = field(
-        init=False, repr=False, compare=False
-    )
-    _by_name: dict[str, Rule] = field(init=False, repr=False, compare=False)
-    _horizon_days: int = field(init=False, repr=False, compare=False)
-    _paths: tuple[str, ...] = field(init=False, repr=False, compare=False)
-
-    def __post_init__(self) -> None:
-        # Tuples even when given lists, so that Rules stay hashable and immutable.
-        object.__setattr__(self, "rules", tuple(self.rules))
-        object.__setattr__(self, "consideration_paths", tuple(self.consideration_paths))
-        if not (self.half_life_days > 0 and math.isfinite(self.half_life_days)):
-            raise ValueError("half_life_days: must be a positive number")
-        if not math.isfinite(self.hot_threshold):
-            raise ValueError("hot_threshold: must be a finite number")
-        if not (self.horizon_half_lives >= 1 and math.isfinite(self.horizon_half_lives)):
-            raise ValueError("horizon_half_lives: must be a number >= 1")
-        if not isinstance(self.interest_views, int) or self.interest_views < 1:
-            raise ValueError("funnel.interest_views: must be a positive integer")
-        by_name: dict[str, Rule] = {}
-        for position, rule in enumerate(self.rules):
-            if rule.name in by_name:
-                raise ValueError(f"rule[{position}].name: {rule.name!r} is used twice")
-            by_name[rule.name] = rule
-        index: dict[tuple[str, str | None], list[_Matcher]] = {}
-        for rule in self.rules:
-            kind = rule.type or "track"
-            index.setdefault((kind, rule.event), []).append(_matcher(rule))
-        # An exact (type, event) entry also carries the type's catch-all rules, so
-        # one lookup (plus a fallback to the catch-all) finds every candidate.
-        for (kind, event), matchers in index.items():
-            if event is not None:
-                matchers.extend(index.get((kind, None), ()))
-        object.__setattr__(self, "_index", {k: tuple(v) for k, v in index.items()})
-        object.__setattr__(self, "_by_name", by_name)
-        horizon = math.ceil(self.half_life_days * self.horizon_half_lives)
-        object.__setattr__(self, "_horizon_days", horizon)
-        object.__setattr__(self, "_paths", tuple(p.rstrip("/") for p in self.consideration_paths))
-
-    def rule(self, name: str) -> Rule | None:
-        """The rule called ``name``, if there is one."""
-        return self._by_name.get(name)
-
-    @classmethod
-    def from_mapping(cls, data: Mapping[str, Any], source: str = "<rules>") -> Rules:
-        """Rules from parsed TOML; ``ValueError`` names the file and key path.
-
-        Example message: ``scoring.toml: rule[3].points: must be a number``
-        (rules are numbered from 0, in file order).
-        """
-        return _parse(data, source)
-
-
-def _matcher(rule: Rule) -> _Matcher:
-    prefix = None if rule.path_prefix is None else rule.path_prefix.rstrip("/")
-    parts = None if rule.prop is None else tuple(rule.prop.split("."))
-    return _Matcher(rule.name, prefix, parts, rule.equals)
-
-
-def _under(path: str, prefix: str) -> bool:
-    """``path`` is ``prefix`` or below it, on whole segments."""
-    return path.startswith(prefix) and (len(path) == len(prefix) or path[len(prefix)] == "/")
-
-
-def _is_number(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
-
-
-def _parse(data: Mapping[str, Any], source: str) -> Rules:
-    def fail(path: str, problem: str) -> ValueError:
-        return ValueError(f"{source}: {path}: {problem}")
-
-    if not isinstance(data, Mapping):
-        raise fail("<top>", "must be a table")
-    for key in data:
-        if key not in _TOP_KEYS and key != "funnel":
-            raise fail(key, "unknown key")
-    settings: dict[str, Any] = {}
-    for key in ("half_life_days", "hot_threshold", "horizon_half_lives"):
-        if key in data:
-            if not _is_number(data[key]):
-                raise fail(key, "must be a number")
-            settings[key] = float(data[key])
-    funnel = data.get("funnel", {})
-    if not isinstance(funnel, Mapping):
-        raise fail("funnel", "must be a table")
-    for key in funnel:
-        if key not in _FUNNEL_KEYS:
-            raise fail(f"funnel.{key}", "unknown key")
-    if "interest_views" in funnel:
-        views = funnel["interest_views"]
-        if not isinstance(views, int) or isinstance(views, bool):
-            raise fail("funnel.interest_views", "must be an integer")
-        settings["interest_views"] = views
-    if "consideration_paths" in funnel:
-        paths = funnel["consideration_paths"]
-        if not isinstance(paths, list) or not all(isinstance(p, str) for p in paths):
-            raise fail("funnel.consideration_paths", "must be a list of strings")
-        for position, path in enumerate(paths):
-            if not path.startswith("/"):
-                raise fail(f"funnel.consideration_paths[{position}]", 'must start with "/"')
-        settings["consideration_paths"] = tuple(paths)
-    raw_rules = data.get("rule", [])
-    if not isinstance(raw_rules, list):
-        raise fail("rule", "must be an array of tables ([[rule]])")
-    rules = tuple(_parse_rule(raw, f"rule[{i}]", fail) for i, raw in enumerate(raw_rules))
-    try:
-        return Rules(rules=rules, **settings)
-    except ValueError as error:
-        raise ValueError(f"{source}: {error}") from None
-
-
-def _parse_rule(raw: object, path: str, fail: Any) -> Rule:
-    if not isinstance(raw, Mapping):
-        raise fail(path, "must be a table")
-    for key in raw:
-        if key not in _RULE_KEYS:
-            raise fail(f"{path}.{key}", "unknown key")
-    for key in ("name", "points"):
-        if key not in raw:
-            raise fail(f"{path}.{key}", "is required")
-    for key in ("name", "type", "event", "path_prefix", "prop"):
-        if key in raw and not isinstance(raw[key], str):
-            raise fail(f"{path}.{key}", "must be a string")
-    for key in ("points", "daily_cap"):
-        if key in raw and not _is_number(raw[key]):
-            raise fail(f"{path}.{key}", "must be a number")
-    if "equals" in raw and not isinstance(raw["equals"], str | int | float | bool):
-        raise fail(f"{path}.equals", "must be a string, number or boolean")
-    cap = raw.get("daily_cap")
-    try:
-        return Rule(
-            name=raw["name"],
-            points=float(raw["points"]),
-            type=raw.get("type"),
-            event=raw.get("event"),
-            path_prefix=raw.get("path_prefix"),
-            prop=raw.get("prop"),
-            equals=raw.get("equals"),
-            daily_cap=None if cap is None else float(cap),
-        )
-    except ValueError as error:
-        key, _, problem = str(error).partition(": ")  # Rule names the key first
-        raise fail(f"{path}.{key}", problem) from None
-
-
-# The shop's defaults; cdp/defaults/scoring.toml says the same (a test checks it).
-DEFAULT_RULES: Final = Rules(
-    rules=(
-        Rule("page_view", 1, type="page", daily_cap=10),
-        Rule("screen_view", 1, type="screen", daily_cap=10),
-        Rule("product_viewed", 2, event="Product Viewed", daily_cap=10),
-        Rule("product_added", 5, event="Product Added", daily_cap=15),
-        Rule("cart_page", 5, type="page", path_prefix="/cart", daily_cap=10),
-        Rule("checkout_page", 5, type="page", path_prefix="/checkout", daily_cap=10),
-        Rule("form_submitted", 10, event="Form Submitted", daily_cap=20),
-        Rule("email_opened", 2, event="Email Opened", daily_cap=4),
-        Rule("email_link_clicked", 5, event="Email Link Clicked", daily_cap=10),
-        Rule("sns_message_received", 8, event="Message Received", daily_cap=16),
-        Rule("survey_answered", 5, event="Survey Answered", daily_cap=5),
-        Rule(
-            "consent_granted",
-            3,
-            event="Consent Updated",
-            prop="consents.*",
-            equals=True,
-            daily_cap=3,
-        ),
-    ),
-    half_life_days=30.0,
-    hot_threshold=25.0,
-)
 
 
 # ── state ───────────────────────────────────────────────────────────────────
@@ -424,7 +203,7 @@ _TRACK_FACTS: Final[dict[str, tuple[bool, str | None]]] = {
     "Order Completed": (True, None),
 }
 _NEVER: Final = -(1 << 62)  # "no activity yet" as µs, below any real time
-_MISSING: Final = object()
+_MISSING: Final = object()  # a page path not looked up yet
 
 
 _EMPTY: Final = State()
@@ -462,7 +241,7 @@ class _Builder:
         # Per-fold cache of fixed UTC offsets in µs (datetime.utcoffset costs ~0.3 µs).
         self.offsets: dict[tzinfo | None, int] = {}
         last = state.last_activity
-        self.last_us = _NEVER if last is None else _epoch_us(last, self.offsets)
+        self.last_us = _NEVER if last is None else epoch_us(last, self.offsets)
         self.known = state.known
         self.views = state.views
         self.signals = set(state.signals)
@@ -487,7 +266,7 @@ class _Builder:
         views = self.views
         considered = CONSIDERATION_PAGE in signals
         for event in events:
-            us = _epoch_us(event.timestamp, offsets)
+            us = epoch_us(event.timestamp, offsets)
             if us > last_us:  # noqa: PLR1730  # max() is a call, this loop is hot
                 last_us = us
             kind: str = event.type  # type: ignore[attr-defined]  # every union member has one
@@ -503,9 +282,9 @@ class _Builder:
                     if facts[1] is not None:
                         signals.add(facts[1])
                     if isinstance(event, OrderCompleted):
-                        _add_order(self.orders, event.properties.order_id, event.properties.revenue)
+                        add_order(self.orders, event.properties.order_id, event.properties.revenue)
                 elif isinstance(event, OrderRefunded):
-                    _add_refund(self.refunds, event.properties.order_id, event.properties.total)
+                    add_refund(self.refunds, event.properties.order_id, event.properties.total)
             elif kind == "page":
                 views += 1
                 if not considered:
@@ -523,8 +302,8 @@ class _Builder:
                 matchers = index_get((kind, None))
                 if matchers is None:
                     continue
-            day = us // _US_PER_DAY
-            if day < last_us // _US_PER_DAY - horizon:
+            day = us // US_PER_DAY
+            if day < last_us // US_PER_DAY - horizon:
                 continue  # beyond the horizon already: freeze would drop the bucket
             example = (us, event.message_id)
             for rule, prefix, parts, equals in matchers:
@@ -552,14 +331,14 @@ class _Builder:
     def merge(self, other: State) -> None:
         """Fold in another customer's state (``combine``)."""
         if other.last_activity is not None:
-            self.last_us = max(self.last_us, _epoch_us(other.last_activity, self.offsets))
+            self.last_us = max(self.last_us, epoch_us(other.last_activity, self.offsets))
         self.known = self.known or other.known
         self.views += other.views
         self.signals |= other.signals
         for order_id, revenue in other.orders:
-            _add_order(self.orders, order_id, revenue)
+            add_order(self.orders, order_id, revenue)
         for order_id, total in other.refunds:
-            _add_refund(self.refunds, order_id, total)
+            add_refund(self.refunds, order_id, total)
         for bucket in other.buckets:
             slot = self.buckets.get((bucket.rule, bucket.day))
             if slot is None:
@@ -573,9 +352,9 @@ class _Builder:
         """The canonical ``State``: sorted tuples, buckets beyond the horizon dropped."""
         if self.last_us == _NEVER:
             return initial()
-        cutoff = self.last_us // _US_PER_DAY - self.horizon
+        cutoff = self.last_us // US_PER_DAY - self.horizon
         return State(
-            last_activity=_from_us(self.last_us),
+            last_activity=from_us(self.last_us),
             known=self.known,
             views=self.views,
             signals=frozenset(self.signals),
@@ -594,20 +373,6 @@ def _bucket(fields: tuple[str, int, int, tuple[tuple[int, str], ...]]) -> Bucket
     return tuple.__new__(Bucket, fields)
 
 
-def _add_order(orders: dict[str, Decimal], order_id: str, revenue: Decimal) -> None:
-    seen = orders.get(order_id)
-    orders[order_id] = revenue if seen is None else _canonical_max(seen, revenue)
-
-
-def _add_refund(refunds: dict[str, Decimal | None], order_id: str, total: Decimal | None) -> None:
-    if order_id not in refunds:
-        refunds[order_id] = total
-        return
-    seen = refunds[order_id]
-    # A whole-order refund (None) absorbs partial ones; partial amounts add up.
-    refunds[order_id] = None if seen is None or total is None else seen + total
-
-
 def _apply_one(base: State, one: _Builder, rules: Rules) -> State:
     """``base`` plus a builder that folded one event (``apply``'s path).
 
@@ -616,9 +381,9 @@ def _apply_one(base: State, one: _Builder, rules: Rules) -> State:
     """
     if base.last_activity is None:
         return one.freeze()
-    base_us = _epoch_us(base.last_activity, one.offsets)
+    base_us = epoch_us(base.last_activity, one.offsets)
     last_us = max(base_us, one.last_us)
-    cutoff = last_us // _US_PER_DAY - rules._horizon_days
+    cutoff = last_us // US_PER_DAY - rules._horizon_days
     buckets = base.buckets
     # Usually nothing is old enough (the cutoff moves only with the last active
     # day); checking anyway keeps a state folded under other rules canonical.
@@ -639,16 +404,16 @@ def _apply_one(base: State, one: _Builder, rules: Rules) -> State:
     if one.orders:
         order_map = dict(orders)
         for order_id, revenue in one.orders.items():
-            _add_order(order_map, order_id, revenue)
+            add_order(order_map, order_id, revenue)
         orders = tuple(sorted(order_map.items()))
     if one.refunds:
         refund_map = dict(refunds)
         for order_id, total in one.refunds.items():
-            _add_refund(refund_map, order_id, total)
+            add_refund(refund_map, order_id, total)
         refunds = tuple(sorted(refund_map.items()))
     signals = base.signals if one.signals <= base.signals else base.signals | one.signals
     return State(
-        last_activity=base.last_activity if last_us == base_us else _from_us(last_us),
+        last_activity=base.last_activity if last_us == base_us else from_us(last_us),
         known=base.known or one.known,
         views=base.views + one.views,
         signals=signals,
@@ -656,10 +421,6 @@ def _apply_one(base: State, one: _Builder, rules: Rules) -> State:
         refunds=refunds,
         buckets=buckets,
     )
-
-
-def _from_us(epoch_us: int) -> datetime:
-    return _EPOCH + timedelta(microseconds=epoch_us)
 
 
 _bucket_key: Final = itemgetter(0, 1)  # (rule, day): the sort key of State.buckets
@@ -678,101 +439,8 @@ def _keep(examples: list[tuple[int, str]], example: tuple[int, str]) -> None:
     del examples[EXAMPLES_PER_BUCKET:]
 
 
-def _epoch_us(moment: datetime, offsets: dict[tzinfo | None, int]) -> int:
-    """Exact µs since the epoch, UTC (``datetime.timestamp`` is a float)."""
-    tz = moment.tzinfo
-    offset = offsets.get(tz)
-    if offset is None:
-        delta = moment.utcoffset()
-        if delta is None:
-            raise ValueError(f"event time {moment.isoformat()} has no time zone")
-        offset = delta // _ONE_US
-        if isinstance(tz, _FIXED_OFFSET_TYPES):
-            offsets[tz] = offset
-    seconds = (
-        (moment.toordinal() - _EPOCH_ORDINAL) * 86_400
-        + moment.hour * 3_600
-        + moment.minute * 60
-        + moment.second
-    )
-    return seconds * 1_000_000 + moment.microsecond - offset
-
-
-def _canonical_max(a: Decimal, b: Decimal) -> Decimal:
-    # Equal amounts can differ in exponent (1200 vs 1200.0); pick one by text so
-    # the stored value does not depend on which event came first.
-    if a != b:
-        return max(a, b)
-    return max(a, b, key=str)
-
-
-def _field(event: AnyEvent, name: str) -> Any:
-    """A field some message types lack, or ``None``.
-
-    Not ``getattr(event, name, None)``: for a missing name pydantic's
-    ``__getattr__`` raises and that costs ~8 µs; field values live in ``__dict__``.
-    """
-    return event.__dict__.get(name)
-
-
 def _has_contact(traits: Any) -> bool:
     return traits is not None and (traits.email is not None or traits.phone is not None)
-
-
-def _path_of(event: AnyEvent) -> str | None:
-    props = _field(event, "properties")
-    if isinstance(props, dict):
-        path = props.get("path")
-        if isinstance(path, str):
-            return path
-    page = event.context.page
-    return page.path if page is not None else None
-
-
-def _payload(event: AnyEvent) -> Any:
-    """What ``Rule.prop`` looks into: ``properties``, else ``traits``."""
-    props = _field(event, "properties")
-    return props if props is not None else _field(event, "traits")
-
-
-def _found(value: Any, parts: tuple[str, ...], equals: Any) -> bool:
-    """Some value at dotted path ``parts`` (``*`` = any child) equals ``equals``."""
-    for position, part in enumerate(parts):
-        if part == "*":
-            rest = parts[position + 1 :]
-            return any(_found(child, rest, equals) for child in _children(value))
-        value = _child(value, part)
-        if value is _MISSING:
-            return False
-    # True == 1 in Python; a rule asking for true must not match the number 1.
-    if isinstance(value, bool) or isinstance(equals, bool):
-        return type(value) is type(equals) and value == equals
-    return bool(value == equals)
-
-
-def _child(value: Any, key: str) -> Any:
-    if isinstance(value, Mapping):
-        return value.get(key, _MISSING)
-    if isinstance(value, BaseModel):
-        return getattr(value, key, _MISSING) if key in _model_keys(value) else _MISSING
-    if isinstance(value, list | tuple) and key.isdigit() and int(key) < len(value):
-        return value[int(key)]
-    return _MISSING
-
-
-def _children(value: Any) -> Iterable[Any]:
-    if isinstance(value, Mapping):
-        return value.values()
-    if isinstance(value, BaseModel):
-        return [getattr(value, key) for key in _model_keys(value)]
-    if isinstance(value, list | tuple):
-        return value
-    return ()
-
-
-def _model_keys(model: BaseModel) -> set[str]:
-    # Declared fields plus the extras producers sent; never methods or private state.
-    return set(type(model).model_fields) | set(model.model_extra or ())
 
 
 def fold(state: State, events: Iterable[AnyEvent], rules: Rules = DEFAULT_RULES) -> State:
@@ -808,13 +476,13 @@ def _as_of(state: State, at: datetime | None) -> int | None:
     """``at`` (default: the last activity) in µs, never before the last activity."""
     if state.last_activity is None:
         return None
-    last = _epoch_us(state.last_activity, {})
-    return last if at is None else max(last, _epoch_us(at, {}))
+    last = epoch_us(state.last_activity, {})
+    return last if at is None else max(last, epoch_us(at, {}))
 
 
 def _weighted(state: State, rules: Rules, at_us: int) -> list[tuple[Bucket, float, float]]:
     """``(bucket, points, decayed points)`` of the buckets whose rule still exists."""
-    half_life_us = rules.half_life_days * _US_PER_DAY
+    half_life_us = rules.half_life_days * US_PER_DAY
     by_name = rules._by_name
     out = []
     for bucket in state.buckets:
@@ -825,7 +493,7 @@ def _weighted(state: State, rules: Rules, at_us: int) -> list[tuple[Bucket, floa
         # Age from the bucket's midday, negative for a bucket of today before
         # noon, and not clamped: that keeps score_at(T + d) == score_at(T) *
         # 0.5 ** (d / half-life) exactly, which SQL views of "the score now" use.
-        age = at_us - (bucket.day * _US_PER_DAY + _HALF_DAY_US)
+        age = at_us - (bucket.day * US_PER_DAY + HALF_DAY_US)
         out.append((bucket, points, points * 0.5 ** (age / half_life_us)))
     return out
 
@@ -859,7 +527,7 @@ def explain(
     return [
         {
             "rule": bucket.rule,
-            "day": date.fromordinal(_EPOCH_ORDINAL + bucket.day).isoformat(),
+            "day": date.fromordinal(EPOCH_ORDINAL + bucket.day).isoformat(),
             "events": bucket.events,
             "points": points,
             "decayed_points": decayed,
