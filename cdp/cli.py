@@ -19,20 +19,25 @@ from typing import Annotated, Any
 
 import orjson
 import typer
+import uvicorn
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from cdp import collector, deadletters
 from cdp import lookup as lookup_service
 from cdp import replay as replay_service
 from cdp import segments as segment_service
+from cdp.api import create_app
 from cdp.config import Settings
 from cdp.demo import run_demo
 from cdp.engine import Engine
 from cdp.errors import CdpError
 from cdp.generate import GenerateConfig, generate
 from cdp.ingest import IngestReport, ingest
+from cdp.log import Record
 from cdp.query import audience, run_sql
+from cdp.sources import SourceRegistry
 from connectors.destinations.csv_file import write_csv
 from connectors.sources.files import read_items
 
@@ -44,6 +49,10 @@ app = typer.Typer(
 )
 segment_app = typer.Typer(help="Built-in segments: list them, run one.", no_args_is_help=True)
 app.add_typer(segment_app, name="segment")
+sources_app = typer.Typer(help="Sources and their write keys.", no_args_is_help=True)
+app.add_typer(sources_app, name="sources")
+deadletter_app = typer.Typer(help="Requests rejected after authentication.", no_args_is_help=True)
+app.add_typer(deadletter_app, name="deadletter")
 
 console = Console()
 err_console = Console(stderr=True)
@@ -552,6 +561,127 @@ def demo_command(
             print_json=_print_json,
             print_profile=print_profile,
             progress=lambda label, total: _progress(opts, label, total),
+        )
+
+
+# --------------------------------------------------------------------- serve
+@app.command("serve")
+def serve_command(
+    ctx: typer.Context,
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, max=65535, help="TCP port.")] = 8080,
+) -> None:
+    """Run the Segment-compatible collector (OpenAPI docs at /docs)."""
+    opts = _opts(ctx)
+    with _errors():
+        opts.settings.data_dir.mkdir(parents=True, exist_ok=True)
+        uvicorn.run(
+            create_app(opts.settings), host=host, port=port, log_level="info", access_log=False
+        )
+
+
+# ------------------------------------------------------------------- sources
+@sources_app.command("add")
+def sources_add(ctx: typer.Context, name: Annotated[str, typer.Argument()]) -> None:
+    """Create a source and print its write key (shown once, stored only hashed)."""
+    opts = _opts(ctx)
+    with _errors():
+        key = SourceRegistry(opts.settings.data_dir).add(name)
+    if opts.json:
+        _print_json({"name": name, "write_key": key})
+    else:
+        console.print(f"source [bold]{name}[/] created. Write key (shown once):")
+        console.print(key, highlight=False, soft_wrap=True)
+
+
+@sources_app.command("list")
+def sources_list(ctx: typer.Context) -> None:
+    """Every source, with when it was created and revoked."""
+    opts = _opts(ctx)
+    with _errors():
+        items = SourceRegistry(opts.settings.data_dir).list()
+    rows = [
+        {"name": s.name, "created_at": s.created_at, "revoked_at": s.revoked_at, "active": s.active}
+        for s in items
+    ]
+    if opts.json:
+        _print_json(rows)
+    else:
+        console.print(
+            _table(
+                "sources",
+                ["name", "created", "revoked"],
+                [(r["name"], r["created_at"], r["revoked_at"]) for r in rows],
+            )
+        )
+
+
+@sources_app.command("revoke")
+def sources_revoke(ctx: typer.Context, name: Annotated[str, typer.Argument()]) -> None:
+    """Refuse a source's write key from now on (401)."""
+    opts = _opts(ctx)
+    with _errors():
+        source = SourceRegistry(opts.settings.data_dir).revoke(name)
+    if opts.json:
+        _print_json({"name": source.name, "revoked_at": source.revoked_at})
+    else:
+        console.print(f"source [bold]{name}[/] revoked at {source.revoked_at}")
+
+
+# ---------------------------------------------------------------- deadletter
+@deadletter_app.command("list")
+def deadletter_list(
+    ctx: typer.Context,
+    all_: Annotated[bool, typer.Option("--all", help="Include retried ones.")] = False,
+    limit: Annotated[int, typer.Option(min=1)] = 50,
+    body: Annotated[bool, typer.Option(help="Show the stored bodies.")] = False,
+) -> None:
+    """Rejected requests with their reasons."""
+    opts = _opts(ctx)
+    with _errors():
+        con = Engine.open_read_only(opts.settings)
+        try:
+            letters = deadletters.select(con, None if all_ else deadletters.PENDING, limit)
+        finally:
+            con.close()
+    if opts.json:
+        _print_json([d.as_dict(with_body=body) for d in letters])
+    else:
+        console.print(
+            _table(
+                "dead letters",
+                ["id", "received", "source", "endpoint", "status", "reason"],
+                [(d.id, d.received_at, d.source, d.endpoint, d.status, d.reason) for d in letters],
+            )
+        )
+
+
+def _rebuild_collector_request(letter: deadletters.DeadLetter) -> list[Record]:
+    items, _ = collector.parse(letter.endpoint, letter.body)
+    return collector.to_records(
+        items, letter.received_at, letter.source, single=letter.endpoint in collector.SINGLE_TYPES
+    )
+
+
+@deadletter_app.command("retry")
+def deadletter_retry(ctx: typer.Context) -> None:
+    """Run pending dead letters through validation again; append those that now pass."""
+    opts = _opts(ctx)
+    with _errors(), Engine.open(opts.settings) as engine:
+        report = deadletters.retry(
+            engine.con, engine.append, _rebuild_collector_request, datetime.now(UTC)
+        )
+    data = {
+        "retried": report.retried,
+        "events": report.events,
+        "still_failing": report.still_failing,
+    }
+    if opts.json:
+        _print_json(data)
+    else:
+        console.print(
+            f"retried {report.retried} ({report.events} events appended); "
+            f"{report.still_failing} still failing"
         )
 
 

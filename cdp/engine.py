@@ -16,13 +16,12 @@ from types import TracebackType
 
 import duckdb
 
-from cdp import store, views
+from cdp import deadletters, store, views
 from cdp.config import Settings
 from cdp.duckdb_log import DuckDBEventLog
 from cdp.errors import LogUnavailableError
 from cdp.log import AppendResult, Record
 from cdp.runtime import EmbeddedRuntime, RuntimeConfig
-
 
 WAL_CHECKPOINT_THRESHOLD = "256MB"
 
@@ -57,6 +56,7 @@ class Engine:
         self.con = con
         self.log = DuckDBEventLog(con)
         store.create(con)
+        deadletters.create(con)
         views.create(con, runtime_config.scoring)
         self.runtime = EmbeddedRuntime.restore(con, runtime_config)
         self.rules_changed = self._rules_changed(runtime_config)

@@ -21,7 +21,7 @@ ALLOWED = {
     "connectors": {"schemas", "projections", "cdp", "connectors"},
     "streams": {"schemas", "projections", "cdp", "streams"},
 }
-COMPOSITION = {"cdp/cli.py", "cdp/demo.py"}
+COMPOSITION = {"cdp/cli.py", "cdp/demo.py", "cdp/api.py"}
 IMPURE = {
     "duckdb",
     "faust",

@@ -1,0 +1,194 @@
+"""The HTTP service (``cdp serve``): the Segment-compatible collector.
+
+Composition module: builds a FastAPI app around one ``GroupCommitWriter``
+(which owns the engine), the source registry and the collector semantics in
+``cdp.collector``. Routes only parse, call, and format.
+
+Why FastAPI on uvicorn: an ASGI stack that holds thousands of concurrent
+keep-alive connections on one core, serves OpenAPI docs, and is the most
+widely deployed Python web stack; the request bodies are read raw and parsed
+with orjson (not FastAPI's pydantic body models) because the collector's
+contracts, limits and error shapes are Segment's, not the framework's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+
+from cdp import collector, deadletters
+from cdp.config import Settings
+from cdp.engine import Engine
+from cdp.errors import AuthError, CdpError
+from cdp.sources import SourceRegistry
+from cdp.writer import Backpressure, GroupCommitWriter
+
+SUCCESS = {"success": True}
+
+
+def _error(
+    status: int, message: str, headers: dict[str, str] | None = None, **extra: Any
+) -> JSONResponse:
+    return JSONResponse(
+        {"success": False, "error": message, **extra}, status_code=status, headers=headers
+    )
+
+
+def basic_username(header: str | None) -> str | None:
+    """The username of an HTTP Basic ``Authorization`` header (Segment's write key)."""
+    if not header or not header.lower().startswith("basic "):
+        return None
+    try:
+        decoded = base64.b64decode(header[6:].strip(), validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError):
+        raise AuthError("Authorization header is not valid Basic credentials") from None
+    return decoded.partition(":")[0] or None
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    """The raw body, refusing more than ``limit`` bytes on the wire."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise collector.RequestRejected(
+            [collector.Problem(None, "", f"request is over the {limit // 1024} KB limit")], 413
+        )
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise collector.RequestRejected(
+                [collector.Problem(None, "", f"request is over the {limit // 1024} KB limit")], 413
+            )
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def create_app(settings: Settings, writer: GroupCommitWriter | None = None) -> FastAPI:
+    """The collector app for one data directory (a writer is made if not given)."""
+    sources = SourceRegistry(settings.data_dir)
+    own_writer = writer is None
+    the_writer = writer or GroupCommitWriter(lambda: Engine.open(settings))
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        if own_writer:
+            await asyncio.to_thread(the_writer.start)
+        try:
+            yield
+        finally:
+            if own_writer:
+                await asyncio.to_thread(the_writer.stop)
+
+    app = FastAPI(
+        title="cdp collector",
+        version="0.1.0",
+        description="Segment-compatible HTTP tracking API of the event-sourced CDP.",
+        lifespan=lifespan,
+    )
+    app.state.writer = the_writer
+    app.state.sources = sources
+
+    async def run(fn: Callable[[Engine], Any]) -> Any:
+        return await asyncio.wrap_future(the_writer.call(fn))
+
+    async def dead_letter(
+        source: str, endpoint: str, reason: str, body: bytes, received_at: datetime
+    ) -> None:
+        await run(
+            lambda engine: deadletters.add(
+                engine.con,
+                received_at=received_at,
+                source=source,
+                endpoint=endpoint,
+                reason=reason,
+                body=body,
+            )
+        )
+
+    async def collect(endpoint: str, request: Request) -> Response:
+        received_at = datetime.now(UTC)
+        try:
+            header_key = basic_username(request.headers.get("authorization"))
+            raw = await _read_body(request, collector.MAX_REQUEST_BYTES)
+            # Limits and parsing come before authentication only as far as needed
+            # to find a key in the body; nothing is stored for unknown callers.
+            body = collector.decompress(raw, request.headers.get("content-encoding"))
+        except AuthError as error:
+            return _error(401, str(error))
+        except collector.RequestRejected as error:
+            return _error(error.status, str(error), errors=[p.as_dict() for p in error.problems])
+        parse_error: collector.RequestRejected | None = None
+        items: list[dict[str, Any]] = []
+        body_key: str | None = None
+        try:
+            items, body_key = collector.parse(endpoint, body)
+        except collector.RequestRejected as error:
+            parse_error = error
+        try:
+            source = sources.authenticate(header_key or body_key)
+        except AuthError as error:
+            return _error(401, str(error))
+        try:
+            if parse_error is not None:
+                raise parse_error
+            records = collector.to_records(
+                items, received_at, source, single=endpoint in collector.SINGLE_TYPES
+            )
+        except collector.RequestRejected as error:
+            await dead_letter(source, endpoint, str(error), body, received_at)
+            return _error(error.status, str(error), errors=[p.as_dict() for p in error.problems])
+        try:
+            await asyncio.wrap_future(the_writer.submit(records))
+        except Backpressure as error:
+            return _error(503, str(error), headers={"Retry-After": str(error.retry_after)})
+        return JSONResponse(SUCCESS)
+
+    def route(endpoint: str) -> Callable[[Request], Awaitable[Response]]:
+        async def handler(request: Request) -> Response:
+            return await collect(endpoint, request)
+
+        handler.__name__ = f"collect_{endpoint}"
+        handler.__doc__ = (
+            f"Segment `{endpoint}` call. Write key as HTTP Basic username or `writeKey`. "
+            '200 `{"success": true}` once durable; 400/413 name each bad item; '
+            "401 bad key; 503 + Retry-After when the log is saturated."
+        )
+        return handler
+
+    body_doc = {
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {
+                    "schema": {
+                        "type": "object",
+                        "description": "A Segment-spec event (see "
+                        'schemas/jsonschema/); /v1/batch takes {"batch": [events], "context", '
+                        '"integrations", "sentAt"}.',
+                    }
+                }
+            },
+        }
+    }
+    for endpoint in (*collector.SINGLE_TYPES, *collector.BATCH_ENDPOINTS):
+        app.post(f"/v1/{endpoint}", openapi_extra=body_doc, tags=["collector"])(route(endpoint))
+
+    @app.get("/health", tags=["ops"])
+    async def health() -> dict[str, Any]:
+        """Liveness and the writer's queue depth."""
+        return {"ok": True, "pending": the_writer.pending, "group_commits": the_writer.groups}
+
+    @app.exception_handler(CdpError)
+    async def cdp_error(_: Request, error: CdpError) -> JSONResponse:
+        return _error(400, str(error))
+
+    return app

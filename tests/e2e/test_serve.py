@@ -1,0 +1,120 @@
+"""``cdp serve``, ``cdp sources`` and ``cdp deadletter`` as an operator uses them."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import orjson
+import pytest
+from typer.testing import CliRunner
+
+from cdp import deadletters
+from cdp.cli import app
+from cdp.config import Settings
+from cdp.engine import Engine
+
+pytestmark = pytest.mark.e2e
+
+
+def cli(data_dir: Path, *args: str) -> dict:  # type: ignore[type-arg]
+    result = CliRunner().invoke(app, ["--data-dir", str(data_dir), "--json", *args])
+    assert result.exit_code == 0, result.output
+    return orjson.loads(result.stdout)  # type: ignore[no-any-return]
+
+
+def test_sources_add_list_revoke(tmp_path: Path) -> None:
+    created = cli(tmp_path, "sources", "add", "shop-web")
+    assert created["write_key"].startswith("wk_")
+    assert created["write_key"] not in (tmp_path / "sources.json").read_text()
+    listed = cli(tmp_path, "sources", "list")
+    assert [(s["name"], s["active"]) for s in listed] == [("shop-web", True)]
+    cli(tmp_path, "sources", "revoke", "shop-web")
+    assert cli(tmp_path, "sources", "list")[0]["active"] is False
+    twice = CliRunner().invoke(app, ["--data-dir", str(tmp_path), "sources", "add", "BAD NAME"])
+    assert twice.exit_code == 2 and "must be 1-63 lower-case" in twice.output
+
+
+def test_deadletter_list_and_retry(tmp_path: Path) -> None:
+    settings = Settings(tmp_path)
+    good = {"batch": [{"type": "page", "messageId": "m-1", "anonymousId": "a"}]}
+    bad = {"batch": [{"type": "page", "messageId": "m-2"}]}
+    with Engine.open(settings) as engine:
+        for body in (good, bad):
+            deadletters.add(
+                engine.con,
+                received_at=datetime(2026, 5, 1, tzinfo=UTC),
+                source="web",
+                endpoint="batch",
+                reason="was rejected",
+                body=orjson.dumps(body),
+            )
+    assert [d["id"] for d in cli(tmp_path, "deadletter", "list")] == [1, 2]
+    report = cli(tmp_path, "deadletter", "retry")
+    assert report == {"retried": 1, "events": 1, "still_failing": 1}
+    pending = cli(tmp_path, "deadletter", "list")
+    assert [d["id"] for d in pending] == [2]
+    assert "needs userId or anonymousId" in pending[0]["reason"]
+    assert cli(tmp_path, "status")["events"] == 1
+    assert len(cli(tmp_path, "deadletter", "list", "--all")) == 2
+
+
+def test_serve_accepts_events_and_shuts_down_cleanly(tmp_path: Path) -> None:
+    key = cli(tmp_path, "sources", "add", "web")["write_key"]
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "cdp.cli",
+            "--data-dir",
+            str(tmp_path),
+            "serve",
+            "--port",
+            str(port),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env={**os.environ},
+    )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                httpx.get(f"{url}/health", timeout=1)
+                break
+            except httpx.TransportError:
+                assert process.poll() is None, process.stdout.read() if process.stdout else ""
+                assert time.monotonic() < deadline, "cdp serve did not come up"
+                time.sleep(0.1)
+        batch = {
+            "batch": [
+                {
+                    "type": "identify",
+                    "messageId": f"m-{i}",
+                    "userId": f"u-{i}",
+                    "traits": {"email": f"user{i}@shop.jp"},
+                }
+                for i in range(25)
+            ]
+        }
+        answer = httpx.post(f"{url}/v1/batch", json=batch, auth=(key, ""), timeout=10)
+        assert answer.status_code == 200, answer.text
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=30)
+        if process.stdout is not None:
+            process.stdout.close()
+    assert cli(tmp_path, "status")["events"] == 25
+    profile = cli(tmp_path, "profile", "email:user7@shop.jp")
+    assert "user_id:u-7" in profile["identifiers"]
