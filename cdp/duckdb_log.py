@@ -185,7 +185,9 @@ class DuckDBEventLog:
         while position < end:
             upper = min(position + batch_size, end)
             rows = self._con.execute(
-                'SELECT "offset", payload FROM event_log '
+                # encode() hands the UTF-8 bytes over as they are stored: fetching
+                # a str and re-encoding it for orjson costs ~5 µs per event.
+                'SELECT "offset", encode(payload) FROM event_log '
                 'WHERE "offset" >= ? AND "offset" < ? ORDER BY "offset"',
                 [position, upper],
             ).fetchall()

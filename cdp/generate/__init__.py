@@ -8,8 +8,8 @@ API::
 
 Every event passes ``schemas.decode``. The same config gives the same bytes;
 memory stays bounded (``CHUNK_CUSTOMERS`` customers at a time, see
-``cdp.generate.writer``). The default config simulates 6,000 customers, about
-250,000 events from 2025-10-31 to 2026-10-31 (JST): anonymous browsing,
+``cdp.generate.writer``). The default config simulates 5,200 customers, about
+215,000 events from 2025-10-31 to 2026-10-31 (JST): anonymous browsing,
 newsletter and contact forms, registrations, orders, refunds, monthly A/B
 newsletters, LINE/X/Instagram messages, support tickets, NPS surveys and
 consent changes (see ``cdp.generate.shop`` and ``cdp.generate.channels``).
@@ -21,15 +21,15 @@ The planted sequence pattern (MISSION item 6)
 - ``PRODUCT_A`` = ``TEA-STARTER`` (抹茶スターターキット, ¥4,980) is bought only
   as the *first* order of a buyer whose first order is at least 76 days before
   the end (and before any lapse), with probability 0.10 each: about **8% of
-  all buyers** (8.1% over 40,000 customers; 142 of 1,884 = 7.5% in the default
+  all buyers** (8.1% over 40,000 customers; 124 of 1,637 = 7.6% in the default
   run).
 - **60%** of A-buyers (``B_FOLLOW_SHARE``) order ``PRODUCT_B`` =
   ``MATCHA-BULK-500`` (業務用抹茶 500g, ¥6,800) in bulk, **quantity 5-10**
   (uniform), **gap ~ normal(mean 60 days, sd 6) after the A order, clipped
-  to 45-75 days**. Measured: 60.2% over 40,000 customers; 84 of 142 = 59.2%
+  to 45-75 days**. Measured: 60.2% over 40,000 customers; 75 of 124 = 60.5%
   in the default run. The other 40% never buy B.
 - Buyers who never bought A buy B rarely: 1.5% of them put 1-2 bags of B into
-  one ordinary order (1.6% measured; 2.2% in the default run). Nobody else
+  one ordinary order (1.6% measured over 40,000 customers). Nobody else
   buys A.
 
 So among A-buyers, the share with a B order of quantity >= 5 placed 45-75

@@ -8,7 +8,7 @@ from typing import Final
 
 from cdp.generate.clock import JST
 
-DEFAULT_CUSTOMERS: Final = 6_000
+DEFAULT_CUSTOMERS: Final = 5_200  # ~216k events: above the 5,000 / 200,000 floor, demo well under a minute
 EVENTS_PER_CUSTOMER: Final = 40
 """Average events per customer over twelve months; ``events`` targets divide by it."""
 DEFAULT_END: Final = datetime(2026, 10, 31, 23, 59, 59, tzinfo=JST).astimezone(UTC)
@@ -19,7 +19,7 @@ class GenerateConfig:
     """What to generate. The same config always gives the same events, byte for byte.
 
     ``customers`` is how many people to simulate. Left as ``None`` it is
-    ``max(1, events // 40)`` when an ``events`` target is given, else 6,000.
+    ``max(1, events // 40)`` when an ``events`` target is given, else 5,200.
     ``events`` is a target, not an exact count: each simulated person brings
     about 40 events over twelve months, so the total lands within a few
     percent of it (``GenerateStats.events`` has the real count). Events fall

@@ -204,7 +204,7 @@ def test_chunks_are_time_ordered_and_do_not_change_customers(
 def test_events_target_sets_the_customer_count() -> None:
     assert GenerateConfig(events=10_000_000).customer_count == 250_000
     assert GenerateConfig(events=10).customer_count == 1
-    assert GenerateConfig().customer_count == 6_000
+    assert GenerateConfig().customer_count == 5_200
     assert GenerateConfig(customers=12, events=10_000).customer_count == 12
 
 
