@@ -16,11 +16,13 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
@@ -28,10 +30,13 @@ from cdp import collector, deadletters
 from cdp.config import Settings
 from cdp.engine import Engine
 from cdp.errors import AuthError, CdpError
+from cdp.ingest import IngestReport, ingest
+from cdp.log import AppendResult, Record
 from cdp.sources import SourceRegistry
 from cdp.writer import Backpressure, GroupCommitWriter
 
 SUCCESS = {"success": True}
+MAX_BULK_BYTES = 100 * 1024 * 1024  # decompressed JSONL per bulk request
 
 
 def _error(
@@ -70,6 +75,56 @@ async def _read_body(request: Request, limit: int) -> bytes:
             )
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+def _bulk_import(
+    writer: GroupCommitWriter, body: bytes, source: str, received_at: datetime
+) -> IngestReport:
+    """Run a JSONL body through ``ingest`` on a worker thread, appending via the writer."""
+
+    class WriterSink:
+        def append(self, records: list[Record], /) -> AppendResult:
+            while True:
+                try:
+                    return writer.submit(records).result()
+                except Backpressure as error:
+                    time.sleep(error.retry_after)  # a bulk import waits instead of failing
+
+    rejected: list[tuple[str, bytes, str]] = []
+
+    def keep(location: str, raw: bytes | str | dict[str, Any], reason: str) -> None:
+        data = (
+            raw
+            if isinstance(raw, bytes)
+            else orjson.dumps(raw)
+            if isinstance(raw, dict)
+            else raw.encode()
+        )
+        rejected.append((location, data, reason))
+
+    lines = ((f"line {n}", line.strip()) for n, line in enumerate(body.split(b"\n"), 1))
+    report = ingest(
+        ((loc, line) for loc, line in lines if line),
+        WriterSink(),
+        source=source,
+        received_at=received_at,
+        on_reject=keep,
+    )
+    if rejected:
+
+        def store(engine: Engine) -> None:
+            for location, data, reason in rejected:
+                deadletters.add(
+                    engine.con,
+                    received_at=received_at,
+                    source=source,
+                    endpoint="bulk",
+                    reason=f"{location}: {reason}",
+                    body=data,
+                )
+
+        writer.call(store).result()
+    return report
 
 
 def create_app(settings: Settings, writer: GroupCommitWriter | None = None) -> FastAPI:
@@ -181,6 +236,40 @@ def create_app(settings: Settings, writer: GroupCommitWriter | None = None) -> F
     }
     for endpoint in (*collector.SINGLE_TYPES, *collector.BATCH_ENDPOINTS):
         app.post(f"/v1/{endpoint}", openapi_extra=body_doc, tags=["collector"])(route(endpoint))
+
+    @app.post(
+        "/v1/bulk",
+        tags=["collector"],
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {"application/x-ndjson": {"schema": {"type": "string"}}},
+            }
+        },
+    )
+    async def bulk(request: Request) -> Response:
+        """Bulk import: JSON Lines of Segment events (gzip allowed, up to 100 MB).
+
+        Like `cdp ingest`: bad lines are listed by line number and kept as dead
+        letters, good lines are appended; re-sending the file adds nothing
+        (dedup by messageId, or a content hash when a line has none), so an
+        interrupted import is resumed by sending it again. 200 when every line
+        was accepted, 422 (with the same report) when some were rejected.
+        """
+        received_at = datetime.now(UTC)
+        try:
+            source = sources.authenticate(basic_username(request.headers.get("authorization")))
+            raw = await _read_body(request, MAX_BULK_BYTES)
+            body = collector.decompress(
+                raw, request.headers.get("content-encoding"), MAX_BULK_BYTES
+            )
+        except AuthError as error:
+            return _error(401, str(error))
+        except collector.RequestRejected as error:
+            return _error(error.status, str(error))
+        report = await asyncio.to_thread(_bulk_import, the_writer, body, source, received_at)
+        data = {"success": report.rejected == 0, **report.as_dict()}
+        return JSONResponse(data, status_code=200 if report.rejected == 0 else 422)
 
     @app.get("/health", tags=["ops"])
     async def health() -> dict[str, Any]:

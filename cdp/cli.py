@@ -34,7 +34,7 @@ from cdp.demo import run_demo
 from cdp.engine import Engine
 from cdp.errors import CdpError
 from cdp.generate import GenerateConfig, generate
-from cdp.ingest import IngestReport, ingest
+from cdp.ingest import IngestReport, ingest, to_record
 from cdp.log import Record
 from cdp.query import audience, run_sql
 from cdp.sources import SourceRegistry
@@ -657,6 +657,8 @@ def deadletter_list(
 
 
 def _rebuild_collector_request(letter: deadletters.DeadLetter) -> list[Record]:
+    if letter.endpoint == "bulk":  # one JSONL line
+        return [to_record(letter.body, letter.received_at, letter.source)]
     items, _ = collector.parse(letter.endpoint, letter.body)
     return collector.to_records(
         items, letter.received_at, letter.source, single=letter.endpoint in collector.SINGLE_TYPES

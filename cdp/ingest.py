@@ -93,11 +93,13 @@ def ingest(
     received_at: datetime | None = None,
     batch_size: int = 5_000,
     progress: Callable[[int], None] | None = None,
+    on_reject: Callable[[str, bytes | str | dict[str, Any], str], None] | None = None,
 ) -> IngestReport:
     """Validate and append every item; return counts and per-item errors.
 
     ``received_at`` defaults to now (UTC); it is the only clock read and it
-    happens here, at the edge, never in a fold.
+    happens here, at the edge, never in a fold. ``on_reject(location, raw,
+    reason)`` is told about every rejected item (to keep it as a dead letter).
     """
     now = received_at or datetime.now(UTC)
     report = IngestReport()
@@ -121,6 +123,8 @@ def ingest(
                 report.rejected += 1
                 if len(report.errors) < MAX_REPORTED_ERRORS:
                     report.errors.append(ItemError(location, str(error)))
+                if on_reject is not None:
+                    on_reject(location, raw, str(error))
                 if progress is not None:
                     progress(1)
                 continue

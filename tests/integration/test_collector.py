@@ -313,3 +313,35 @@ def test_basic_header_that_is_not_base64_is_401(service: Service) -> None:
     with httpx.Client(base_url=service.url) as client:
         answer = client.post("/v1/page", json=page("m"), headers={"authorization": "Basic ***"})
     assert answer.status_code == 401
+
+
+def test_bulk_import_keeps_good_lines_reports_bad_ones_and_resumes(service: Service) -> None:
+    lines = [orjson.dumps(page(f"bulk-{i}")) for i in range(10)]
+    lines.insert(3, b"{broken")
+    lines.insert(7, orjson.dumps({"type": "page", "messageId": "no-id"}))
+    body = b"\n".join(lines) + b"\n\n"
+    headers = {"content-type": "application/x-ndjson"}
+    with service.client() as client:
+        first = client.post("/v1/bulk", content=body, headers=headers)
+        assert first.status_code == 422
+        report = first.json()
+        assert (report["accepted"], report["rejected"], report["success"]) == (10, 2, False)
+        assert [e["location"] for e in report["errors"]] == ["line 4", "line 8"]
+        assert "needs userId or anonymousId" in report["errors"][1]["message"]
+        again = client.post(
+            "/v1/bulk", content=gzip.compress(body), headers={**headers, "content-encoding": "gzip"}
+        )
+        assert again.json()["accepted"] == 0 and again.json()["duplicates"] == 10
+        clean = client.post("/v1/bulk", content=orjson.dumps(page("bulk-x")), headers=headers)
+        assert clean.status_code == 200 and clean.json()["success"] is True
+    with httpx.Client(base_url=service.url) as anonymous:
+        assert anonymous.post("/v1/bulk", content=body).status_code == 401
+    assert len(service.stored()) == 11
+    letters = service.engine_call(lambda e: deadletters.select(e.con))
+    assert sorted(d.reason.split(":")[0] for d in letters) == [
+        "line 4",
+        "line 4",
+        "line 8",
+        "line 8",
+    ]
+    assert {d.endpoint for d in letters} == {"bulk"}
