@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import hashlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -24,19 +25,23 @@ from typing import Any
 
 import orjson
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, RedirectResponse, Response
 
-from cdp import collector, deadletters
+from cdp import collector, deadletters, webhook_settings
 from cdp.config import Settings
 from cdp.engine import Engine
-from cdp.errors import AuthError, CdpError
+from cdp.errors import AuthError, CdpError, UnmappableError
 from cdp.ingest import IngestReport, ingest
 from cdp.log import AppendResult, Record
 from cdp.sources import SourceRegistry
 from cdp.writer import Backpressure, GroupCommitWriter
+from connectors.sources import forms
+from connectors.sources.webhooks import Mapped, line, meta, orders, shopify, x
 
 SUCCESS = {"success": True}
 MAX_BULK_BYTES = 100 * 1024 * 1024  # decompressed JSONL per bulk request
+MAX_WEBHOOK_BYTES = 1024 * 1024
+MAX_FORM_BYTES = 256 * 1024
 
 
 def _error(
@@ -270,6 +275,190 @@ def create_app(settings: Settings, writer: GroupCommitWriter | None = None) -> F
         report = await asyncio.to_thread(_bulk_import, the_writer, body, source, received_at)
         data = {"success": report.rejected == 0, **report.as_dict()}
         return JSONResponse(data, status_code=200 if report.rejected == 0 else 422)
+
+    # ------------------------------------------------------------ webhooks
+    hooks = webhook_settings.load(settings.data_dir)
+
+    async def webhook(
+        platform: str,
+        request: Request,
+        verify: Callable[[bytes], None],
+        mapper: Callable[[Any], list[dict[str, Any]] | Mapped],
+        source: str,
+        endpoint: str | None = None,
+    ) -> Response:
+        received_at = datetime.now(UTC)
+        endpoint = endpoint or f"webhook:{platform}"
+        try:
+            body = await _read_body(request, MAX_WEBHOOK_BYTES)
+            verify(body)  # unverifiable requests are refused and never stored
+        except AuthError as error:
+            return _error(401, str(error))
+        except collector.RequestRejected as error:
+            return _error(error.status, str(error))
+        letters: list[tuple[str, bytes]] = []
+        records: list[Record] = []
+        try:
+            payload = orjson.loads(body)
+            if not isinstance(payload, dict):
+                raise UnmappableError("payload is not a JSON object")
+            mapped = mapper(payload)
+            events, skipped = mapped if isinstance(mapped, Mapped) else (mapped, [])
+            letters.extend((str(s), orjson.dumps(s.item)) for s in skipped)
+            records = collector.to_records(events, received_at, source)
+        except (orjson.JSONDecodeError, CdpError) as error:
+            records, letters = [], [(f"{type(error).__name__}: {error}", body)]
+        if records:
+            try:
+                await asyncio.wrap_future(the_writer.submit(records))
+            except Backpressure as error:  # the platform retries; nothing was stored
+                return _error(503, str(error), headers={"Retry-After": str(error.retry_after)})
+        for reason, data in letters:
+            await dead_letter(source, endpoint, reason, data, received_at)
+        # Verified input is acknowledged even when it could not be mapped: it is
+        # safe in the dead-letter store, and a 4xx would only make the platform
+        # resend it forever.
+        return JSONResponse(
+            {"success": True, "events": len(records), "dead_lettered": len(letters)}
+        )
+
+    def disabled(platform: str) -> JSONResponse:
+        return _error(
+            404,
+            f"the {platform} webhook is not configured in "
+            f"{settings.data_dir / webhook_settings.FILE_NAME}",
+        )
+
+    @app.post("/v1/webhooks/shopify", tags=["webhooks"])
+    async def shopify_webhook(request: Request) -> Response:
+        """Shopify orders/create, orders/paid, refunds/create (X-Shopify-Hmac-Sha256)."""
+        if hooks.shopify is None:
+            return disabled("shopify")
+        conf = hooks.shopify
+        topic = request.headers.get("x-shopify-topic", "")
+        return await webhook(
+            "shopify",
+            request,
+            lambda body: shopify.verify(
+                body, request.headers.get("x-shopify-hmac-sha256"), conf.secret
+            ),
+            lambda payload: shopify.to_events(topic, payload),
+            conf.source or "shopify",
+            endpoint=f"webhook:shopify:{topic}",
+        )
+
+    @app.post("/v1/webhooks/orders", tags=["webhooks"])
+    async def orders_webhook(request: Request) -> Response:
+        """The generic order JSON (connectors/sources/webhooks/orders.py); write key auth."""
+        try:
+            source = sources.authenticate(basic_username(request.headers.get("authorization")))
+        except AuthError as error:
+            return _error(401, str(error))
+        return await webhook("orders", request, lambda _body: None, orders.to_events, source)
+
+    @app.post("/v1/webhooks/line", tags=["webhooks"])
+    async def line_webhook(request: Request) -> Response:
+        """LINE Messaging API events (X-Line-Signature)."""
+        if hooks.line is None:
+            return disabled("line")
+        conf = hooks.line
+        return await webhook(
+            "line",
+            request,
+            lambda body: line.verify(
+                body, request.headers.get("x-line-signature"), conf.channel_secret
+            ),
+            line.to_events,
+            conf.source or "line",
+        )
+
+    @app.get("/v1/webhooks/meta", tags=["webhooks"])
+    async def meta_challenge(request: Request) -> Response:
+        """Meta's subscription check: echo hub.challenge when hub.verify_token matches."""
+        if hooks.meta is None:
+            return disabled("meta")
+        try:
+            challenge = meta.verify_challenge(request.query_params, hooks.meta.verify_token)
+        except AuthError as error:
+            return _error(403, str(error))
+        return Response(challenge, media_type="text/plain")
+
+    @app.post("/v1/webhooks/meta", tags=["webhooks"])
+    async def meta_webhook(request: Request) -> Response:
+        """Instagram messaging events (X-Hub-Signature-256)."""
+        if hooks.meta is None:
+            return disabled("meta")
+        conf = hooks.meta
+        return await webhook(
+            "meta",
+            request,
+            lambda body: meta.verify(
+                body, request.headers.get("x-hub-signature-256"), conf.app_secret
+            ),
+            meta.to_events,
+            conf.source or "instagram",
+        )
+
+    @app.get("/v1/webhooks/x", tags=["webhooks"])
+    async def x_crc(crc_token: str = "") -> Response:
+        """X Account Activity CRC check: the HMAC of crc_token as response_token."""
+        if hooks.x is None:
+            return disabled("x")
+        try:
+            return JSONResponse(x.crc_response(crc_token, hooks.x.consumer_secret))
+        except AuthError as error:
+            return _error(400, str(error))
+
+    @app.post("/v1/webhooks/x", tags=["webhooks"])
+    async def x_webhook(request: Request) -> Response:
+        """X Account Activity events (x-twitter-webhooks-signature)."""
+        if hooks.x is None:
+            return disabled("x")
+        conf = hooks.x
+        return await webhook(
+            "x",
+            request,
+            lambda body: x.verify(
+                body, request.headers.get("x-twitter-webhooks-signature"), conf.consumer_secret
+            ),
+            x.to_events,
+            conf.source or "x",
+        )
+
+    # --------------------------------------------------------------- forms
+    form_config = forms.load_forms(settings.data_dir / "forms.toml")
+
+    @app.post("/v1/forms/{form_id}", tags=["forms"])
+    async def form_post(form_id: str, request: Request) -> Response:
+        """An HTML form post (urlencoded or multipart) or JSON, mapped by forms.toml to
+        Form Submitted + the identify it implies (+ Consent Updated). 303 to the form's
+        redirect when configured, else JSON."""
+        received_at = datetime.now(UTC)
+        try:
+            mapping = form_config.mapping_for(form_id)
+        except UnmappableError as error:  # unconfigured: an unauthenticated caller, not stored
+            return _error(404, str(error))
+        source = f"form:{form_id}"
+        try:
+            body = await _read_body(request, MAX_FORM_BYTES)
+        except collector.RequestRejected as error:
+            return _error(error.status, str(error))
+        try:
+            fields = forms.parse_body(request.headers.get("content-type", ""), body)
+            seed = hashlib.sha256(form_id.encode() + b"\0" + body).hexdigest()[:32]
+            events = forms.to_events(form_id, fields, mapping, received_at, seed)
+            records = collector.to_records(events, received_at, source)
+        except (CdpError, ValueError) as error:
+            status = error.status if isinstance(error, collector.RequestRejected) else 400
+            await dead_letter(source, f"form:{form_id}", str(error), body, received_at)
+            return _error(status, str(error))
+        try:
+            await asyncio.wrap_future(the_writer.submit(records))
+        except Backpressure as error:
+            return _error(503, str(error), headers={"Retry-After": str(error.retry_after)})
+        if mapping.redirect:
+            return RedirectResponse(mapping.redirect, status_code=303)
+        return JSONResponse({"success": True, "events": len(records)})
 
     @app.get("/health", tags=["ops"])
     async def health() -> dict[str, Any]:

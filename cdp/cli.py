@@ -32,7 +32,7 @@ from cdp.api import create_app
 from cdp.config import Settings
 from cdp.demo import run_demo
 from cdp.engine import Engine
-from cdp.errors import CdpError
+from cdp.errors import CdpError, UnmappableError
 from cdp.generate import GenerateConfig, generate
 from cdp.ingest import IngestReport, ingest, to_record
 from cdp.log import Record
@@ -40,6 +40,7 @@ from cdp.query import audience, run_sql
 from cdp.sources import SourceRegistry
 from connectors.destinations.csv_file import write_csv
 from connectors.sources.files import read_items
+from connectors.sources.webhooks import line, meta, orders, shopify, x
 
 app = typer.Typer(
     help="Event-sourced customer data platform: ingest events, unify customers, "
@@ -656,13 +657,34 @@ def deadletter_list(
         )
 
 
-def _rebuild_collector_request(letter: deadletters.DeadLetter) -> list[Record]:
-    if letter.endpoint == "bulk":  # one JSONL line
+def _rebuild(letter: deadletters.DeadLetter) -> list[Record]:
+    """Run a dead letter through the path that rejected it (signatures were checked
+    when it arrived). Items a webhook skipped and form posts (their content type
+    is not kept) cannot be re-run and stay pending."""
+    endpoint = letter.endpoint
+    if endpoint == "bulk":  # one JSONL line
         return [to_record(letter.body, letter.received_at, letter.source)]
-    items, _ = collector.parse(letter.endpoint, letter.body)
-    return collector.to_records(
-        items, letter.received_at, letter.source, single=letter.endpoint in collector.SINGLE_TYPES
-    )
+    if endpoint.startswith("webhook:"):
+        payload = orjson.loads(letter.body)
+        platform, _, topic = endpoint.removeprefix("webhook:").partition(":")
+        if not isinstance(payload, dict):
+            raise UnmappableError(f"dead letter {letter.id} ({endpoint}) is not a JSON object")
+        events: list[dict[str, Any]]
+        if platform == "shopify":
+            events = shopify.to_events(topic, payload)
+        elif platform == "orders":
+            events = orders.to_events(payload)
+        elif platform in ("line", "meta", "x"):
+            events = {"line": line, "meta": meta, "x": x}[platform].to_events(payload).events
+        else:
+            raise UnmappableError(f"dead letter {letter.id} ({endpoint}) cannot be re-run")
+        return collector.to_records(events, letter.received_at, letter.source)
+    if endpoint in (*collector.SINGLE_TYPES, *collector.BATCH_ENDPOINTS):
+        items, _ = collector.parse(endpoint, letter.body)
+        return collector.to_records(
+            items, letter.received_at, letter.source, single=endpoint in collector.SINGLE_TYPES
+        )
+    raise UnmappableError(f"dead letter {letter.id} ({endpoint}) cannot be re-run by retry")
 
 
 @deadletter_app.command("retry")
@@ -670,9 +692,7 @@ def deadletter_retry(ctx: typer.Context) -> None:
     """Run pending dead letters through validation again; append those that now pass."""
     opts = _opts(ctx)
     with _errors(), Engine.open(opts.settings) as engine:
-        report = deadletters.retry(
-            engine.con, engine.append, _rebuild_collector_request, datetime.now(UTC)
-        )
+        report = deadletters.retry(engine.con, engine.append, _rebuild, datetime.now(UTC))
     data = {
         "retried": report.retried,
         "events": report.events,

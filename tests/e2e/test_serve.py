@@ -20,6 +20,7 @@ from cdp import deadletters
 from cdp.cli import app
 from cdp.config import Settings
 from cdp.engine import Engine
+from tests.unit.test_webhooks_orders import ORDER
 
 pytestmark = pytest.mark.e2e
 
@@ -118,3 +119,28 @@ def test_serve_accepts_events_and_shuts_down_cleanly(tmp_path: Path) -> None:
     assert cli(tmp_path, "status")["events"] == 25
     profile = cli(tmp_path, "profile", "email:user7@shop.jp")
     assert "user_id:u-7" in profile["identifiers"]
+
+
+def test_deadletter_retry_re_maps_webhook_bodies(tmp_path: Path) -> None:
+    settings = Settings(tmp_path)
+    with Engine.open(settings) as engine:
+        deadletters.add(
+            engine.con,
+            received_at=datetime(2026, 5, 1, tzinfo=UTC),
+            source="erp",
+            endpoint="webhook:orders",
+            reason="was unmappable",
+            body=orjson.dumps(ORDER),
+        )
+        deadletters.add(
+            engine.con,
+            received_at=datetime(2026, 5, 1, tzinfo=UTC),
+            source="web",
+            endpoint="form:contact",
+            reason="no identity",
+            body=b"email=a%40b.jp",
+        )
+    report = cli(tmp_path, "deadletter", "retry")
+    assert report["retried"] == 1 and report["events"] >= 1 and report["still_failing"] == 1
+    [pending] = cli(tmp_path, "deadletter", "list")
+    assert pending["endpoint"] == "form:contact" and "cannot be re-run" in pending["reason"]
