@@ -8,7 +8,9 @@ from typing import Final
 
 from cdp.generate.clock import JST
 
-DEFAULT_CUSTOMERS: Final = 5_200  # ~216k events: above the 5,000 / 200,000 floor, demo well under a minute
+# ~215k events: above the 5,000 customers / 200,000 events floor, and the demo
+# stays well under a minute.
+DEFAULT_CUSTOMERS: Final = 5_200
 EVENTS_PER_CUSTOMER: Final = 40
 """Average events per customer over twelve months; ``events`` targets divide by it."""
 DEFAULT_END: Final = datetime(2026, 10, 31, 23, 59, 59, tzinfo=JST).astimezone(UTC)
