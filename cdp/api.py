@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import binascii
 import hashlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -26,6 +25,7 @@ from typing import Any
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from cdp import collector, deadletters, webhook_settings
 from cdp.config import Settings
@@ -58,7 +58,7 @@ def basic_username(header: str | None) -> str | None:
         return None
     try:
         decoded = base64.b64decode(header[6:].strip(), validate=True).decode()
-    except (binascii.Error, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError):  # binascii.Error, and non-ASCII text
         raise AuthError("Authorization header is not valid Basic credentials") from None
     return decoded.partition(":")[0] or None
 
@@ -273,7 +273,9 @@ def create_app(settings: Settings, writer: GroupCommitWriter | None = None) -> F
         except collector.RequestRejected as error:
             return _error(error.status, str(error))
         report = await asyncio.to_thread(_bulk_import, the_writer, body, source, received_at)
-        data = {"success": report.rejected == 0, **report.as_dict()}
+        data: dict[str, Any] = {"success": report.rejected == 0, **report.as_dict()}
+        if report.rejected:
+            data["error"] = f"{report.rejected} of {report.read} lines were rejected (see errors)"
         return JSONResponse(data, status_code=200 if report.rejected == 0 else 422)
 
     # ------------------------------------------------------------ webhooks
@@ -461,12 +463,28 @@ def create_app(settings: Settings, writer: GroupCommitWriter | None = None) -> F
         return JSONResponse({"success": True, "events": len(records)})
 
     @app.get("/health", tags=["ops"])
-    async def health() -> dict[str, Any]:
-        """Liveness and the writer's queue depth."""
-        return {"ok": True, "pending": the_writer.pending, "group_commits": the_writer.groups}
+    async def health() -> JSONResponse:
+        """Liveness, the writer's queue depth and whether projections are being saved.
+
+        503 when the last projection checkpoint failed: events are still durable
+        in the log, but lookups and SQL would be stale."""
+        error = the_writer.checkpoint_error
+        body = {
+            "ok": error is None,
+            "pending": the_writer.pending,
+            "group_commits": the_writer.groups,
+            "checkpoint_error": error,
+        }
+        return JSONResponse(body, status_code=200 if error is None else 503)
 
     @app.exception_handler(CdpError)
     async def cdp_error(_: Request, error: CdpError) -> JSONResponse:
         return _error(400, str(error))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, error: StarletteHTTPException) -> JSONResponse:
+        # Unknown routes and methods answer in the collector's error shape too.
+        headers = dict(error.headers) if error.headers else None
+        return _error(error.status_code, str(error.detail), headers=headers)
 
     return app

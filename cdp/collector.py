@@ -101,7 +101,13 @@ def parse(endpoint: str, body: bytes) -> tuple[list[dict[str, Any]], str | None]
                 [Problem(None, "type", f"{given!r} does not match the endpoint /v1/{endpoint}")]
             )
         document["type"] = endpoint
-        if len(orjson.dumps(document)) > MAX_EVENT_BYTES:
+        try:
+            size = len(orjson.dumps(document))
+        except orjson.JSONEncodeError as error:  # nested deeper than orjson writes (254)
+            raise RequestRejected(
+                [Problem(None, "", f"event cannot be stored as JSON ({error})")]
+            ) from None
+        if size > MAX_EVENT_BYTES:
             raise RequestRejected(
                 [Problem(None, "", f"event is over the {MAX_EVENT_BYTES // 1024} KB limit")], 413
             )

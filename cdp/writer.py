@@ -81,6 +81,7 @@ class GroupCommitWriter:
         self._thread = threading.Thread(target=self._run, name="cdp-writer", daemon=True)
         self._ready: Future[None] = Future()
         self.groups = 0
+        self.checkpoint_error: str | None = None
 
     # ---------------------------------------------------------------- control
     def start(self) -> None:
@@ -146,10 +147,18 @@ class GroupCommitWriter:
                 self._process(engine, [i for i in items if i is not _STOP])
                 now = time.monotonic()
                 if now - last_checkpoint >= self.checkpoint_every and engine.runtime.dirty:
-                    engine.checkpoint()
                     last_checkpoint = now
+                    try:
+                        engine.checkpoint()
+                        self.checkpoint_error = None
+                    except Exception as error:  # the log is safe; say so on /health, go on
+                        log.exception("checkpoint failed")
+                        self.checkpoint_error = f"{type(error).__name__}: {error}"
         finally:
-            engine.close()
+            try:
+                engine.close()
+            except Exception:
+                log.exception("final checkpoint failed; the log is intact, a restart catches up")
 
     def _process(self, engine: Engine, items: list[Any]) -> None:
         appends = [i for i in items if isinstance(i, _Append)]

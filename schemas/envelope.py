@@ -9,14 +9,28 @@ wrote (see ``schemas.upcasters``).
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, Field, model_validator
+from pydantic import AfterValidator, AwareDatetime, Field, model_validator
 
 from schemas.context import EMPTY_CONTEXT, Context, JsonObject, Traits, WireModel
 
 MAX_ID_LENGTH = 200
+
+
+def _in_utc(value: datetime) -> datetime:
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("is outside years 1-9999 once converted to UTC") from None
+
+
+#: An aware time as the same instant in UTC: folds order and compare in UTC, an
+#: instant that does not exist in UTC is refused at the door (it would break
+#: every fold later), and stdlib UTC compares faster than pydantic's tzinfo.
+#: The stored bytes keep the producer's own offset.
+UtcDatetime = Annotated[AwareDatetime, AfterValidator(_in_utc)]
 
 
 # Segment SDKs accept numeric ids; they are the same id as their decimal text
@@ -30,10 +44,10 @@ class Envelope(WireModel):
     message_id: Id
     anonymous_id: Id | None = None
     user_id: Id | None = None
-    timestamp: AwareDatetime
-    received_at: AwareDatetime
-    original_timestamp: AwareDatetime | None = None
-    sent_at: AwareDatetime | None = None
+    timestamp: UtcDatetime
+    received_at: UtcDatetime
+    original_timestamp: UtcDatetime | None = None
+    sent_at: UtcDatetime | None = None
     context: Context = EMPTY_CONTEXT
     integrations: JsonObject = Field(default_factory=dict)
     schema_version: int = Field(default=1, ge=1)

@@ -164,9 +164,15 @@ def loads(data: bytes | str) -> dict[str, Any]:
 
 def dumps(raw: dict[str, Any]) -> bytes:
     """The stored form of a raw event (compact JSON); raise if over the size limit."""
-    data = orjson.dumps(raw)
+    message_id = raw.get("messageId")
+    try:
+        data = orjson.dumps(raw)
+    except orjson.JSONEncodeError as error:  # e.g. nested deeper than orjson writes (254)
+        raise EventValidationError(
+            [FieldProblem("", f"cannot be stored as JSON: {error}")],
+            message_id if isinstance(message_id, str) else None,
+        ) from None
     if len(data) > MAX_EVENT_BYTES:
-        message_id = raw.get("messageId")
         raise EventTooLargeError(
             len(data), MAX_EVENT_BYTES, message_id if isinstance(message_id, str) else None
         )

@@ -19,6 +19,8 @@ from typing import Any
 
 import orjson
 
+from schemas.errors import EventValidationError, FieldProblem
+
 
 def parse_time(value: object) -> datetime | None:
     """An ISO-8601 string (or datetime) as an aware datetime; naive means UTC."""
@@ -40,7 +42,13 @@ def _iso(moment: datetime) -> str:
 
 def content_message_id(raw: dict[str, Any]) -> str:
     """A deterministic messageId from the event's content (for producers that send none)."""
-    digest = hashlib.sha256(orjson.dumps(raw, option=orjson.OPT_SORT_KEYS)).hexdigest()
+    try:
+        data = orjson.dumps(raw, option=orjson.OPT_SORT_KEYS)
+    except orjson.JSONEncodeError as error:  # e.g. nested deeper than orjson writes (254)
+        raise EventValidationError(
+            [FieldProblem("", f"cannot be stored as JSON: {error}")]
+        ) from None
+    digest = hashlib.sha256(data).hexdigest()
     return f"auto-{digest[:32]}"
 
 
@@ -65,7 +73,16 @@ def stamp(raw: dict[str, Any], received_at: datetime) -> dict[str, Any]:
     sent = parse_time(out.get("sentAt"))
     original = parse_time(out.get("originalTimestamp"))
     if sent is not None and original is not None:
-        out["timestamp"] = _iso(received - (sent - original))
+        try:
+            out["timestamp"] = _iso(received - (sent - original))
+        except OverflowError:
+            raise EventValidationError(
+                [
+                    FieldProblem(
+                        "sentAt", "sentAt - originalTimestamp puts the event time out of range"
+                    )
+                ]
+            ) from None
     else:
         out["timestamp"] = _iso(original or received)
     return out

@@ -23,13 +23,17 @@ Upcaster = Callable[[Raw], Raw]
 
 def upcast_order_completed_v1_v2(raw: Raw) -> Raw:
     """Order Completed v1 → v2 (rename orderId/total/id to the E-commerce v2 names)."""
-    props = dict(raw.get("properties") or {})
+    given = raw.get("properties") or {}
+    if not isinstance(given, dict):
+        return {**raw, "schemaVersion": 2}  # validation names properties as the bad field
+    props = dict(given)
     if "orderId" in props and "order_id" not in props:
         props["order_id"] = props.pop("orderId")
     if "total" in props and "revenue" not in props:
         props["revenue"] = props.pop("total")
     products = []
-    for item in props.get("products") or []:
+    items = props.get("products")
+    for item in items if isinstance(items, list) else []:
         product = dict(item) if isinstance(item, dict) else item
         if isinstance(product, dict) and "id" in product and "product_id" not in product:
             product["product_id"] = product.pop("id")

@@ -1,0 +1,251 @@
+"""Collector benchmark: sustained events/s through ``POST /v1/batch`` on loopback.
+
+Starts ``cdp serve`` as a subprocess on a free port with a fresh data
+directory (the durable embedded log, group commit, projections folded in
+process), then ``--clients`` threads, each with its own keep-alive httpx
+client, post batches of ``--batch`` generated events (``cdp.generate``,
+realistic payloads, serialised with orjson before timing) until ``--events``
+are acknowledged. A 503 is retried after its ``Retry-After``, as an SDK would,
+and counts towards that request's latency. Printed:
+
+- events/s acknowledged (a 2xx means durable in the log) and the p50/p99
+  acknowledgement latency per request;
+- beside it, measured in the same run on the same bodies, the raw
+  parse-and-validate rate of the collector (``cdp.collector.parse`` +
+  ``cdp.collector.to_records`` in-process, one core, no HTTP, no log), and the
+  ratio of the two.
+
+    python -m bench.collector [--events 100000] [--clients 8] [--batch 100] [--keep DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import orjson
+
+from bench.common import line, machine, timed
+from cdp import collector
+from cdp.config import Settings
+from cdp.engine import Engine
+from cdp.generate import GenerateConfig, iter_events
+from cdp.sources import SourceRegistry
+
+ROOT = Path(__file__).resolve().parents[1]
+SENT_AT = "2026-11-01T00:00:00Z"
+
+
+def make_bodies(events: int, batch: int, extra: int) -> tuple[list[bytes], list[bytes]]:
+    """(timed bodies holding ``events`` events, warm-up bodies holding ``extra`` more)."""
+    wanted = events + extra
+    generated = list(
+        itertools.islice(iter_events(GenerateConfig(events=wanted * 11 // 10)), wanted)
+    )
+    if len(generated) < wanted:
+        sys.exit(f"the generator gave {len(generated):,} events, {wanted:,} were asked for")
+    for raw in generated:
+        raw.pop("receivedAt", None)  # the server's to set, as with any SDK
+
+    def bodies(raws: list[dict[str, object]]) -> list[bytes]:
+        return [
+            orjson.dumps({"batch": raws[i : i + batch], "sentAt": SENT_AT})
+            for i in range(0, len(raws), batch)
+        ]
+
+    return bodies(generated[extra:]), bodies(generated[:extra])
+
+
+def parse_and_validate(bodies: list[bytes]) -> int:
+    """What the collector does to a request body before it reaches the log, in-process."""
+    now = datetime.now(UTC)
+    count = 0
+    for body in bodies:
+        items, _ = collector.parse("batch", body)
+        count += len(collector.to_records(items, now, "bench"))
+    return count
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@dataclass
+class Server:
+    """``cdp serve`` in a subprocess on a fresh data directory."""
+
+    data_dir: Path
+    log_path: Path
+    port: int = field(default_factory=free_port)
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        command = [sys.executable, "-m", "cdp.cli", "--data-dir", str(self.data_dir)]
+        command += ["serve", "--port", str(self.port)]
+        with self.log_path.open("wb") as log:
+            self.process = subprocess.Popen(
+                command, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=log,
+                stderr=subprocess.STDOUT,
+            )  # fmt: skip
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                httpx.get(f"{self.url}/health", timeout=1).raise_for_status()
+                return
+            except httpx.TransportError:
+                if self.process.poll() is not None or time.monotonic() > deadline:
+                    sys.exit(f"cdp serve did not start:\n{self.log_path.read_text()[-2000:]}")
+                time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)  # graceful: drains and checkpoints
+            try:
+                self.process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
+
+
+@dataclass
+class Load:
+    """What the client threads measured."""
+
+    latencies: list[float] = field(default_factory=list)  # seconds, first try → 2xx
+    retries: int = 0
+    failures: list[str] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+def post_all(url: str, key: str, bodies: list[bytes], clients: int) -> tuple[Load, float]:
+    """Post every body (client ``i`` takes bodies ``i``, ``i + clients``...); (load, seconds)."""
+    load = Load()
+    start = threading.Barrier(clients + 1)
+
+    def client(share: list[bytes]) -> None:
+        mine: list[float] = []
+        retries = 0
+        headers = {"content-type": "application/json"}
+        with httpx.Client(base_url=url, auth=(key, ""), timeout=60) as http:
+            http.get("/health")  # connect before the clock starts
+            start.wait()
+            for body in share:
+                began = time.perf_counter()
+                while True:
+                    answer = http.post("/v1/batch", content=body, headers=headers)
+                    if answer.status_code != 503:
+                        break
+                    retries += 1
+                    time.sleep(float(answer.headers.get("retry-after", "1")))
+                mine.append(time.perf_counter() - began)
+                if answer.status_code != 200:
+                    with load.lock:
+                        load.failures.append(f"{answer.status_code}: {answer.text[:200]}")
+        with load.lock:
+            load.latencies.extend(mine)
+            load.retries += retries
+
+    threads = [
+        threading.Thread(target=client, args=(bodies[i::clients],), daemon=True)
+        for i in range(clients)
+    ]
+    for thread in threads:
+        thread.start()
+    start.wait()
+    began = time.perf_counter()
+    for thread in threads:
+        thread.join()
+    return load, time.perf_counter() - began
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
+
+
+def run(events: int, workdir: Path, clients: int = 8, batch: int = 100) -> dict[str, float]:
+    bodies, warm_up = make_bodies(events, batch, extra=clients * batch)
+    parsed, parse_s = timed(lambda: parse_and_validate(bodies))
+    settings = Settings(workdir / "data")
+    key = SourceRegistry(settings.data_dir).add("bench")
+    server = Server(settings.data_dir, workdir / "serve.log")
+    server.start()
+    try:
+        post_all(server.url, key, warm_up, clients)
+        load, http_s = post_all(server.url, key, bodies, clients)
+        health = httpx.get(f"{server.url}/health", timeout=10).json()
+    finally:
+        server.stop()
+    if load.failures:
+        sys.exit(f"{len(load.failures)} requests failed, e.g. {load.failures[0]}")
+    con = Engine.open_read_only(settings)
+    try:
+        stored = con.execute("SELECT count(*) FROM event_log").fetchone()
+    finally:
+        con.close()
+
+    p50, p99 = (percentile(load.latencies, f) * 1000 for f in (0.50, 0.99))
+    http_rate, parse_rate = events / http_s, parsed / parse_s
+    print(
+        f"collector benchmark on {machine()}: {events:,} generated events in "
+        f"{len(bodies):,} /v1/batch requests of {batch}, {clients} concurrent clients on loopback"
+    )
+    print(line("raw parse + validate (parse + to_records)", parsed, parse_s))
+    print(line("HTTP /v1/batch → durable log + projections", events, http_s))
+    print(
+        f"acknowledgement latency per request: p50 {p50:.1f} ms, p99 {p99:.1f} ms "
+        f"({load.retries} retries after 503)"
+    )
+    print(
+        f"group commits: {health['group_commits']:,} (warm-up included); "
+        f"events in the log after SIGTERM: {stored[0] if stored else 0:,}"
+    )
+    print(f"ratio HTTP / raw parse+validate: {http_rate / parse_rate:.2f}")
+    return {
+        "events": events,
+        "http_rate": http_rate,
+        "parse_rate": parse_rate,
+        "ratio": http_rate / parse_rate,
+        "p50_ms": p50,
+        "p99_ms": p99,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument("--events", type=int, default=100_000, help="events to post (timed)")
+    parser.add_argument("--clients", type=int, default=8, help="concurrent client threads")
+    parser.add_argument("--batch", type=int, default=100, help="events per request")
+    parser.add_argument("--keep", type=Path, help="keep the work directory here")
+    args = parser.parse_args()
+    workdir = args.keep or Path(tempfile.mkdtemp(prefix="cdp-bench-"))
+    try:
+        run(args.events, workdir, args.clients, args.batch)
+    finally:
+        if args.keep is None:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
