@@ -230,7 +230,7 @@ def run(events: int, workdir: Path, clients: int = 8, batch: int = 100) -> dict[
     }
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )
@@ -238,7 +238,7 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=8, help="concurrent client threads")
     parser.add_argument("--batch", type=int, default=100, help="events per request")
     parser.add_argument("--keep", type=Path, help="keep the work directory here")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     workdir = args.keep or Path(tempfile.mkdtemp(prefix="cdp-bench-"))
     try:
         run(args.events, workdir, args.clients, args.batch)

@@ -6,7 +6,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from bench import demo, ingest, replay
+from bench import collector, demo, ingest, replay
 
 
 def main() -> None:
@@ -18,6 +18,8 @@ def main() -> None:
             shutil.rmtree(workdir, ignore_errors=True)
         print()
     demo.run()
+    print()
+    collector.main([])
 
 
 if __name__ == "__main__":

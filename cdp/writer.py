@@ -69,7 +69,7 @@ class GroupCommitWriter:
         *,
         max_pending: int = 100_000,
         max_group: int = 20_000,
-        checkpoint_every: float = 2.0,
+        checkpoint_every: float = 10.0,
     ) -> None:
         self._open_engine = open_engine
         self.max_pending = max_pending
