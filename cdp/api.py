@@ -201,7 +201,11 @@ def create_app(settings: Settings, writer: GroupCommitWriter | None = None) -> F
             if parse_error is not None:
                 raise parse_error
             records = collector.to_records(
-                items, received_at, source, single=endpoint in collector.SINGLE_TYPES
+                items,
+                received_at,
+                source,
+                single=endpoint in collector.SINGLE_TYPES,
+                server_received_at=True,
             )
         except collector.RequestRejected as error:
             await dead_letter(source, endpoint, str(error), body, received_at)

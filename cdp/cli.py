@@ -682,7 +682,11 @@ def _rebuild(letter: deadletters.DeadLetter) -> list[Record]:
     if endpoint in (*collector.SINGLE_TYPES, *collector.BATCH_ENDPOINTS):
         items, _ = collector.parse(endpoint, letter.body)
         return collector.to_records(
-            items, letter.received_at, letter.source, single=endpoint in collector.SINGLE_TYPES
+            items,
+            letter.received_at,
+            letter.source,
+            single=endpoint in collector.SINGLE_TYPES,
+            server_received_at=True,
         )
     raise UnmappableError(f"dead letter {letter.id} ({endpoint}) cannot be re-run by retry")
 

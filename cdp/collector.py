@@ -142,9 +142,18 @@ def _merge_batch(document: dict[str, Any], items: list[Any]) -> list[dict[str, A
 
 
 def to_records(
-    items: list[dict[str, Any]], received_at: datetime, source: str | None, single: bool = False
+    items: list[dict[str, Any]],
+    received_at: datetime,
+    source: str | None,
+    single: bool = False,
+    server_received_at: bool = False,
 ) -> list[Record]:
-    """Validate every item; ``RequestRejected`` naming each bad one (all or nothing)."""
+    """Validate every item; ``RequestRejected`` naming each bad one (all or nothing).
+
+    With ``server_received_at`` (the live HTTP API) a ``receivedAt`` sent by the
+    client is replaced by the server's, as Segment does; imports and webhooks
+    keep theirs.
+    """
     records: list[Record] = []
     problems: list[Problem] = []
     for index, item in enumerate(items):
@@ -152,8 +161,11 @@ def to_records(
         if not isinstance(item, dict):
             problems.append(Problem(where, "", "an event must be a JSON object"))
             continue
+        raw = item
+        if server_received_at and "receivedAt" in raw:
+            raw = {k: v for k, v in raw.items() if k != "receivedAt"}
         try:
-            records.append(to_record(item, received_at, source))
+            records.append(to_record(raw, received_at, source))
         except EventValidationError as error:
             problems.extend(Problem(where, p.path, p.reason) for p in error.problems)
     if problems:

@@ -345,3 +345,12 @@ def test_bulk_import_keeps_good_lines_reports_bad_ones_and_resumes(service: Serv
         "line 8",
     ]
     assert {d.endpoint for d in letters} == {"bulk"}
+
+
+def test_the_server_sets_received_at_even_when_the_client_sends_one(service: Service) -> None:
+    event = page("r-1", receivedAt="1999-01-01T00:00:00Z", timestamp="2026-05-01T00:00:00Z")
+    with service.client() as client:
+        assert client.post("/v1/page", json=event).status_code == 200
+    [row] = service.stored()
+    assert row[4].year >= 2026  # the server's clock, not the client's claim
+    assert row[3].isoformat().startswith("2026-05-01")  # an explicit timestamp is kept

@@ -288,7 +288,11 @@ class Harness:
             return REFUSED_UNAUTHENTICATED
         try:
             records = collector.to_records(
-                items, datetime.now(UTC), "fuzz", single=endpoint in collector.SINGLE_TYPES
+                items,
+                datetime.now(UTC),
+                "fuzz",
+                single=endpoint in collector.SINGLE_TYPES,
+                server_received_at=True,
             )
         except Exception as error:  # the oracle only classifies; the server must not crash
             return Verdict(False, why=f"validation: {error!r}")
