@@ -41,6 +41,7 @@ from cdp.sources import SourceRegistry
 from connectors.destinations.csv_file import write_csv
 from connectors.sources.files import read_items
 from connectors.sources.webhooks import line, meta, orders, shopify, x
+from schemas.identifiers import normalise_phone
 
 app = typer.Typer(
     help="Event-sourced customer data platform: ingest events, unify customers, "
@@ -258,6 +259,11 @@ def profile_command(
         print_profile(view)
 
 
+def _phone(raw: str | None) -> str | None:
+    """A phone trait as typed, shown in E.164 when it parses (full-width digits too)."""
+    return (normalise_phone(raw) or raw) if raw else None
+
+
 def print_profile(view: lookup_service.ProfileView) -> None:
     """A readable rendering of a profile lookup."""
     p, lead = view.profile, view.lead
@@ -268,7 +274,7 @@ def print_profile(view: lookup_service.ProfileView) -> None:
     for label, value in (
         ("name", p.get("name")),
         ("email", p.get("email")),
-        ("phone", p.get("phone")),
+        ("phone", _phone(p.get("phone"))),
         (
             "gender / age",
             f"{p.get('gender') or '-'} / {p.get('age') or '-'} ({p.get('age_band') or '-'})",

@@ -86,7 +86,7 @@ BUILTIN: dict[str, Segment] = {
                 WHERE a.a_at BETWEEN k.as_of - to_days(CAST($max_days AS INTEGER))
                                  AND k.as_of - to_days(CAST($min_days AS INTEGER))
                   AND (b.b_at IS NULL OR b.b_at < a.a_at)""",
-            {"product_a": PRODUCT_A, "product_b": PRODUCT_B, "min_days": 25, "max_days": 45},
+            {"product_a": PRODUCT_A, "product_b": PRODUCT_B, "min_days": 30, "max_days": 120},
             purpose="sequence campaign (MISSION 6)",
         ),
         Segment(
