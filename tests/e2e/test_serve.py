@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -20,6 +19,7 @@ from cdp import deadletters
 from cdp.cli import app
 from cdp.config import Settings
 from cdp.engine import Engine
+from tests.loopback import free_port
 from tests.unit.test_webhooks_orders import ORDER
 
 pytestmark = pytest.mark.e2e
@@ -69,9 +69,7 @@ def test_deadletter_list_and_retry(tmp_path: Path) -> None:
 
 def test_serve_accepts_events_and_shuts_down_cleanly(tmp_path: Path) -> None:
     key = cli(tmp_path, "sources", "add", "web")["write_key"]
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     process = subprocess.Popen(
         [
             sys.executable,

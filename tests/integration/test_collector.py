@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gzip
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -14,7 +13,6 @@ from typing import Any
 import httpx
 import orjson
 import pytest
-import uvicorn
 
 from cdp import deadletters
 from cdp.api import create_app
@@ -22,14 +20,9 @@ from cdp.config import Settings
 from cdp.engine import Engine
 from cdp.sources import SourceRegistry
 from cdp.writer import GroupCommitWriter
+from tests.loopback import serve_app
 
 pytestmark = pytest.mark.integration
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @dataclass
@@ -56,23 +49,8 @@ class Service:
 
 
 def serve(settings: Settings, writer: GroupCommitWriter) -> Iterator[str]:
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(
-            create_app(settings, writer), host="127.0.0.1", port=port, log_level="warning"
-        )
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert time.monotonic() < deadline, "server did not start"
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=20)
+    """The collector app of ``settings`` with ``writer``, on loopback; yield its URL."""
+    yield from serve_app(create_app(settings, writer))
 
 
 @pytest.fixture

@@ -41,7 +41,7 @@ from cdp.config import Settings
 from cdp.engine import Engine
 from cdp.replay import rebuild
 from cdp.sources import SourceRegistry
-from tests.integration.test_collector import free_port
+from tests.loopback import free_port
 
 pytestmark = pytest.mark.integration
 

@@ -35,7 +35,6 @@ import hmac
 import itertools
 import json
 import string
-import threading
 import time
 import zlib
 from collections.abc import Callable, Iterator
@@ -49,7 +48,6 @@ from urllib.parse import urlencode
 import httpx
 import orjson
 import pytest
-import uvicorn
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -63,7 +61,7 @@ from cdp.sources import SourceRegistry
 from cdp.writer import GroupCommitWriter
 from connectors.sources import forms
 from schemas import MAX_EVENT_BYTES
-from tests.integration.test_collector import free_port
+from tests.loopback import serve_app
 from tests.unit import test_webhooks_line as line_samples
 from tests.unit import test_webhooks_meta as meta_samples
 from tests.unit import test_webhooks_orders as order_samples
@@ -393,24 +391,6 @@ class Harness:
             ) from error
 
 
-def serve_in_thread(app: Any) -> Iterator[str]:
-    """Run ``app`` with uvicorn on a free loopback port in a thread; yield its URL."""
-    port = free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="critical")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert time.monotonic() < deadline, "server did not start"
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=20)
-
-
 @pytest.fixture(scope="module")
 def harness(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Harness]:
     root = tmp_path_factory.mktemp("fuzz")
@@ -426,7 +406,7 @@ def harness(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Harness]:
     writer = RestartableWriter(root)
     try:
         app = create_app(app_settings, cast(GroupCommitWriter, writer))  # duck-typed stand-in
-        for url in serve_in_thread(app):
+        for url in serve_app(app, log_level="critical"):
             # No keep-alive: after a 5xx uvicorn may close the connection, and
             # reusing it would turn the next request into a client-side error.
             no_keep_alive = httpx.Limits(max_keepalive_connections=0)
