@@ -36,7 +36,8 @@ from cdp.log import AppendResult, Record
 from cdp.sources import SourceRegistry
 from cdp.writer import Backpressure, GroupCommitWriter
 from connectors.sources import forms
-from connectors.sources.webhooks import Mapped, line, meta, orders, shopify, x
+from connectors.sources.webhooks import Mapped, meta, orders, shopify, x
+from connectors.sources.webhooks.registry import SIGNED, SignedWebhook
 
 SUCCESS = {"success": True}
 MAX_BULK_BYTES = 100 * 1024 * 1024  # decompressed JSONL per bulk request
@@ -362,22 +363,6 @@ def create_app(settings: Settings, writer: GroupCommitWriter | None = None) -> F
             return _error(401, str(error))
         return await webhook("orders", request, lambda _body: None, orders.to_events, source)
 
-    @app.post("/v1/webhooks/line", tags=["webhooks"])
-    async def line_webhook(request: Request) -> Response:
-        """LINE Messaging API events (X-Line-Signature)."""
-        if hooks.line is None:
-            return disabled("line")
-        conf = hooks.line
-        return await webhook(
-            "line",
-            request,
-            lambda body: line.verify(
-                body, request.headers.get("x-line-signature"), conf.channel_secret
-            ),
-            line.to_events,
-            conf.source or "line",
-        )
-
     @app.get("/v1/webhooks/meta", tags=["webhooks"])
     async def meta_challenge(request: Request) -> Response:
         """Meta's subscription check: echo hub.challenge when hub.verify_token matches."""
@@ -389,22 +374,6 @@ def create_app(settings: Settings, writer: GroupCommitWriter | None = None) -> F
             return _error(403, str(error))
         return Response(challenge, media_type="text/plain")
 
-    @app.post("/v1/webhooks/meta", tags=["webhooks"])
-    async def meta_webhook(request: Request) -> Response:
-        """Instagram messaging events (X-Hub-Signature-256)."""
-        if hooks.meta is None:
-            return disabled("meta")
-        conf = hooks.meta
-        return await webhook(
-            "meta",
-            request,
-            lambda body: meta.verify(
-                body, request.headers.get("x-hub-signature-256"), conf.app_secret
-            ),
-            meta.to_events,
-            conf.source or "instagram",
-        )
-
     @app.get("/v1/webhooks/x", tags=["webhooks"])
     async def x_crc(crc_token: str = "") -> Response:
         """X Account Activity CRC check: the HMAC of crc_token as response_token."""
@@ -415,21 +384,26 @@ def create_app(settings: Settings, writer: GroupCommitWriter | None = None) -> F
         except AuthError as error:
             return _error(400, str(error))
 
-    @app.post("/v1/webhooks/x", tags=["webhooks"])
-    async def x_webhook(request: Request) -> Response:
-        """X Account Activity events (x-twitter-webhooks-signature)."""
-        if hooks.x is None:
-            return disabled("x")
-        conf = hooks.x
-        return await webhook(
-            "x",
-            request,
-            lambda body: x.verify(
-                body, request.headers.get("x-twitter-webhooks-signature"), conf.consumer_secret
-            ),
-            x.to_events,
-            conf.source or "x",
-        )
+    def signed_route(hook: SignedWebhook) -> Callable[[Request], Awaitable[Response]]:
+        async def handler(request: Request) -> Response:
+            conf = hooks.signed(hook.platform)
+            if conf is None:
+                return disabled(hook.platform)
+            header = request.headers.get(hook.signature_header)
+            return await webhook(
+                hook.platform,
+                request,
+                lambda body: hook.verify(body, header, conf.secret),
+                hook.to_events,
+                conf.source or hook.default_source,
+            )
+
+        handler.__name__ = f"{hook.platform}_webhook"
+        handler.__doc__ = f"{hook.platform} webhook events (signed in {hook.signature_header})."
+        return handler
+
+    for hook in SIGNED.values():
+        app.post(f"/v1/webhooks/{hook.platform}", tags=["webhooks"])(signed_route(hook))
 
     # --------------------------------------------------------------- forms
     form_config = forms.load_forms(settings.data_dir / "forms.toml")

@@ -40,7 +40,8 @@ from cdp.query import audience, run_sql
 from cdp.sources import SourceRegistry
 from connectors.destinations.csv_file import write_csv
 from connectors.sources.files import read_items
-from connectors.sources.webhooks import line, meta, orders, shopify, x
+from connectors.sources.webhooks import orders, shopify
+from connectors.sources.webhooks.registry import SIGNED
 from schemas.identifiers import normalise_phone
 
 app = typer.Typer(
@@ -680,8 +681,8 @@ def _rebuild(letter: deadletters.DeadLetter) -> list[Record]:
             events = shopify.to_events(topic, payload)
         elif platform == "orders":
             events = orders.to_events(payload)
-        elif platform in ("line", "meta", "x"):
-            events = {"line": line, "meta": meta, "x": x}[platform].to_events(payload).events
+        elif platform in SIGNED:
+            events = SIGNED[platform].to_events(payload).events
         else:
             raise UnmappableError(f"dead letter {letter.id} ({endpoint}) cannot be re-run")
         return collector.to_records(events, letter.received_at, letter.source)

@@ -62,14 +62,29 @@ class Shopify(_Section):
 class Line(_Section):
     channel_secret: str
 
+    @property
+    def secret(self) -> str:
+        """The key the platform signs bodies with."""
+        return self.channel_secret
+
 
 class Meta(_Section):
     app_secret: str
     verify_token: str
 
+    @property
+    def secret(self) -> str:
+        """The key the platform signs bodies with."""
+        return self.app_secret
+
 
 class X(_Section):
     consumer_secret: str
+
+    @property
+    def secret(self) -> str:
+        """The key the platform signs bodies with."""
+        return self.consumer_secret
 
 
 class WebhookSettings(BaseModel):
@@ -80,6 +95,11 @@ class WebhookSettings(BaseModel):
     line: Line | None = None
     meta: Meta | None = None
     x: X | None = None
+
+    def signed(self, platform: str) -> Line | Meta | X | None:
+        """The section of a signed SNS platform (``line``, ``meta``, ``x``), if enabled."""
+        section = getattr(self, platform)
+        return section if isinstance(section, Line | Meta | X) else None
 
 
 def load(data_dir: Path) -> WebhookSettings:
