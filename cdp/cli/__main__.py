@@ -1,0 +1,5 @@
+"""``python -m cdp.cli``."""
+
+from cdp.cli import main
+
+main()
