@@ -12,7 +12,7 @@ imported below.
 
 from __future__ import annotations
 
-from cdp.cli import collect, data, demo, profile, segments  # noqa: F401  (registers commands)
+from cdp.cli import collect, data, demo, export, profile, segments  # noqa: F401  (registers commands)
 from cdp.cli._app import app
 
 __all__ = ["app", "main"]
