@@ -10,6 +10,7 @@ restores the last checkpoint and folds whatever the log holds past it.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import TracebackType
@@ -24,17 +25,27 @@ from cdp.log import AppendResult, Record
 from cdp.runtime import EmbeddedRuntime, RuntimeConfig
 
 WAL_CHECKPOINT_THRESHOLD = "256MB"
+MEMORY_LIMIT_ENV = "CDP_DUCKDB_MEMORY_LIMIT"
+DEFAULT_MEMORY_LIMIT = "4GB"
+"""DuckDB's own memory (it spills larger work to ``<data dir>/duckdb-tmp``).
+
+DuckDB's default is 80% of RAM, which the fold states of the runtime need for
+themselves: a checkpoint of a million customers then ran the machine out of
+memory. Override with ``CDP_DUCKDB_MEMORY_LIMIT`` (e.g. ``8GB``)."""
 
 
 def _connect(path: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
-    config: dict[str, str | bool | int | float | list[str]] = (
-        {"enable_external_access": False}
-        if read_only
+    config: dict[str, str | bool | int | float | list[str]] = {
+        "memory_limit": os.environ.get(MEMORY_LIMIT_ENV, DEFAULT_MEMORY_LIMIT)
+    }
+    if read_only:
+        config["enable_external_access"] = False
+    else:
         # DuckDB folds its WAL into the file every 16 MB by default; during bulk
         # appends that rewrite cost as much as the appends. 256 MB keeps the
         # replay after a crash short while appends stay cheap.
-        else {"checkpoint_threshold": WAL_CHECKPOINT_THRESHOLD}
-    )
+        config["checkpoint_threshold"] = WAL_CHECKPOINT_THRESHOLD
+        config["temp_directory"] = str(path.parent / "duckdb-tmp")
     try:
         return duckdb.connect(str(path), read_only=read_only, config=config)
     except duckdb.IOException as error:

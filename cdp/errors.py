@@ -15,7 +15,10 @@ here. The whole hierarchy::
     ├── SegmentError                terminal  a segment definition or query is wrong
     ├── QueryError                  terminal  read-only SQL failed or tried to write
     ├── AuthError                   terminal  a write key, token or signature is missing or wrong
-    └── UnmappableError             terminal  a verified webhook payload has no event mapping
+    ├── UnmappableError             terminal  a verified webhook payload has no event mapping
+    └── DestinationError                      pushing an audience to a destination failed
+        ├── DestinationRejectedError  terminal  the platform refused a request (4xx)
+        └── DestinationUnavailableError transient still failing after every retry
 
 ``TransientError`` means retry later, nothing was lost; ``TerminalError`` means
 the same input will fail again. Messages name the offending id, file or line.
@@ -36,6 +39,9 @@ __all__ = [
     "AuthError",
     "CdpError",
     "ConfigError",
+    "DestinationError",
+    "DestinationRejectedError",
+    "DestinationUnavailableError",
     "EventTooLargeError",
     "EventValidationError",
     "FieldProblem",
@@ -91,3 +97,33 @@ class AuthError(TerminalError, CdpError):
 class UnmappableError(TerminalError, CdpError):
     """A verified webhook payload cannot be turned into events; it is dead-lettered
     with this message as the reason."""
+
+
+class DestinationError(CdpError):
+    """Pushing an audience to a destination (ad platform, webhook) failed; the message
+    names the destination and carries the platform's own error message."""
+
+
+class DestinationRejectedError(TerminalError, DestinationError):
+    """The destination refused a request (HTTP 4xx other than 429): retrying the same
+    request cannot help. Nothing of the failed chunk was marked synced."""
+
+
+class DestinationUnavailableError(TransientError, DestinationError):
+    """The destination kept failing (429, 5xx, connection errors) after every retry;
+    the sync can be resumed later and loses nothing."""
+
+
+class AnalyticsError(TerminalError, CdpError):
+    """An analytic was given a bad option or its query failed; the message names it."""
+
+
+class ArchiveError(TerminalError, CdpError):
+    """The Parquet archive cannot be written or read as it stands (in use, a gap
+    in the topic, a file named by the manifest missing); the message names the
+    archive directory, topic, partition or file."""
+
+
+class ForbiddenError(TerminalError, CdpError):
+    """A valid read token lacks the scope a request needs (HTTP 403); the message names
+    the token and the scope."""

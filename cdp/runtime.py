@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 import duckdb
 import orjson
 
+from cdp import customer as customer_state
 from cdp import store
 from cdp.bulk import paused_gc
 from cdp.log import EventLog, StoredEvent
@@ -50,6 +51,19 @@ class RuntimeConfig:
             option=orjson.OPT_SORT_KEYS,
         )
         return hashlib.sha256(text).hexdigest()[:16]
+
+
+@dataclass(frozen=True, slots=True)
+class Checkpointed:
+    """What one committed checkpoint of the live tables changed (for read models)."""
+
+    customers: tuple[str, ...]
+    """Customers whose rows were written."""
+    removed: tuple[str, ...]
+    """Customers whose rows were deleted (merged away)."""
+    changes: identity.Changes
+    next_offset: int
+    config_hash: str
 
 
 @dataclass(slots=True)
@@ -77,6 +91,9 @@ class EmbeddedRuntime:
         self._pending_count = 0
         self._dirty: set[str] = set()
         self._removed: set[str] = set()
+        #: Called after each committed checkpoint of the live tables (no prefix)
+        #: with what changed; ``cdp.read_model`` keeps its in-memory copy with it.
+        self.on_checkpoint: Callable[[Checkpointed], None] | None = None
 
     @property
     def profiles(self) -> dict[str, profile.State]:
@@ -143,35 +160,32 @@ class EmbeddedRuntime:
             return
         rules = self.config.scoring
         profiles, leads, dirty = self._profiles, self._leads, self._dirty
-        p_initial, l_initial = profile.initial(), lead_score.initial()
         for customer, events in self._pending.items():
-            profiles[customer] = profile.fold(profiles.get(customer, p_initial), events)
-            leads[customer] = lead_score.fold(leads.get(customer, l_initial), events, rules)
+            folded = customer_state.fold(self._state(customer), events, rules)
+            profiles[customer], leads[customer] = folded.profile, folded.lead
             dirty.add(customer)
         self._pending = defaultdict(list)
         self._pending_count = 0
 
     def _merge(self, loser: str, survivor: str) -> None:
         self.stats.merges += 1
-        rules = self.config.scoring
-        lost_profile = self._profiles.pop(loser, None)
-        if lost_profile is not None:
-            kept = self._profiles.get(survivor)
-            self._profiles[survivor] = (
-                lost_profile if kept is None else profile.combine(kept, lost_profile)
-            )
-        lost_lead = self._leads.pop(loser, None)
-        if lost_lead is not None:
-            kept_lead = self._leads.get(survivor)
-            self._leads[survivor] = (
-                lost_lead if kept_lead is None else lead_score.combine(kept_lead, lost_lead, rules)
-            )
+        lost = self._state(loser)
+        self._profiles.pop(loser, None)
+        self._leads.pop(loser, None)
+        merged = customer_state.absorb(self._state(survivor), lost, self.config.scoring)
+        if merged is not None:
+            self._profiles[survivor], self._leads[survivor] = merged.profile, merged.lead
         moved = self._pending.pop(loser, None)
         if moved:
             self._pending[survivor].extend(moved)
         self._dirty.discard(loser)
         self._removed.add(loser)
         self._dirty.add(survivor)
+
+    def _state(self, customer: str) -> customer_state.CustomerState | None:
+        """The customer's folded states (profile and lead score are kept together)."""
+        p = self._profiles.get(customer)
+        return None if p is None else customer_state.CustomerState(p, self._leads[customer])
 
     def catch_up(
         self, log: EventLog, progress: Callable[[int], None] | None = None, batch_size: int = 20_000
@@ -199,23 +213,30 @@ class EmbeddedRuntime:
         """
         self.flush()
         rules = self.config.scoring
-        rows = [
+        rows = (  # a generator: store.save writes it in chunks
             store.customer_row(c, self._profiles[c], self._leads[c], rules)
             for c in sorted(self._dirty)
             if c in self._profiles
-        ]
-        store.save(
+        )
+        changed = tuple(c for c in sorted(self._dirty) if c in self._profiles)
+        removed = tuple(sorted(self._removed - self._dirty))
+        changes = self.graph.take_changes()
+        written = store.save(
             con,
             customer_rows=rows,
-            removed_customers=sorted(self._removed - self._dirty),
-            changes=self.graph.take_changes(),
+            removed_customers=removed,
+            changes=changes,
             next_offset=self.next_offset,
             config_hash=self.config.fingerprint(),
             prefix=prefix,
         )
         self._dirty.clear()
         self._removed.clear()
-        return len(rows)
+        if self.on_checkpoint is not None and not prefix:
+            self.on_checkpoint(
+                Checkpointed(changed, removed, changes, self.next_offset, self.config.fingerprint())
+            )
+        return written
 
     def customer_ids(self) -> list[str]:
         """Every live customer id, sorted."""

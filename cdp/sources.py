@@ -14,16 +14,15 @@ keys added or revoked while ``cdp serve`` runs take effect at once.
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 import secrets
-import tempfile
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 import orjson
 
+from cdp.atomic import write_atomically
 from cdp.errors import AuthError, ConfigError
 
 FILE_NAME = "sources.json"
@@ -77,17 +76,10 @@ class SourceRegistry:
         self._stamp = stamp
 
     def _save(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         data = orjson.dumps(
             {"sources": [asdict(s) for s in self._sources.values()]}, option=orjson.OPT_INDENT_2
         )
-        fd, temp = tempfile.mkstemp(prefix=".sources.", dir=self.path.parent)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(temp, 0o600)
-        os.replace(temp, self.path)
+        write_atomically(self.path, data, 0o600)
         self._stamp = None
 
     def list(self) -> list[Source]:

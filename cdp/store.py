@@ -19,6 +19,7 @@ resumes from the saved position and re-folds the tail of the log.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -63,6 +64,7 @@ def _schema(columns: Mapping[str, str]) -> pa.Schema:
 
 
 CUSTOMER_SCHEMA = _schema(CUSTOMER_COLUMNS)
+_EMPTY_CUSTOMERS = CUSTOMER_SCHEMA.empty_table()
 IDENTITY_SCHEMA = _schema(_IDENTITY_TYPES)
 
 
@@ -140,6 +142,10 @@ def load(con: duckdb.DuckDBPyConnection, prefix: str = "") -> Snapshot:
     )
 
 
+CHUNK_ROWS = 20_000
+"""Customer rows per insert within a checkpoint's transaction (bounds memory)."""
+
+
 def customer_row(
     customer_id: str, p: profile.State, lead: lead_score.State, rules: lead_score.Rules
 ) -> dict[str, Any]:
@@ -202,18 +208,29 @@ def save(
     next_offset: int,
     config_hash: str,
     prefix: str = "",
-) -> None:
-    """Write a checkpoint atomically: changed customers, graph changes, position."""
-    rows = list(customer_rows)
-    customers = pa.Table.from_pylist(rows, schema=CUSTOMER_SCHEMA)
-    stale = [r["customer_id"] for r in rows] + list(removed_customers)
+) -> int:
+    """Write a checkpoint atomically: changed customers, graph changes, position.
+
+    ``customer_rows`` may be a generator: rows are written ``CHUNK_ROWS`` at a
+    time inside the one transaction, so a checkpoint of a million customers
+    never holds every row in memory at once. Returns the customer rows written.
+    """
     graph = pa.Table.from_pylist(
         [dict(zip(identity.ROW_COLUMNS, row, strict=True)) for row in changes.rows],
         schema=IDENTITY_SCHEMA,
     )
+    written = 0
     con.execute("BEGIN TRANSACTION")
     try:
-        _replace(con, f"{prefix}customers", "customer_id", stale, customers)
+        removed = list(removed_customers)
+        if removed:
+            _replace(con, f"{prefix}customers", "customer_id", removed, _EMPTY_CUSTOMERS)
+        rows = iter(customer_rows)
+        while chunk := list(itertools.islice(rows, CHUNK_ROWS)):
+            customers = pa.Table.from_pylist(list(chunk), schema=CUSTOMER_SCHEMA)
+            keys = [r["customer_id"] for r in chunk]
+            _replace(con, f"{prefix}customers", "customer_id", keys, customers)
+            written += len(keys)
         identifiers = [r[0] for r in changes.rows if r[0]]
         merged = [r[1] for r in changes.rows if not r[0]]
         if identifiers:
@@ -247,3 +264,4 @@ def save(
     except BaseException:
         con.execute("ROLLBACK")
         raise
+    return written

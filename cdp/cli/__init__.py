@@ -12,7 +12,20 @@ imported below.
 
 from __future__ import annotations
 
-from cdp.cli import collect, data, demo, export, profile, segments  # noqa: F401  (registers commands)
+from cdp.cli import (  # noqa: F401  (registers commands)
+    analytics,
+    archive,
+    collect,
+    data,
+    demo,
+    destinations,
+    export,
+    kafka,
+    profile,
+    segments,
+    tokens,
+    worker,
+)
 from cdp.cli._app import app
 
 __all__ = ["app", "main"]

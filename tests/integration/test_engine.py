@@ -114,6 +114,27 @@ def test_restart_resumes_from_the_checkpoint_and_folds_the_tail(settings: Settin
         second.close()
 
 
+def test_a_checkpoint_larger_than_a_chunk_writes_every_customer_once(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Checkpoints stream customer rows in chunks (bounded memory at 1M customers)."""
+    monkeypatch.setattr(store, "CHUNK_ROWS", 3)
+    engine = Engine.open(settings)
+    try:
+        feed(engine, [raw_page(f"/p{n}", anonymous_id=f"anon-{n}") for n in range(10)])
+        assert engine.checkpoint() == 10
+        feed(engine, [raw_page("/again", anonymous_id=f"anon-{n}") for n in range(0, 10, 2)])
+        assert engine.checkpoint() == 5
+        rows = engine.con.execute(
+            "SELECT count(*), count(DISTINCT customer_id), sum(events_count) FROM customers"
+        ).fetchone()
+        assert rows == (10, 10, 15)
+        rebuilt = fresh_fold(engine)
+        assert engine.runtime.profiles == rebuilt.profiles
+    finally:
+        engine.close()
+
+
 def test_a_failed_checkpoint_leaves_the_previous_one_intact(
     settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
