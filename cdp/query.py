@@ -10,6 +10,7 @@ import duckdb
 
 from cdp import segments
 from cdp.errors import QueryError, SegmentError
+from cdp.segment_lang import SegmentCatalog
 from schemas.identifiers import normalise_email, normalise_phone
 
 #: What an audience file holds, in order (identifiers normalised for matching).
@@ -24,6 +25,14 @@ AUDIENCE_COLUMNS = (
     "line_user_id",
     "lifecycle_stage",
     "lead_score_now",
+    # Appended for the ad-platform formats (connectors/destinations/members.py).
+    "gender",
+    "birthday",
+    "city",
+    "postal_code",
+    "first_name_kana",
+    "last_name_kana",
+    "x_user_id",
 )
 CONSENT_COLUMNS = {
     "ads": "consent_ads",
@@ -69,13 +78,22 @@ def audience(
     segment_name: str,
     overrides: Mapping[str, str] | None = None,
     consent: str | None = "ads",
+    catalog: SegmentCatalog | None = None,
 ) -> Audience:
-    """Members of a segment who consented to ``consent`` (None: everyone), sorted by id."""
+    """Members of a segment who consented to ``consent`` (None: everyone), sorted by id.
+
+    With a ``catalog`` the segment may be a built-in or a saved one; without,
+    only the built-ins are known.
+    """
     if consent is not None and consent not in CONSENT_COLUMNS:
         raise SegmentError(
             f"unknown consent purpose {consent!r}; use one of {', '.join(CONSENT_COLUMNS)} or none"
         )
-    result = segments.run(con, segment_name, overrides)
+    result = (
+        catalog.run(con, segment_name, overrides)
+        if catalog is not None
+        else segments.run(con, segment_name, overrides)
+    )
     condition = f"AND {CONSENT_COLUMNS[consent]} IS TRUE" if consent else ""
     columns = ", ".join(AUDIENCE_COLUMNS)
     rows = con.execute(
@@ -90,6 +108,7 @@ def audience(
             normalise_phone(row[2]) if row[2] else None,
             *row[3:9],
             round(row[9], 2) if row[9] is not None else None,
+            *row[10:],
         )
         for row in rows
     ]

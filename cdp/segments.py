@@ -3,9 +3,12 @@
 A segment's query returns one column, ``customer_id``. Parameters are bound
 by DuckDB (``$name``), never pasted into SQL. Times are relative to the log
 clock (``log_clock.as_of``, the latest event time) so a segment over the same
-log always gives the same members. The built-ins cover MISSION items 3–7;
-the full segment language (YAML rules, sequences, saved segments) builds on
-this module.
+log always gives the same members. The built-ins cover MISSION items 3–7.
+The segment language (``cdp.segment_lang``: YAML/JSON rules, sequences, raw
+SQL, saved segments, membership history) builds on this module; its
+``SegmentCatalog`` serves built-ins and saved segments alike, and
+docs/segments/examples restates each built-in in the language (a test checks
+they select the same customers).
 """
 
 from __future__ import annotations
@@ -38,7 +41,7 @@ class SegmentResult:
     name: str
     count: int
     members: list[str]
-    params: dict[str, int | str]
+    params: dict[str, str | bool | int | float]
 
 
 _ORDERS = """SELECT customer_id, timestamp,
@@ -153,7 +156,7 @@ def run(
     except duckdb.Error as error:
         raise SegmentError(f"segment {name!r} failed: {error}") from None
     members = [str(r[0]) for r in rows]
-    return SegmentResult(name, len(members), members, params)
+    return SegmentResult(name, len(members), members, dict(params))
 
 
 def describe(segment: Segment, params: Mapping[str, Any] | None = None) -> str:
