@@ -1,0 +1,109 @@
+"""What every platform adapter provides, and the running plan they work on."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from connectors.destinations.members import Member
+from connectors.destinations.push.http import Transport
+from connectors.destinations.push.journal import Chunk, Journal, Plan
+
+Layout = list[tuple[str, list[str]]]
+"""A plan's chunks in order: (action, customer ids)."""
+
+
+def cut(action: str, keys: list[str], size: int) -> Layout:
+    """``keys`` in chunks of at most ``size``."""
+    return [(action, keys[i : i + size]) for i in range(0, len(keys), size)]
+
+
+@dataclass
+class Run:
+    """A plan being executed: marks chunks done in the journal as they are acknowledged."""
+
+    plan: Plan
+    journal: Journal
+    transport: Transport
+    segment: str
+    after_chunk: Callable[[Chunk], None] | None = None
+    sent: int = 0
+
+    def pending(self, action: str) -> list[Chunk]:
+        """Chunks of ``action`` not acknowledged yet, in order."""
+        return [c for c in self.plan.chunks if c.action == action and not c.done]
+
+    def of(self, action: str) -> list[Chunk]:
+        """Every chunk of ``action``, in order."""
+        return [c for c in self.plan.chunks if c.action == action]
+
+    def rows(self, chunk: Chunk) -> list[Any]:
+        """The platform rows a chunk sends (from the plan, so a resend is identical)."""
+        return [self.plan.rows[key] for key in chunk.keys]
+
+    def done(self, chunk: Chunk) -> None:
+        """Persist that the platform acknowledged ``chunk``."""
+        chunk.done = True
+        self.journal.save(self.plan)
+        self.sent += 1
+        if self.after_chunk is not None:
+            self.after_chunk(chunk)
+
+    def save(self) -> None:
+        """Persist the plan's platform state (job names, group ids) before using it."""
+        self.journal.save(self.plan)
+
+
+class Platform:
+    """One ad platform's push protocol. Subclasses override what differs."""
+
+    name = ""
+    max_chunk = 10_000
+
+    def row(self, member: Member) -> Any | None:
+        """The member as this platform's JSON row, or None if it cannot be matched."""
+        raise NotImplementedError
+
+    def match_keys(self, row: Any) -> set[str]:
+        """Identifiers in a row by which the platform finds a person.
+
+        A remove whose identifiers overlap a current member's is not sent:
+        on these platforms a removal acts on the matched person, who is still
+        in the audience (a merge, a shared phone).
+        """
+        return set()
+
+    def headers(self) -> dict[str, str]:
+        """Authentication and fixed headers of every request."""
+        return {}
+
+    def error_message(self, response: httpx.Response) -> str:
+        """The platform's own error message in a failed response."""
+        text = response.text.strip()
+        return text[:500] or response.reason_phrase
+
+    def transient(self, response: httpx.Response) -> bool:
+        """True if a 4xx response still means "try again later"."""
+        return False
+
+    def layout(
+        self,
+        adds: list[str],
+        removes: list[str],
+        current: Mapping[str, Any],
+        synced_extra: Mapping[str, Any],
+        chunk_size: int,
+    ) -> tuple[Layout, dict[str, Any]]:
+        """Chunks of a new plan (removes first, then adds) and its initial platform state."""
+        return cut("remove", removes, chunk_size) + cut("add", adds, chunk_size), {}
+
+    def push(self, run: Run) -> None:
+        """Send every chunk not yet acknowledged, and whatever finishes the plan."""
+        raise NotImplementedError
+
+    def check(self, transport: Transport) -> str:
+        """A read-only request proving the credentials and target work; a short summary."""
+        raise NotImplementedError
