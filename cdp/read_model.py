@@ -1,0 +1,583 @@
+"""The lookup read model: what ``GET /v1/profiles/...`` answers from, in memory.
+
+Loaded once from the checkpointed tables (``load``, one bulk query per table
+in one read transaction) and kept up to date by the embedded runtime: after
+each committed checkpoint it hands over what changed (``EmbeddedRuntime.
+on_checkpoint``), and ``apply`` re-reads those customers' rows, moves the
+identifiers and merges, files the events appended since the previous
+checkpoint into the customers' recent-event rings, and publishes.
+
+Per customer it holds one immutable ``Entry``: the profile's stored columns
+pre-serialised as JSON, the few values the "now" columns are computed from,
+the lead-score buckets that explain the score (compact JSON), the identifiers,
+the merges (JSON) and a ring of the ``RING`` most recent events (JSON). Beside
+it: identifier → customer, merged-away customer → survivor, and the log clock
+and read position of the checkpoint. ``apply`` builds new entries aside and
+swaps them in under a lock held only for the dict updates; readers take the
+same lock to resolve an identifier and pick its entry, so a reader sees one
+whole checkpoint or the next, never a mix (``view``).
+
+Events are attributed exactly as the ``events`` view does (the owner of the
+trimmed user id if the graph knows it, else the owner of the anonymous id).
+Identifiers only change owner through merges, which move rings along; the one
+other way an old event changes owner, an identifier seen in the log before
+the graph knew it, is watched (``_unowned``) and rebuilds the rings from the
+log when it happens.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from datetime import UTC, date, datetime, timedelta, tzinfo
+from decimal import Decimal
+from typing import Any
+
+import duckdb
+import orjson
+import pyarrow as pa
+
+from cdp import store
+from cdp.runtime import Checkpointed
+from projections import lead_score
+
+log = logging.getLogger(__name__)
+
+RING = 10
+"""Recent events kept per customer (the API's default ``events``); more are read
+from the log."""
+CHUNK = 10_000
+_USER = "user_id:"
+_ANON = "anonymous_id:"
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_NOW_INPUTS = (
+    "birthday",
+    "lead_score",
+    "score_time",
+    "lifecycle_stage",
+    "last_order_at",
+    "last_seen",
+)
+_LEAD_COLUMNS = ("lead_score", "lifecycle_stage", "funnel_stage")
+_EMPTY = b"[]"
+_UTC = frozenset({"UTC", "Etc/UTC", "Etc/UCT", "UCT", "Etc/GMT", "GMT", "Etc/Universal",
+                  "Universal", "Etc/Zulu", "Zulu"})  # fmt: skip
+_EVENT_SQL = """SELECT "offset", epoch_us(timestamp) AS us, timestamp, type, event, message_id,
+                       source, trim(user_id) AS u, trim(anonymous_id) AS a FROM event_log"""
+
+
+def json_default(value: Any) -> Any:
+    """The CLI's JSON rules: decimals as strings, times in ISO 8601, sets as lists."""
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, date | datetime):
+        return value.isoformat()
+    if isinstance(value, set | frozenset | tuple):
+        return list(value)
+    raise TypeError(f"cannot serialise {type(value).__name__}")
+
+
+def dumps(value: Any) -> bytes:
+    return orjson.dumps(value, default=json_default)
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One customer as of one checkpoint (immutable: replaced whole, never edited)."""
+
+    customer_id: str
+    identifiers: tuple[str, ...]
+    #: The stored columns as a JSON object without its closing brace; None: no row.
+    profile: bytes | None
+    #: ``_NOW_INPUTS`` then ``_LEAD_COLUMNS`` values.
+    facts: tuple[Any, ...]
+    #: ``[last_activity, buckets]`` of the lead-score state (what ``explain`` reads).
+    explain: bytes | None
+    merges: bytes
+    #: JSON ``[[µs since 1970, offset, event], ...]``, newest first, at most ``RING``.
+    recent: bytes
+
+    def now_inputs(self) -> dict[str, Any]:
+        return dict(zip(_NOW_INPUTS, self.facts, strict=False))
+
+    def lead_state(self) -> lead_score.State | None:
+        """The lead-score state as far as ``lead_score.explain`` reads it."""
+        if self.explain is None:
+            return None
+        last, buckets = orjson.loads(self.explain)
+        return lead_score.from_json(
+            {"version": lead_score.JSON_VERSION, "last_activity": last, "known": False,
+             "views": 0, "signals": [], "orders": [], "refunds": [], "buckets": buckets}
+        )  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class Version:
+    """The checkpoint a model state is of."""
+
+    next_offset: int
+    config_hash: str | None
+    #: The latest event time below ``next_offset`` (the log clock there).
+    as_of: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class Found:
+    """What ``ReadModel.view`` read under one lock: all of one checkpoint."""
+
+    customer_id: str
+    entry: Entry
+    version: Version
+    owners: dict[str, str]
+    segments: tuple[str, ...]
+
+
+def epoch_us(moment: datetime) -> int:
+    return (moment - _EPOCH) // timedelta(microseconds=1)
+
+
+def attribute(owners: dict[str, str], user: str | None, anon: str | None) -> str | None:
+    """The customer the ``events`` view gives an event with these trimmed ids."""
+    owner = None if user is None else owners.get(_USER + user)
+    if owner is None and anon is not None:
+        owner = owners.get(_ANON + anon)
+    return owner
+
+
+def event_json(row: dict[str, Any]) -> list[Any]:
+    """``[µs, offset, event]`` of an ``_EVENT_SQL`` row (the ring's item), its time
+    already in the model's zone."""
+    return [
+        row["us"],
+        row["offset"],
+        {"offset": row["offset"], "timestamp": row["timestamp"],
+         "type": row["type"], "event": row["event"], "message_id": row["message_id"],
+         "source": row["source"]},
+    ]  # fmt: skip
+
+
+def merge_rings(rings: Iterable[list[Any]], limit: int = RING) -> list[Any]:
+    """The ``limit`` newest of several rings (by event time, then offset)."""
+    items = [item for ring in rings for item in ring]
+    items.sort(key=lambda item: (item[0], item[1]), reverse=True)
+    return items[:limit]
+
+
+def _rows(table: pa.Table | pa.RecordBatch, zone: tzinfo) -> list[dict[str, Any]]:
+    """Arrow rows as dicts, times as aware datetimes in ``zone``.
+
+    pyarrow makes an aware datetime in ~10 µs; from the microseconds it takes
+    well under one, which is most of the load time of a million customers.
+    """
+    columns = []
+    for column, field in zip(table.columns, table.schema, strict=True):
+        if pa.types.is_timestamp(field.type):
+            micros = column.cast(pa.int64()).to_pylist()
+            values = [None if us is None else _EPOCH + timedelta(microseconds=us) for us in micros]
+            if str(zone) not in _UTC:
+                values = [None if v is None else v.astimezone(zone) for v in values]
+            columns.append(values)
+        else:
+            columns.append(column.to_pylist())
+    names = table.schema.names
+    return [dict(zip(names, values, strict=True)) for values in zip(*columns, strict=True)]
+
+
+class ReadModel:
+    """Identifier → customer → ``Entry``; see the module docstring."""
+
+    def __init__(self, rules: lead_score.Rules, zone: tzinfo) -> None:
+        self.rules = rules
+        self.zone = zone
+        self._lock = threading.Lock()
+        self._entries: dict[str, Entry] = {}
+        self._owners: dict[str, str] = {}
+        self._redirect: dict[str, str] = {}
+        self._segments: dict[str, tuple[str, ...]] = {}
+        self._segment_stamp: object = None
+        self._merges_into: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        self._unowned: set[str] = set()
+        self.version = Version(0, None, None)
+        self.failed: str | None = None
+
+    # ---------------------------------------------------------------- readers
+    def view(self, identifier: str, max_depth: int = 10_000) -> Found | None:
+        """The customer an identifier key (or ``cus_`` id) names now, or None.
+
+        A ``cus_`` id of a merged-away customer follows merges to the survivor.
+        ``Found.entry.profile`` is None for a customer the graph knows without a
+        profile row.
+        """
+        with self._lock:
+            entries = self._entries
+            customer: str | None = identifier
+            if identifier.startswith("cus_"):
+                for _ in range(max_depth):
+                    entry = entries.get(identifier)
+                    if entry is not None and entry.profile is not None:
+                        break
+                    following = self._redirect.get(identifier)
+                    if not following or following == identifier:
+                        return None
+                    identifier = following
+                else:
+                    return None
+                customer = identifier
+            else:
+                customer = self._owners.get(identifier)
+            if customer is None:
+                return None
+            entry = entries.get(customer) or Entry(customer, (), None, (), None, _EMPTY, _EMPTY)
+            return Found(
+                customer, entry, self.version, self._owners, self._segments.get(customer, ())
+            )
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def entries(self) -> dict[str, Entry]:
+        """A copy of every entry (tests, diagnostics)."""
+        with self._lock:
+            return dict(self._entries)
+
+    def owners(self) -> dict[str, str]:
+        with self._lock:
+            return dict(self._owners)
+
+    # ---------------------------------------------------------------- loading
+    @classmethod
+    def load(
+        cls, con: duckdb.DuckDBPyConnection, rules: lead_score.Rules, zone: tzinfo
+    ) -> ReadModel:
+        """The model of the checkpoint ``con`` sees (one read transaction)."""
+        model = cls(rules, zone)
+        model._load(con)
+        return model
+
+    def _load(self, con: duckdb.DuckDBPyConnection) -> None:
+        con.execute("BEGIN TRANSACTION")
+        try:
+            positions = con.execute(
+                "SELECT next_offset, config_hash FROM positions WHERE name = ?",
+                [store.POSITION_NAME],
+            ).fetchall()
+            position = positions[0] if positions else None
+            next_offset = int(position[0]) if position else 0
+            graph = con.sql(
+                "SELECT identifier, customer_id, merged_into FROM identity_graph"
+            ).fetchall()
+            owners: dict[str, str] = {}
+            redirect: dict[str, str] = {}
+            members: dict[str, list[str]] = defaultdict(list)
+            canon: dict[str, str] = {}
+            for identifier, raw_customer, into in graph:
+                customer = canon.setdefault(raw_customer, raw_customer)
+                if identifier:
+                    owners[identifier] = customer
+                    members[customer].append(identifier)
+                else:
+                    redirect[customer] = canon.setdefault(into, into)
+            merges_into: dict[str, list[dict[str, Any]]] = defaultdict(list)
+            for merge in _rows(
+                con.sql(
+                    'SELECT from_customer, into_customer, via, reason, message_id, "offset", "at" '
+                    "FROM merges"
+                ).to_arrow_table(),
+                self.zone,
+            ):
+                merges_into[merge["into_customer"]].append(self._merge_row(merge))
+            rings = self._load_rings(con, next_offset)
+            self._unowned = self._load_unowned(con, next_offset)
+            clock = con.execute(
+                'SELECT max(timestamp) FROM event_log WHERE "offset" < ?', [next_offset]
+            ).fetchall()[0]
+            self._merges_into = merges_into
+            entries: dict[str, Entry] = {}
+            for chunk in self._customer_chunks(con, None):
+                for row in chunk:
+                    customer = canon.setdefault(row["customer_id"], row["customer_id"])
+                    entries[customer] = self._entry(
+                        customer,
+                        tuple(sorted(members.pop(customer, ()))),
+                        row,
+                        rings.get(customer, _EMPTY),
+                    )
+            for customer, identifiers in members.items():  # in the graph, no row (yet)
+                entries[customer] = self._entry(
+                    customer, tuple(sorted(identifiers)), None, rings.get(customer, _EMPTY)
+                )
+            segments, stamp = self._load_segments(con)
+        finally:
+            con.execute("ROLLBACK")
+        as_of = clock[0].astimezone(self.zone) if clock and clock[0] is not None else None
+        with self._lock:
+            self._entries, self._owners, self._redirect = entries, owners, redirect
+            self._segments, self._segment_stamp = segments, stamp
+            self.version = Version(next_offset, str(position[1]) if position else None, as_of)
+            self.failed = None
+
+    def _customer_chunks(
+        self, con: duckdb.DuckDBPyConnection, customers: list[str] | None
+    ) -> Iterable[list[dict[str, Any]]]:
+        """Customers rows (all, or those named), without ``profile_state``."""
+        sql = "SELECT * EXCLUDE (profile_state) FROM customers"
+        if customers is None:
+            reader = con.sql(sql).to_arrow_reader(CHUNK)
+            for batch in reader:
+                yield _rows(batch, self.zone)
+            return
+        for start in range(0, len(customers), CHUNK):
+            part = customers[start : start + CHUNK]
+            table = con.sql(
+                f"{sql} WHERE customer_id IN (SELECT unnest(?))", params=[part]
+            ).to_arrow_table()
+            yield _rows(table, self.zone)
+
+    def _load_rings(self, con: duckdb.DuckDBPyConnection, next_offset: int) -> dict[str, bytes]:
+        """Every customer's ``RING`` newest events below ``next_offset``, as the view
+        attributes them (one query; the ranking runs in DuckDB)."""
+        reader = con.sql(
+            f"""SELECT customer_id, "offset", us, timestamp, type, event, message_id, source
+                FROM (SELECT l.*, coalesce(iu.customer_id, ia.customer_id) AS customer_id
+                      FROM ({_EVENT_SQL} WHERE "offset" < ?) l
+                      LEFT JOIN identity_graph iu ON iu.identifier = '{_USER}' || l.u
+                      LEFT JOIN identity_graph ia ON ia.identifier = '{_ANON}' || l.a)
+                WHERE customer_id IS NOT NULL
+                QUALIFY row_number() OVER (
+                    PARTITION BY customer_id ORDER BY timestamp DESC, "offset" DESC) <= {RING}
+                ORDER BY customer_id, timestamp DESC, "offset" DESC""",
+            params=[next_offset],
+        ).to_arrow_reader(50_000)
+        rings: dict[str, list[Any]] = defaultdict(list)
+        assert reader is not None
+        for batch in reader:
+            for row in _rows(batch, self.zone):
+                rings[row["customer_id"]].append(event_json(row))
+        return {c: dumps(ring) for c, ring in rings.items()}
+
+    @staticmethod
+    def _load_unowned(con: duckdb.DuckDBPyConnection, next_offset: int) -> set[str]:
+        """Identifier keys in the log (user or anonymous ids) the graph does not know."""
+        rows = con.execute(
+            f"""SELECT DISTINCT k FROM (
+                    SELECT '{_USER}' || trim(user_id) AS k FROM event_log
+                    WHERE "offset" < $1 AND user_id IS NOT NULL
+                    UNION ALL SELECT '{_ANON}' || trim(anonymous_id) FROM event_log
+                    WHERE "offset" < $1 AND anonymous_id IS NOT NULL)
+                WHERE k NOT IN (SELECT identifier FROM identity_graph)""",
+            [next_offset],
+        ).fetchall()
+        return {str(r[0]) for r in rows}
+
+    @staticmethod
+    def _load_segments(
+        con: duckdb.DuckDBPyConnection,
+    ) -> tuple[dict[str, tuple[str, ...]], object]:
+        """Current memberships at the last recorded runs, and a stamp of the runs."""
+        exists = con.execute(
+            "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'segment_membership'"
+        ).fetchall()
+        if not exists[0][0]:
+            return {}, None
+        stamp = tuple(con.execute("SELECT max(run_id), count(*) FROM segment_runs").fetchall()[0])
+        rows = con.execute(
+            "SELECT customer_id, list(DISTINCT segment ORDER BY segment) FROM segment_membership "
+            "WHERE left_run IS NULL GROUP BY customer_id"
+        ).fetchall()
+        return {str(c): tuple(s) for c, s in rows}, stamp
+
+    # --------------------------------------------------------------- building
+    def _merge_row(self, merge: dict[str, Any]) -> dict[str, Any]:
+        at = merge.get("at")
+        return {
+            "from_customer": merge["from_customer"],
+            "into_customer": merge["into_customer"],
+            "via": merge["via"],
+            "reason": merge["reason"],
+            "message_id": merge["message_id"],
+            "offset": merge["offset"],
+            "at": at.astimezone(self.zone) if at is not None else None,
+        }
+
+    def _merges_json(self, customer: str) -> bytes:
+        """Every merge that formed ``customer``, transitively, in log order."""
+        into = self._merges_into
+        if customer not in into:
+            return _EMPTY
+        seen, frontier = {customer}, [customer]
+        found: list[dict[str, Any]] = []
+        while frontier:
+            rows = into.get(frontier.pop(), ())
+            found.extend(rows)
+            for row in rows:
+                if row["from_customer"] not in seen:
+                    seen.add(row["from_customer"])
+                    frontier.append(row["from_customer"])
+        found.sort(key=lambda m: (m["offset"], m["from_customer"] or "", m["into_customer"] or ""))
+        return dumps(found)
+
+    def _entry(
+        self,
+        customer: str,
+        identifiers: tuple[str, ...],
+        row: dict[str, Any] | None,
+        recent: bytes,
+    ) -> Entry:
+        merges = self._merges_json(customer)
+        if row is None:
+            return Entry(customer, identifiers, None, (), None, merges, recent)
+        stored = {}
+        for name, value in row.items():
+            if name in ("customer_id", "lead_state"):
+                continue
+            stored[name] = value
+        facts = tuple(stored.get(n) for n in _NOW_INPUTS) + tuple(
+            stored.get(n) for n in _LEAD_COLUMNS
+        )
+        state = row.get("lead_state")
+        explain = None
+        if state:
+            data = orjson.loads(state)
+            explain = orjson.dumps([data["last_activity"], data["buckets"]])
+        return Entry(customer, identifiers, dumps(stored)[:-1], facts, explain, merges, recent)
+
+    # --------------------------------------------------------------- updating
+    def attach(self, runtime: Any, con: duckdb.DuckDBPyConnection) -> None:
+        """Follow ``runtime``'s checkpoints (call on the thread that checkpoints)."""
+
+        def follow(checkpointed: Checkpointed) -> None:
+            try:
+                self.apply(con, checkpointed)
+            except Exception as error:  # the checkpoint is safe; lookups fall back to SQL
+                log.exception("read model update failed; profile lookups read DuckDB")
+                self.failed = f"{type(error).__name__}: {error}"
+
+        runtime.on_checkpoint = follow
+
+    def apply(self, con: duckdb.DuckDBPyConnection, done: Checkpointed) -> None:
+        """Publish what a committed checkpoint changed (see the module docstring)."""
+        changes = done.changes
+        owners = self._owners
+        moved: dict[str, str] = {}
+        redirect: dict[str, str] = {}
+        for identifier, customer, _seq, into in changes.rows:
+            if identifier:
+                moved[identifier] = customer
+            else:
+                redirect[customer] = into
+        if self._unowned & {k for k in moved if k not in owners}:
+            # An identifier the log already held before the graph knew it: old
+            # events may change owner without a merge. Rare: reload everything.
+            self._load(con)
+            return
+        new_owners = _Overlay(moved, owners)
+        affected: set[str] = set(done.customers)
+        removed = set(done.removed) | set(redirect)
+        gained: dict[str, set[str]] = defaultdict(set)
+        lost: dict[str, set[str]] = defaultdict(set)
+        for identifier, customer in moved.items():
+            previous = owners.get(identifier)
+            if previous != customer:
+                gained[customer].add(identifier)
+                affected.add(customer)
+                if previous is not None:
+                    lost[previous].add(identifier)
+                    affected.add(previous)
+        for merge in changes.merges:
+            row = self._merge_row({name: getattr(merge, name) for name in store.MERGE_COLUMNS})
+            self._merges_into[row["into_customer"]].append(row)
+            affected.add(row["into_customer"])
+        version = self.version
+        # Events folded by this checkpoint, filed as the view will attribute them.
+        tail = _rows(
+            con.sql(
+                f'{_EVENT_SQL} WHERE "offset" >= ? AND "offset" < ?',
+                params=[version.next_offset, done.next_offset],
+            ).to_arrow_table(),
+            self.zone,
+        )
+        added: dict[str, list[Any]] = defaultdict(list)
+        latest = version.as_of
+        unowned = set()
+        for row in tail:
+            owner = attribute(new_owners, row["u"], row["a"])
+            if owner is not None:
+                added[owner].append(event_json(row))
+            for prefix, value in ((_USER, row["u"]), (_ANON, row["a"])):
+                if value is not None and (prefix + value) not in new_owners:
+                    unowned.add(prefix + value)
+            moment = row["timestamp"]
+            if latest is None or moment > latest:
+                latest = moment.astimezone(self.zone)
+        affected |= set(added)
+        entries = self._entries
+        rings: dict[str, list[Any]] = defaultdict(list)
+        for loser in changes.merged_away:  # its events go where its identifiers went
+            survivor = loser
+            while survivor in redirect:
+                survivor = redirect[survivor]
+            old = entries.get(loser)
+            if old is not None and old.recent != _EMPTY:
+                rings[survivor].extend(orjson.loads(old.recent))
+            affected.add(survivor)
+        rows: dict[str, dict[str, Any]] = {}
+        for chunk in self._customer_chunks(con, sorted(set(done.customers))):
+            rows.update((r["customer_id"], r) for r in chunk)
+        fresh: dict[str, Entry] = {}
+        for customer in affected - removed:
+            old = entries.get(customer)
+            identifiers = set(old.identifiers if old else ())
+            identifiers = (identifiers - lost.get(customer, set())) | gained.get(customer, set())
+            ring = rings.get(customer, [])
+            if customer in added or ring:
+                if old is not None and old.recent != _EMPTY:
+                    ring.extend(orjson.loads(old.recent))
+                recent = dumps(merge_rings([ring, added.get(customer, [])]))
+            else:
+                recent = old.recent if old else _EMPTY
+            stored_row = rows.get(customer)
+            if stored_row is None and old is not None:
+                fresh[customer] = replace(
+                    old,
+                    identifiers=tuple(sorted(identifiers)),
+                    merges=self._merges_json(customer),
+                    recent=recent,
+                )
+            else:
+                fresh[customer] = self._entry(
+                    customer, tuple(sorted(identifiers)), stored_row, recent
+                )
+        segments, stamp = self._segments, self._segment_stamp
+        fresh_segments = self._load_segments(con)
+        if fresh_segments[1] != stamp:
+            segments, stamp = fresh_segments
+        with self._lock:
+            entries.update(fresh)
+            for customer in removed:
+                entries.pop(customer, None)
+            owners.update(moved)
+            self._redirect.update(redirect)
+            self._segments, self._segment_stamp = segments, stamp
+            self.version = Version(done.next_offset, done.config_hash, latest)
+        self._unowned = (self._unowned | unowned) - set(moved)
+
+
+class _Overlay(dict[str, str]):
+    """``changes`` over ``base`` without copying ``base`` (reads only)."""
+
+    def __init__(self, changes: dict[str, str], base: dict[str, str]) -> None:
+        super().__init__(changes)
+        self.base = base
+
+    def __missing__(self, key: str) -> str:
+        return self.base[key]
+
+    def get(self, key: str, default: Any = None) -> Any:
+        found = super().get(key)
+        return self.base.get(key, default) if found is None else found
+
+    def __contains__(self, key: object) -> bool:
+        return super().__contains__(key) or key in self.base
