@@ -30,10 +30,16 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from cdp import collector, deadletters, webhook_settings
 from cdp.config import Settings
 from cdp.engine import Engine
-from cdp.errors import AuthError, CdpError, UnmappableError
+from cdp.errors import AuthError, CdpError, TransientError, UnmappableError
 from cdp.ingest import IngestReport, ingest
+from cdp.kafka_codec import DeadLetterMessage
+from cdp.kafka_log import KafkaEventLog, broker_reachable
+from cdp.kafka_read import KafkaLookups
+from cdp.kafka_topics import KafkaSettings
 from cdp.log import AppendResult, Record
+from cdp.read_api import ProfileReader, engine_connection, read_router
 from cdp.sources import SourceRegistry
+from cdp.tokens import TokenRegistry
 from cdp.writer import Backpressure, GroupCommitWriter
 from connectors.sources import forms
 from connectors.sources.webhooks import Mapped, meta, orders, shopify, x
@@ -83,8 +89,31 @@ async def _read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+def _store_dead_letter(
+    appender: Any,
+    *,
+    received_at: datetime,
+    source: str | None,
+    endpoint: str,
+    reason: str,
+    body: bytes,
+) -> None:
+    """Keep a rejected request: the dead_letters table (embedded) or topic (Kafka)."""
+    if isinstance(appender, KafkaEventLog):
+        appender.add_dead_letter(DeadLetterMessage(received_at, source, endpoint, reason, body))
+    else:
+        deadletters.add(
+            appender.con,
+            received_at=received_at,
+            source=source,
+            endpoint=endpoint,
+            reason=reason,
+            body=body,
+        )
+
+
 def _bulk_import(
-    writer: GroupCommitWriter, body: bytes, source: str, received_at: datetime
+    writer: GroupCommitWriter[Any], body: bytes, source: str, received_at: datetime
 ) -> IngestReport:
     """Run a JSONL body through ``ingest`` on a worker thread, appending via the writer."""
 
@@ -118,10 +147,10 @@ def _bulk_import(
     )
     if rejected:
 
-        def store(engine: Engine) -> None:
+        def store(appender: Any) -> None:
             for location, data, reason in rejected:
-                deadletters.add(
-                    engine.con,
+                _store_dead_letter(
+                    appender,
                     received_at=received_at,
                     source=source,
                     endpoint="bulk",
@@ -133,19 +162,39 @@ def _bulk_import(
     return report
 
 
-def create_app(settings: Settings, writer: GroupCommitWriter | None = None) -> FastAPI:
-    """The collector app for one data directory (a writer is made if not given)."""
+def create_app(
+    settings: Settings,
+    writer: GroupCommitWriter[Any] | None = None,
+    *,
+    kafka: KafkaSettings | None = None,
+    reader: Any = None,
+) -> FastAPI:
+    """The collector app for one data directory (a writer is made if not given).
+
+    With ``kafka`` the collector appends to the Kafka log topic instead of the
+    embedded engine: a request is acknowledged once the broker acknowledged,
+    nothing is folded here (the workers fold), dead letters go to the
+    dead-letter topic, and /health reports the broker. ``reader`` (kept on
+    ``app.state.reader``) is the distributed runtime's profile reader for the
+    read routes; the data directory still holds the sources and webhook/form
+    configuration."""
     sources = SourceRegistry(settings.data_dir)
     own_writer = writer is None
-    the_writer = writer or GroupCommitWriter(lambda: Engine.open(settings))
+    the_writer: GroupCommitWriter[Any] = writer or (
+        GroupCommitWriter(lambda: KafkaEventLog.open(kafka))
+        if kafka is not None
+        else GroupCommitWriter(lambda: Engine.open(settings))
+    )
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         if own_writer:
             await asyncio.to_thread(the_writer.start)
+            await asyncio.to_thread(profiles.warm)  # lookup indexes made at start-up
         try:
             yield
         finally:
+            profiles.close()
             if own_writer:
                 await asyncio.to_thread(the_writer.stop)
 
@@ -157,16 +206,26 @@ def create_app(settings: Settings, writer: GroupCommitWriter | None = None) -> F
     )
     app.state.writer = the_writer
     app.state.sources = sources
+    app.state.kafka = kafka
+    # Lookups: from the engine's database in embedded mode; from the compacted
+    # profile/identity topics in Kafka mode (any replica answers for any customer).
+    profiles: Any = reader
+    if profiles is None and kafka is not None:
+        profiles = KafkaLookups(kafka, settings.runtime_config().scoring)
+    if profiles is None:
+        profiles = ProfileReader(settings, lambda: the_writer.call(engine_connection).result())
+    app.state.reader = profiles
+    app.include_router(read_router(profiles, TokenRegistry(settings.data_dir)))
 
-    async def run(fn: Callable[[Engine], Any]) -> Any:
+    async def run(fn: Callable[[Any], Any]) -> Any:
         return await asyncio.wrap_future(the_writer.call(fn))
 
     async def dead_letter(
         source: str, endpoint: str, reason: str, body: bytes, received_at: datetime
     ) -> None:
         await run(
-            lambda engine: deadletters.add(
-                engine.con,
+            lambda appender: _store_dead_letter(
+                appender,
                 received_at=received_at,
                 source=source,
                 endpoint=endpoint,
@@ -447,16 +506,30 @@ def create_app(settings: Settings, writer: GroupCommitWriter | None = None) -> F
         503 when the last projection checkpoint failed: events are still durable
         in the log, but lookups and SQL would be stale."""
         error = the_writer.checkpoint_error
-        body = {
+        body: dict[str, Any] = {
             "ok": error is None,
             "pending": the_writer.pending,
             "group_commits": the_writer.groups,
             "checkpoint_error": error,
         }
-        return JSONResponse(body, status_code=200 if error is None else 503)
+        if kafka is not None:  # Kafka mode: no checkpoints; the broker is what matters
+            reachable = await asyncio.to_thread(broker_reachable, kafka.bootstrap)
+            body["kafka"] = {
+                "bootstrap": kafka.bootstrap,
+                "topic": kafka.topic("log"),
+                "reachable": reachable,
+                "last_append_error": the_writer.last_error,
+            }
+            body["ok"] = reachable and the_writer.last_error is None
+            if isinstance(profiles, KafkaLookups):
+                lag = profiles.lag_seconds()
+                body["profile_reader_lag_seconds"] = None if lag == float("inf") else lag
+        return JSONResponse(body, status_code=200 if body["ok"] else 503)
 
     @app.exception_handler(CdpError)
     async def cdp_error(_: Request, error: CdpError) -> JSONResponse:
+        if isinstance(error, TransientError):  # e.g. the broker is down: nothing acknowledged
+            return _error(503, str(error), headers={"Retry-After": "1"})
         return _error(400, str(error))
 
     @app.exception_handler(StarletteHTTPException)

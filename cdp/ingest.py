@@ -26,7 +26,8 @@ MAX_REPORTED_ERRORS = 1_000
 
 
 class Sink(Protocol):
-    """Where valid records go (``Engine.append``): append durably and fold."""
+    """Where valid records go: ``Engine`` (append durably and fold) or any ``EventLog``
+    (e.g. ``KafkaEventLog`` for ``cdp ingest --kafka``: append only, workers fold)."""
 
     def append(self, records: list[Record], /) -> AppendResult: ...
 

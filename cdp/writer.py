@@ -1,7 +1,9 @@
-"""One writer thread that owns the engine, with group commit and backpressure.
+"""One writer thread that owns the appender, with group commit and backpressure.
 
-DuckDB allows one writing connection, and a commit (an fsync) costs the same
-for one event as for thousands. So every request hands its validated records
+The appender is the embedded ``Engine`` (log + projections in one DuckDB
+file) or, in Kafka mode, a ``KafkaEventLog`` (no projections: workers fold).
+DuckDB allows one writing connection, and a commit (an fsync, or a broker
+acknowledgement) costs the same for one event as for thousands. So every request hands its validated records
 to ``submit``, which returns a future; the writer thread takes everything
 queued, appends it in ONE transaction, and only then resolves each request's
 future with its own slice of the result. A request is answered 2xx only after
@@ -11,9 +13,10 @@ When more than ``max_pending`` records are waiting, ``submit`` refuses at
 once with ``Backpressure`` (HTTP 503 + Retry-After): the caller retries, and
 nothing is ever accepted and then dropped.
 
-``call(fn)`` runs any other engine work (dead letters, lookups) on the same
-thread, in order with the appends. The runtime is checkpointed every
-``checkpoint_every`` seconds while there are changes, and on ``stop``.
+``call(fn)`` runs any other work on the appender (dead letters, lookups) on
+the same thread, in order with the appends. An ``Engine``'s runtime is
+checkpointed every ``checkpoint_every`` seconds while there are changes, and
+on ``stop``; other appenders have nothing to checkpoint.
 """
 
 from __future__ import annotations
@@ -22,10 +25,10 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from cdp.engine import Engine
 from cdp.errors import CdpError, TransientError
@@ -33,6 +36,17 @@ from cdp.log import AppendResult, Record
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
+
+
+class Appender(Protocol):
+    """What the writer thread owns: appends durably (``Engine``, any ``EventLog``)."""
+
+    def append(self, records: Sequence[Record], /) -> AppendResult: ...
+
+    def close(self) -> None: ...
+
+
+A = TypeVar("A", bound=Appender)
 
 
 class Backpressure(TransientError, CdpError):
@@ -53,25 +67,26 @@ class _Append:
 
 @dataclass(slots=True)
 class _Call:
-    fn: Callable[[Engine], Any]
+    fn: Callable[[Any], Any]
     future: Future[Any]
 
 
 _STOP = object()
 
 
-class GroupCommitWriter:
-    """Owns an ``Engine`` on a dedicated thread; see the module docstring."""
+class GroupCommitWriter(Generic[A]):
+    """Owns an appender (``Engine`` or ``EventLog``) on a dedicated thread; see the
+    module docstring."""
 
     def __init__(
         self,
-        open_engine: Callable[[], Engine],
+        open_appender: Callable[[], A],
         *,
         max_pending: int = 100_000,
         max_group: int = 20_000,
         checkpoint_every: float = 10.0,
     ) -> None:
-        self._open_engine = open_engine
+        self._open_appender = open_appender
         self.max_pending = max_pending
         self.max_group = max_group
         self.checkpoint_every = checkpoint_every
@@ -82,15 +97,16 @@ class GroupCommitWriter:
         self._ready: Future[None] = Future()
         self.groups = 0
         self.checkpoint_error: str | None = None
+        self.last_error: str | None = None  # of the last group append; None once one succeeds
 
     # ---------------------------------------------------------------- control
     def start(self) -> None:
-        """Open the engine on the writer thread; raise what opening raised."""
+        """Open the appender on the writer thread; raise what opening raised."""
         self._thread.start()
         self._ready.result()
 
     def stop(self) -> None:
-        """Finish queued work, checkpoint, close the engine."""
+        """Finish queued work, checkpoint, close the appender."""
         if self._thread.is_alive():
             self._queue.put(_STOP)
             self._thread.join()
@@ -111,8 +127,8 @@ class GroupCommitWriter:
         self._queue.put(_Append(records, future))
         return future
 
-    def call(self, fn: Callable[[Engine], T]) -> Future[T]:
-        """Run ``fn(engine)`` on the writer thread, in order with the appends."""
+    def call(self, fn: Callable[[A], T]) -> Future[T]:
+        """Run ``fn(appender)`` on the writer thread, in order with the appends."""
         future: Future[T] = Future()
         self._queue.put(_Call(fn, future))
         return future
@@ -120,7 +136,7 @@ class GroupCommitWriter:
     # ----------------------------------------------------------------- thread
     def _run(self) -> None:
         try:
-            engine = self._open_engine()
+            appender = self._open_appender()
         except BaseException as error:
             self._ready.set_exception(error)
             return
@@ -144,43 +160,50 @@ class GroupCommitWriter:
                     if isinstance(item, _Append):
                         size += len(item.records)
                 stopping = any(item is _STOP for item in items)
-                self._process(engine, [i for i in items if i is not _STOP])
+                self._process(appender, [i for i in items if i is not _STOP])
                 now = time.monotonic()
-                if now - last_checkpoint >= self.checkpoint_every and engine.runtime.dirty:
+                # Only an Engine has projections to save; a Kafka log has none.
+                if (
+                    now - last_checkpoint >= self.checkpoint_every
+                    and isinstance(appender, Engine)
+                    and appender.runtime.dirty
+                ):
                     last_checkpoint = now
                     try:
-                        engine.checkpoint()
+                        appender.checkpoint()
                         self.checkpoint_error = None
                     except Exception as error:  # the log is safe; say so on /health, go on
                         log.exception("checkpoint failed")
                         self.checkpoint_error = f"{type(error).__name__}: {error}"
         finally:
             try:
-                engine.close()
+                appender.close()
             except Exception:
                 log.exception("final checkpoint failed; the log is intact, a restart catches up")
 
-    def _process(self, engine: Engine, items: list[Any]) -> None:
+    def _process(self, appender: A, items: list[Any]) -> None:
         appends = [i for i in items if isinstance(i, _Append)]
         if appends:
-            self._append_group(engine, appends)
+            self._append_group(appender, appends)
         for item in items:
             if isinstance(item, _Call):
                 try:
-                    item.future.set_result(item.fn(engine))
+                    item.future.set_result(item.fn(appender))
                 except BaseException as error:
                     item.future.set_exception(error)
 
-    def _append_group(self, engine: Engine, appends: list[_Append]) -> None:
+    def _append_group(self, appender: A, appends: list[_Append]) -> None:
         records = [r for a in appends for r in a.records]
         try:
-            result = engine.append(records)
+            result = appender.append(records)
         except BaseException as error:
             log.exception("group append of %d records failed", len(records))
+            self.last_error = f"{type(error).__name__}: {error}"
             for a in appends:
                 a.future.set_exception(error)
         else:
             self.groups += 1
+            self.last_error = None
             start = 0
             for a in appends:
                 end = start + len(a.records)

@@ -23,6 +23,7 @@ from cdp.cli._app import (
 from cdp.engine import Engine
 from cdp.errors import UnmappableError
 from cdp.ingest import to_record
+from cdp.kafka_topics import BOOTSTRAP_ENV, DEFAULT_PREFIX, PREFIX_ENV, KafkaSettings
 from cdp.log import Record
 from cdp.sources import SourceRegistry
 from connectors.sources.webhooks import orders, shopify
@@ -37,13 +38,34 @@ def serve_command(
     ctx: typer.Context,
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=0, max=65535, help="TCP port.")] = 8080,
+    kafka: Annotated[
+        str | None,
+        typer.Option(
+            "--kafka",
+            "--bootstrap",
+            envvar=BOOTSTRAP_ENV,
+            help="Append to Kafka at HOST:PORT (distributed mode) instead of the data "
+            f"directory; also ${BOOTSTRAP_ENV}.",
+        ),
+    ] = None,
+    prefix: Annotated[
+        str | None, typer.Option(help=f"Topic prefix [{DEFAULT_PREFIX}]; also ${PREFIX_ENV}.")
+    ] = None,
 ) -> None:
-    """Run the Segment-compatible collector (OpenAPI docs at /docs)."""
+    """Run the Segment-compatible collector (OpenAPI docs at /docs).
+
+    With --kafka a request is acknowledged once the broker has acknowledged its
+    events on the log topic; workers (`cdp worker`) fold them."""
     opts = opts_of(ctx)
     with errors():
         opts.settings.data_dir.mkdir(parents=True, exist_ok=True)
+        settings = KafkaSettings.resolve(kafka, prefix) if kafka else None
         uvicorn.run(
-            create_app(opts.settings), host=host, port=port, log_level="info", access_log=False
+            create_app(opts.settings, kafka=settings),
+            host=host,
+            port=port,
+            log_level="info",
+            access_log=False,
         )
 
 

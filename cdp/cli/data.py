@@ -9,6 +9,8 @@ from typing import Annotated
 import typer
 
 from cdp import replay as replay_service
+from cdp.archive.restore import copy_events
+from cdp.archive.session import ArchiveSession
 from cdp.cli._app import (
     Options,
     app,
@@ -22,7 +24,9 @@ from cdp.cli._app import (
 )
 from cdp.engine import Engine
 from cdp.generate import GenerateConfig, generate
-from cdp.ingest import IngestReport, ingest
+from cdp.ingest import IngestReport, Sink, ingest
+from cdp.kafka_log import KafkaEventLog
+from cdp.kafka_topics import BOOTSTRAP_ENV, DEFAULT_PREFIX, PREFIX_ENV, KafkaSettings
 from cdp.query import run_sql
 from connectors.sources.files import read_items
 
@@ -74,14 +78,14 @@ def generate_command(
 
 # -------------------------------------------------------------------- ingest
 def _ingest_paths(
-    engine: Engine, paths: list[Path], opts: Options, source: str | None, batch_size: int
+    sink: Sink, paths: list[Path], opts: Options, source: str | None, batch_size: int
 ) -> IngestReport:
     total = IngestReport()
     for path in paths:
         with progress(opts, f"ingesting {path.name}", None) as step:
             report = ingest(
                 read_items(path),
-                engine,
+                sink,
                 source=source or f"file:{path.name}",
                 batch_size=batch_size,
                 progress=step,
@@ -91,7 +95,8 @@ def _ingest_paths(
         total.duplicates += report.duplicates
         total.rejected += report.rejected
         total.errors.extend(report.errors)
-    engine.checkpoint()
+    if isinstance(sink, Engine):
+        sink.checkpoint()
     return total
 
 
@@ -101,11 +106,34 @@ def ingest_command(
     paths: Annotated[list[Path], typer.Argument(help="JSONL / CSV / Parquet files of events.")],
     source: Annotated[str | None, typer.Option(help="Source name recorded on events.")] = None,
     batch_size: Annotated[int, typer.Option(min=1, max=100_000)] = 5_000,
+    kafka: Annotated[
+        str | None,
+        typer.Option(
+            "--kafka",
+            "--bootstrap",
+            envvar=BOOTSTRAP_ENV,
+            help=f"Append to the Kafka log topic at HOST:PORT instead; also ${BOOTSTRAP_ENV}.",
+        ),
+    ] = None,
+    prefix: Annotated[
+        str | None, typer.Option(help=f"Kafka topic prefix [{DEFAULT_PREFIX}]; also ${PREFIX_ENV}.")
+    ] = None,
 ) -> None:
-    """Validate and append events; bad lines are listed, good ones kept, re-runs add nothing."""
+    """Validate and append events; bad lines are listed, good ones kept, re-runs add nothing.
+
+    With --kafka each batch is one acknowledged append to the log topic (workers
+    fold); without, the data directory's log and projections."""
     opts = opts_of(ctx)
-    with errors(), Engine.open(opts.settings) as engine:
-        report = _ingest_paths(engine, paths, opts, source, batch_size)
+    with errors():
+        if kafka:
+            log = KafkaEventLog.open(KafkaSettings.resolve(kafka, prefix))
+            try:
+                report = _ingest_paths(log, paths, opts, source, batch_size)
+            finally:
+                log.close()
+        else:
+            with Engine.open(opts.settings) as engine:
+                report = _ingest_paths(engine, paths, opts, source, batch_size)
     if opts.json:
         print_json(report.as_dict())
     else:
@@ -136,10 +164,17 @@ def replay_command(
             "(ISO 8601; naive means UTC) instead of rebuilding live.",
         ),
     ] = None,
+    archive: Annotated[
+        Path | None,
+        typer.Option(help="First copy this Parquet archive's new events into --data-dir."),
+    ] = None,
 ) -> None:
     """Rebuild every projection from the event log (offset 0)."""
     opts = opts_of(ctx)
     with errors(), Engine.open(opts.settings) as engine:
+        if archive is not None:
+            with progress(opts, "copying the archive", None) as step:
+                copy_events(engine, archive, step)
         total = engine.log.high_water()
         with progress(opts, "replaying", total) as step:
             if as_of is not None:
@@ -180,15 +215,23 @@ def sql_command(
     ctx: typer.Context,
     query: Annotated[str, typer.Argument(help="One read-only SQL statement.")],
     limit: Annotated[int, typer.Option(min=1, help="Rows to print at most.")] = 100,
+    archive: Annotated[
+        Path | None, typer.Option(help="Query this Parquet archive instead of --data-dir.")
+    ] = None,
 ) -> None:
     """Read-only SQL over the views: events, profiles, identities, merges, log_clock."""
     opts = opts_of(ctx)
     with errors():
-        con = Engine.open_read_only(opts.settings)
-        try:
-            result = run_sql(con, query, limit)
-        finally:
-            con.close()
+        if archive is not None:
+            rules = opts.settings.runtime_config().scoring
+            with ArchiveSession.open(archive, rules) as session:
+                result = session.query(query, limit)
+        else:
+            con = Engine.open_read_only(opts.settings)
+            try:
+                result = run_sql(con, query, limit)
+            finally:
+                con.close()
     if opts.json:
         print_json([dict(zip(result.columns, row, strict=True)) for row in result.rows])
     else:

@@ -1,0 +1,130 @@
+"""The faust agents. Wiring only: decode, look up state, call the fold, write the table, emit.
+
+- ``identity`` reads ``cdp.log`` (one partition) in batches and hands them to
+  ``streams.sequencer.Sequencer``; it sends the outputs, waits until the
+  broker has them, then writes the journal and the changed rows
+  (``Sequencer`` explains why that order is exact after a crash).
+- ``profiles`` reads ``cdp.events.by-customer`` and hands each message to
+  ``streams.profiles.ProfileFolder``; it sends what the step says and writes
+  the customer's one table value.
+
+The folds themselves are ``projections`` via ``cdp.customer`` (the embedded
+runtime's own code).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import weakref
+from datetime import UTC, datetime
+from typing import Any
+
+import faust.streams as faust_streams
+
+from cdp import kafka_codec
+from streams import messages
+from streams.app import Wiring
+from streams.profiles import Batch
+from streams.sequencer import LogRecord, Sequencer
+
+log = logging.getLogger(__name__)
+
+BATCH_WITHIN = 0.05
+"""Seconds an agent waits to fill a batch."""
+
+
+def _log_record(event: Any) -> LogRecord:
+    message = event.message
+    return LogRecord(
+        offset=message.offset,
+        value=message.value,
+        timestamp=datetime.fromtimestamp(message.timestamp, UTC),
+        source=kafka_codec.source_of(message.headers),
+    )
+
+
+def _make_current(event: Any) -> None:
+    """Make ``event`` faust's current event in this task.
+
+    Table writes find their changelog partition (and RocksDB its database)
+    through the current event, a context variable that ``take_events()`` sets
+    only in its own background task. ``Stream._set_current_event`` must not be
+    used instead: it also changes what ``take_events`` records for the next
+    event, which then replaces the first event of the next batch.
+    """
+    faust_streams._current_event.set(weakref.ref(event))
+
+
+def register(wiring: Wiring) -> None:
+    """Attach both agents to ``wiring.app``."""
+    app, config = wiring.app, wiring.config
+    rules = config.runtime
+    log_topic = config.topic("log")
+    targets = {
+        "by_customer": wiring.by_customer,
+        "assignments": wiring.assignments,
+        "merges": wiring.merges,
+        "deadletters": wiring.deadletters,
+    }
+    current: dict[str, Sequencer] = {}
+
+    async def _forget(sender: Any, revoked: Any, **kwargs: Any) -> None:
+        # Whoever gets the log partition next restores from the table.
+        current.clear()
+
+    app.on_partitions_revoked.connect(_forget)  # type: ignore[arg-type]  # faust's stub is narrower
+
+    @app.agent(wiring.log, name="identity")
+    async def identity_agent(stream: Any) -> None:
+        async for events in stream.take_events(config.log_batch, within=BATCH_WITHIN):
+            sequencer = current.get("log")
+            if sequencer is None:
+                sequencer = Sequencer.restore(wiring.identity.items(), rules.identity, log_topic)
+                current["log"] = sequencer
+                log.info("identity state restored: next log offset %d", sequencer.next_offset)
+            step = sequencer.process([_log_record(e) for e in events])
+            # Wait until the broker has every output before the journal is written.
+            sent = [
+                await targets[out.target].send(key=out.key, value=out.value) for out in step.outputs
+            ]
+            if sent:
+                await asyncio.gather(*sent)
+            _make_current(events[-1])
+            for key, value in step.writes:
+                wiring.identity[key] = value
+
+    @app.agent(wiring.by_customer, name="profiles")
+    async def profiles_agent(stream: Any) -> None:
+        async for events in stream.take_events(config.customer_batch, within=BATCH_WITHIN):
+            batch = Batch(rules.scoring, wiring.customers.get)
+            source_of_key: dict[str, Any] = {}
+            for event in events:
+                try:
+                    message = messages.decode_message(event.message.value)
+                except messages.MessageError as error:
+                    await _dead_letter(wiring, event, str(error))
+                    continue
+                batch.apply(message)
+                source_of_key[message.customer] = event
+            result = batch.finish()
+            for out in result.by_customer:
+                await wiring.by_customer.send(key=out.customer.encode(), value=messages.encode(out))
+            for customer_id, snapshot in result.snapshots:
+                await wiring.profiles.send(key=customer_id.encode(), value=snapshot)
+            for key, value in result.writes:
+                _make_current(source_of_key[key])  # the changelog partition of the key
+                wiring.customers[key] = value
+
+
+async def _dead_letter(wiring: Wiring, event: Any, reason: str) -> None:
+    message = event.message
+    letter = kafka_codec.DeadLetterMessage(
+        received_at=datetime.fromtimestamp(message.timestamp, UTC),
+        source=None,
+        origin=f"{message.topic}[{message.partition}]@{message.offset}",
+        reason=reason,
+        body=message.value or b"",
+    )
+    encoded = kafka_codec.encode_dead_letter(letter)
+    await wiring.deadletters.send(key=encoded.key, value=encoded.value)

@@ -1,0 +1,196 @@
+"""The faust application factory: broker, store, broker profile, topics and tables.
+
+No import-time global app (it would make everything untestable): ``create_app``
+builds one from a ``WorkerConfig``, and ``streams.agents.register`` attaches
+the agents to it.
+
+Broker profiles (``--broker-profile``) collect the settings one kind of
+broker needs; see docs/streams.md:
+
+- ``kafka`` (Apache Kafka, Redpanda): faust's defaults for batching, a 10 s
+  session timeout (a dead worker's partitions move within seconds);
+- ``tansu``: session timeout 6 s and heartbeat 2 s (a group join takes half
+  the session timeout there) and ``producer_max_batch_size=1`` byte, so every
+  changelog record is its own batch: tansu reports wrong end offsets for
+  batches of several records, and faust's table recovery would then stop
+  early and lose updates;
+- ``noida`` (noida-db): session 6 s, heartbeat 2 s. Its rebalance deadlock
+  concerns aiokafka's auto-commit, which faust's group consumer never uses
+  (faust commits offsets itself).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+import faust
+
+from cdp import kafka_topics
+from cdp.errors import ConfigError
+from cdp.runtime import RuntimeConfig
+
+PROFILE_ENV: Final = "CDP_KAFKA_BROKER_PROFILE"
+STORES: Final = ("memory", "rocksdb")
+IDENTITY_TABLE: Final = "identity"
+CUSTOMERS_TABLE: Final = "customers"
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerProfile:
+    """Consumer-group and producer settings suited to one kind of broker."""
+
+    name: str
+    session_timeout: float
+    heartbeat_interval: float
+    producer_max_batch_size: int
+    doc: str
+
+
+BROKER_PROFILES: Final = {
+    p.name: p
+    for p in (
+        BrokerProfile("kafka", 10.0, 3.0, 16_384, "Apache Kafka or Redpanda (production)."),
+        BrokerProfile(
+            "tansu",
+            6.0,
+            2.0,
+            1,
+            "tansu: joins take half the session timeout; one record per batch so that "
+            "end offsets, and with them table recovery, are right.",
+        ),
+        BrokerProfile("noida", 6.0, 2.0, 16_384, "noida-db: short session for quick failover."),
+    )
+}
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerConfig:
+    """Everything a worker process needs to know."""
+
+    kafka: kafka_topics.KafkaSettings
+    app_id: str = "cdp-worker"
+    store: str = "memory"
+    data_dir: Path = Path(".cdp-data")
+    broker_profile: str = "kafka"
+    runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
+    replication: int = 1
+    log_batch: int = 500
+    """Records the identity agent takes at once (one flush and one journal per batch)."""
+    customer_batch: int = 500
+    """Messages the profile agent takes at once (one write and snapshot per customer)."""
+
+    def __post_init__(self) -> None:
+        if self.store not in STORES:
+            raise ConfigError(f"store {self.store!r} is not one of {', '.join(STORES)}")
+        if self.broker_profile not in BROKER_PROFILES:
+            known = ", ".join(BROKER_PROFILES)
+            raise ConfigError(f"broker profile {self.broker_profile!r} is not one of {known}")
+        if self.log_batch < 1:
+            raise ConfigError(f"log batch must be at least 1, not {self.log_batch}")
+
+    @property
+    def profile(self) -> BrokerProfile:
+        return BROKER_PROFILES[self.broker_profile]
+
+    @property
+    def group_id(self) -> str:
+        """The faust app id: consumer group and changelog topic names derive from it."""
+        return f"{self.kafka.prefix}{self.app_id}"
+
+    def topic(self, name: str) -> str:
+        """Full name of a logical topic of ``cdp.kafka_topics``."""
+        return self.kafka.topic(name)
+
+
+def default_profile() -> str:
+    """The broker profile from ``CDP_KAFKA_BROKER_PROFILE``, else ``kafka``."""
+    return os.environ.get(PROFILE_ENV, "kafka")
+
+
+@dataclass(frozen=True, slots=True)
+class Wiring:
+    """The app with its topics and tables, ready for ``streams.agents.register``."""
+
+    app: faust.App
+    config: WorkerConfig
+    log: Any
+    by_customer: Any
+    assignments: Any
+    merges: Any
+    profiles: Any
+    deadletters: Any
+    identity: Any
+    customers: Any
+
+
+def _store_url(config: WorkerConfig) -> str:
+    if config.store == "rocksdb":
+        try:
+            import rocksdict  # noqa: F401, PLC0415  (the rocksdb extra)
+        except ImportError:
+            raise ConfigError(
+                "store rocksdb needs the rocksdb extra: pip install 'cdp[rocksdb]'"
+            ) from None
+        return "rocksdb://"
+    return "memory://"
+
+
+def create_app(config: WorkerConfig) -> Wiring:
+    """A faust app for ``config``, with the topics and tables the agents use."""
+    profile = config.profile
+    datadir = config.data_dir / "streams"
+    app = faust.App(
+        config.group_id,
+        broker=f"kafka://{config.kafka.bootstrap}",
+        store=_store_url(config),
+        datadir=str(datadir),
+        autodiscover=False,
+        web_enabled=False,
+        processing_guarantee="at_least_once",
+        consumer_auto_offset_reset="earliest",
+        broker_session_timeout=profile.session_timeout,
+        broker_heartbeat_interval=profile.heartbeat_interval,
+        producer_max_batch_size=profile.producer_max_batch_size,
+        producer_acks=-1,
+        topic_partitions=config.kafka.partitions,
+        topic_replication_factor=config.replication,
+        table_standby_replicas=0,
+        # An unexpected error must not ack (= drop) the record: the agent restarts
+        # and the record is processed again.
+        stream_ack_exceptions=False,
+        key_serializer="raw",
+        value_serializer="raw",
+    )
+    n = config.kafka.partitions
+
+    def topic(name: str, partitions: int | None = None) -> Any:
+        return app.topic(
+            config.topic(name),
+            partitions=partitions,
+            key_type=bytes,
+            value_type=bytes,
+            key_serializer="raw",
+            value_serializer="raw",
+        )
+
+    log = topic(kafka_topics.LOG, 1)
+    by_customer = topic(kafka_topics.EVENTS_BY_CUSTOMER, n)
+    # str keys and JSON values: what is written is what a changelog restores.
+    schema: Any = faust.Schema(key_serializer="json", value_serializer="json")
+    identity_table = app.Table(IDENTITY_TABLE, partitions=1, schema=schema)
+    customers_table = app.Table(CUSTOMERS_TABLE, partitions=n, schema=schema)
+    return Wiring(
+        app=app,
+        config=config,
+        log=log,
+        by_customer=by_customer,
+        assignments=topic(kafka_topics.IDENTITY_ASSIGNMENTS),
+        merges=topic(kafka_topics.IDENTITY_MERGES),
+        profiles=topic(kafka_topics.PROFILES),
+        deadletters=topic(kafka_topics.DEADLETTERS),
+        identity=identity_table,
+        customers=customers_table,
+    )

@@ -1,0 +1,224 @@
+"""The identity agent's state and step, free of faust (so it is testable alone).
+
+The identity agent reads ``cdp.log`` (one partition: the total order) and,
+for every record, does what the embedded runtime does with a stored event:
+skip a ``messageId`` seen before (the first copy wins), run
+``projections.identity.apply`` and route the event to its customer. This
+module holds that state (``IdentityGraph``, the seen ids, the next offset)
+and turns a batch of records into the messages to send and the table writes
+to make.
+
+Persistence (a faust table with a changelog, see ``streams.agents``) is exact
+under crashes because the agent:
+
+1. sends every output of the batch and waits until the broker has them all;
+2. writes ONE ``journal`` record (next offset, every graph row and seen id the
+   batch changed): one record is atomic;
+3. then writes those rows and ids under their own keys.
+
+A changelog restores a prefix of the writes, so after a crash the table holds
+either an older journal (the batch is redelivered and redone: the same
+outputs again, which the profile agent skips) or this batch's journal with
+some of its rows; ``restore`` re-applies the journal's rows over the table,
+which gives exactly the state after the batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Final, Literal
+
+import orjson
+
+from cdp import kafka_codec
+from projections import identity
+from schemas import AnyEvent, EventValidationError, decode
+from streams import messages
+
+JOURNAL_KEY: Final = "journal"
+_ROW: Final = "i:"  # identifier row: "i:<identifier>" -> [customer_id, seq, ""]
+_MERGED: Final = "c:"  # merged-away customer: "c:<customer>" -> ["", seq, merged_into]
+_SEEN: Final = "m:"  # "m:<messageId>" -> offset of the first copy
+
+Target = Literal["by_customer", "assignments", "merges", "deadletters"]
+
+
+@dataclass(frozen=True, slots=True)
+class Output:
+    """One record to send: to which topic (by role), key and value bytes."""
+
+    target: Target
+    key: bytes
+    value: bytes
+
+
+@dataclass(slots=True)
+class Step:
+    """What one batch produced: outputs to send first, then table writes (journal first)."""
+
+    outputs: list[Output] = field(default_factory=list)
+    writes: list[tuple[str, Any]] = field(default_factory=list)
+    events: int = 0
+    duplicates: int = 0
+    dead_letters: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class LogRecord:
+    """One record of the log topic as the agent received it."""
+
+    offset: int
+    value: bytes | None
+    timestamp: datetime
+    """The broker's record time: a dead letter's ``receivedAt`` (no wall clock)."""
+    source: str | None = None
+
+
+def _row_key(row: identity.Row) -> str:
+    identifier, customer, _, _ = row
+    return _ROW + identifier if identifier else _MERGED + customer
+
+
+def _row_value(row: identity.Row) -> list[Any]:
+    _, customer, seq, merged_into = row
+    return [customer, seq, merged_into]
+
+
+def _row_of(key: str, value: Sequence[Any]) -> identity.Row:
+    customer, seq, merged_into = value
+    identifier = key[len(_ROW) :] if key.startswith(_ROW) else ""
+    return (identifier, str(customer), int(seq), str(merged_into))
+
+
+class Sequencer:
+    """Identity in log order: the graph, the seen message ids, the next log offset."""
+
+    def __init__(
+        self,
+        rules: identity.Rules,
+        graph: identity.IdentityGraph | None = None,
+        seen: set[str] | None = None,
+        next_offset: int = 0,
+        log_topic: str = "cdp.log",
+    ) -> None:
+        self.graph = graph if graph is not None else identity.IdentityGraph(rules)
+        self.seen = seen if seen is not None else set()
+        self.next_offset = next_offset
+        self.log_topic = log_topic
+        self._repair: list[tuple[str, Any]] = []
+
+    @classmethod
+    def restore(
+        cls,
+        items: Iterable[tuple[str, Any]],
+        rules: identity.Rules,
+        log_topic: str = "cdp.log",
+    ) -> Sequencer:
+        """The state a table's ``(key, value)`` items describe (journal re-applied on top)."""
+        rows: dict[str, identity.Row] = {}
+        seen: set[str] = set()
+        journal: Mapping[str, Any] | None = None
+        for key, value in items:
+            if key == JOURNAL_KEY:
+                journal = value
+            elif key.startswith(_SEEN):
+                seen.add(key[len(_SEEN) :])
+            elif key.startswith((_ROW, _MERGED)):
+                rows[key] = _row_of(key, value)
+        next_offset = 0
+        repair: list[tuple[str, Any]] = []
+        if journal is not None:
+            next_offset = int(journal["next_offset"])
+            for key, value in journal["rows"]:
+                rows[key] = _row_of(key, value)
+                repair.append((key, value))
+            seen.update(journal["seen"])
+            repair.extend((_SEEN + message_id, 1) for message_id in journal["seen"])
+        graph = identity.IdentityGraph.from_rows(rows.values(), rules)
+        sequencer = cls(rules, graph, seen, next_offset, log_topic)
+        # The rows the journal restored may be missing from the table itself;
+        # they must be written before the next journal replaces this one.
+        sequencer._repair = repair
+        return sequencer
+
+    def process(self, records: Iterable[LogRecord]) -> Step:
+        """Fold a batch of log records in offset order.
+
+        Records before ``next_offset`` were processed already and are skipped.
+        """
+        step = Step()
+        outputs, graph, seen = step.outputs, self.graph, self.seen
+        new_seen: list[str] = []
+        start = self.next_offset
+        for record in records:
+            offset, data = record.offset, record.value
+            if offset < self.next_offset:
+                continue
+            self.next_offset = offset + 1
+            event = self._decode(record, step)
+            if event is None:
+                continue
+            if event.message_id in seen:
+                step.duplicates += 1
+                continue
+            seen.add(event.message_id)
+            new_seen.append(event.message_id)
+            step.events += 1
+            resolution = identity.apply(graph, event, offset)
+            for merge in resolution.merges:
+                out = messages.merge_out_message(merge.from_customer, merge.into_customer, offset)
+                outputs.append(Output("by_customer", out.customer.encode(), messages.encode(out)))
+            if resolution.customer_id is not None:
+                assert data is not None
+                out = messages.event_message(resolution.customer_id, offset, data)
+                outputs.append(Output("by_customer", out.customer.encode(), messages.encode(out)))
+        if self.next_offset == start:
+            return step
+        changes = graph.take_changes()
+        for row in changes.rows:
+            outputs.append(
+                Output("assignments", messages.assignment_key(row), messages.assignment_value(row))
+            )
+        for merge in changes.merges:
+            key = merge.from_customer.encode()
+            outputs.append(Output("merges", key, messages.merge_value(merge)))
+        for rejection in changes.rejections:
+            key = rejection.customer_id.encode()
+            outputs.append(Output("merges", key, messages.rejection_value(rejection)))
+        row_writes = [(_row_key(row), _row_value(row)) for row in changes.rows]
+        journal = {"next_offset": self.next_offset, "rows": row_writes, "seen": new_seen}
+        step.writes.extend(self._repair)
+        self._repair = []
+        step.writes.append((JOURNAL_KEY, journal))
+        step.writes.extend(row_writes)
+        step.writes.extend((_SEEN + message_id, 1) for message_id in new_seen)
+        return step
+
+    def _decode(self, record: LogRecord, step: Step) -> AnyEvent | None:
+        """The stored event, or ``None`` after queueing a dead letter that says why."""
+        data = record.value
+        reason: str | None = None
+        try:
+            if data is None:
+                reason = "empty record (no value)"
+            else:
+                return decode(orjson.loads(data))
+        except orjson.JSONDecodeError as error:
+            reason = f"not JSON: {error}"
+        except (EventValidationError, ValueError) as error:
+            reason = f"invalid event: {error}"
+        except Exception as error:  # anything else a broken record triggers: never crash
+            reason = f"undecodable: {type(error).__name__}: {error}"
+        step.dead_letters += 1
+        letter = kafka_codec.DeadLetterMessage(
+            received_at=record.timestamp,
+            source=record.source,
+            origin=f"{self.log_topic}@{record.offset}",
+            reason=f"log offset {record.offset}: {reason}",
+            body=data or b"",
+        )
+        encoded = kafka_codec.encode_dead_letter(letter)
+        step.outputs.append(Output("deadletters", encoded.key, encoded.value))
+        return None

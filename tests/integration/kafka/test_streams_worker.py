@@ -1,0 +1,404 @@
+"""The faust worker against real brokers: parity, identity, recovery, rebalance, dead letters.
+
+Every test runs ``cdp worker`` as a real subprocess (``python -m cdp.cli
+worker``) against each broker of the fixture, so SIGTERM and SIGKILL are
+real. The expected result is always computed independently, by the embedded runtime
+(``cdp.runtime.EmbeddedRuntime``) folding the same records in the same order
+as they sit in the log topic; the distributed result is read back from the
+topics with ``streams.snapshot``.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from kafka import KafkaProducer
+
+from cdp import kafka_codec, kafka_topics, store
+from cdp.generate import GenerateConfig, iter_events
+from cdp.ingest import to_record
+from cdp.log import Record, StoredEvent
+from cdp.runtime import EmbeddedRuntime
+from projections import identity
+from streams import snapshot
+from tests.brokers import Broker
+
+pytestmark = pytest.mark.integration
+
+RECEIVED = datetime(2026, 11, 1, tzinfo=UTC)
+REPO = Path(__file__).resolve().parents[3]
+
+
+def generated(customers: int, seed: int = 7) -> list[Record]:
+    """Validated records of a generated shop (``cdp.generate``)."""
+    return [
+        to_record(raw, RECEIVED, "test") for raw in iter_events(GenerateConfig(seed, customers))
+    ]
+
+
+def produce(broker: Broker, prefix: str, values: Sequence[bytes | Record]) -> None:
+    """Append to the log topic in order (records in the log format, or raw bytes)."""
+    producer = KafkaProducer(bootstrap_servers=broker.bootstrap, acks="all")
+    try:
+        for value in values:
+            if isinstance(value, Record):
+                message = kafka_codec.encode(value)
+                producer.send(
+                    prefix + kafka_topics.LOG,
+                    key=message.key,
+                    value=message.value,
+                    headers=message.headers,
+                )
+            else:
+                producer.send(prefix + kafka_topics.LOG, key=b"junk", value=value)
+        producer.flush()
+    finally:
+        producer.close()
+
+
+def embedded(records: Sequence[Record]) -> EmbeddedRuntime:
+    """The embedded runtime after folding ``records`` in this order (offsets 0..n-1)."""
+    runtime = EmbeddedRuntime()
+    runtime.apply([StoredEvent(i, r.event) for i, r in enumerate(records)])
+    runtime.flush()
+    return runtime
+
+
+def expected_profiles(runtime: EmbeddedRuntime) -> dict[str, dict[str, Any]]:
+    """customer id → exact profile and lead states (JSON), as the embedded runtime has them."""
+    rules = runtime.config.scoring
+    return {
+        c: {
+            "profile_state": orjson.loads(row["profile_state"]),
+            "lead_state": orjson.loads(row["lead_state"]),
+            "lead_score": row["lead_score"],
+            "lifecycle_stage": row["lifecycle_stage"],
+        }
+        for c in runtime.profiles
+        for row in [store.customer_row(c, runtime.profiles[c], runtime.leads[c], rules)]
+    }
+
+
+def distributed_profiles(state: snapshot.DistributedState) -> dict[str, dict[str, Any]]:
+    """The same view of the published snapshots."""
+    return {
+        c: {
+            "profile_state": orjson.loads(row["profile_state"]),
+            "lead_state": orjson.loads(row["lead_state"]),
+            "lead_score": row["lead_score"],
+            "lifecycle_stage": row["lifecycle_stage"],
+        }
+        for c, row in state.profiles.items()
+    }
+
+
+def expected_merges(runtime: EmbeddedRuntime) -> list[tuple[str, str, str, str, str, int]]:
+    """Every merge the embedded runtime made (``take_changes`` releases them)."""
+    changes = runtime.graph.take_changes()
+    return [
+        (m.from_customer, m.into_customer, m.via, m.reason, m.message_id, m.offset)
+        for m in changes.merges
+    ]
+
+
+def published_merges(state: snapshot.DistributedState) -> list[tuple[str, str, str, str, str, int]]:
+    return [
+        (
+            m["from_customer"],
+            m["into_customer"],
+            m["via"],
+            m["reason"],
+            m["message_id"],
+            m["offset"],
+        )
+        for m in state.merges
+    ]
+
+
+class Worker:
+    """``python -m cdp.cli worker`` as a real subprocess (so SIGTERM and SIGKILL are real)."""
+
+    def __init__(
+        self, broker: Broker, prefix: str, partitions: int, workdir: Path, name: str = "w"
+    ) -> None:
+        self.log_path = workdir / f"{name}.log"
+        self.command = [
+            sys.executable,
+            "-m",
+            "cdp.cli",
+            "worker",
+            "--bootstrap",
+            broker.bootstrap,
+            "--prefix",
+            prefix,
+            "--partitions",
+            str(partitions),
+            "--broker-profile",
+            broker.kind if broker.kind in ("tansu", "noida") else "kafka",
+            "--data-dir",
+            str(workdir / "data"),
+            "--loglevel",
+            "info",
+        ]
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> Worker:
+        log = self.log_path.open("ab")
+        try:
+            self.process = subprocess.Popen(
+                self.command,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                cwd=REPO,
+                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            )
+        finally:
+            log.close()
+        return self
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 60) -> int | None:
+        """Send ``sig`` and reap; SIGKILL if it does not exit in time."""
+        if self.process is None or self.process.poll() is not None:
+            return None if self.process is None else self.process.returncode
+        self.process.send_signal(sig)
+        try:
+            return self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            return self.process.wait(30)
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def tail(self, chars: int = 3000) -> str:
+        return self.log_path.read_text(errors="replace")[-chars:] if self.log_path.exists() else ""
+
+
+def wait_for(
+    broker: Broker,
+    prefix: str,
+    runtime: EmbeddedRuntime,
+    workers: Sequence[Worker],
+    timeout: float = 240.0,
+) -> snapshot.DistributedState:
+    """Poll the published result until it equals the embedded one; assert with a diff if not."""
+    want_profiles = expected_profiles(runtime)
+    want_rows = runtime.graph.to_rows()
+    deadline = time.monotonic() + timeout
+    state = snapshot.read(broker.bootstrap, prefix)
+    while time.monotonic() < deadline:
+        if distributed_profiles(state) == want_profiles and state.identity_rows == want_rows:
+            return state
+        if not any(w.alive() for w in workers):
+            break
+        time.sleep(1.0)
+        state = snapshot.read(broker.bootstrap, prefix)
+    got = distributed_profiles(state)
+    differ = sorted(
+        c for c in want_profiles.keys() | got.keys() if want_profiles.get(c) != got.get(c)
+    )
+    raise AssertionError(
+        f"distributed result differs after {timeout}s: {len(differ)} customers differ "
+        f"(e.g. {differ[:3]}), {len(got)} published vs {len(want_profiles)} expected, "
+        f"identity rows equal: {state.identity_rows == want_rows}\n"
+        + "\n".join(f"--- {w.log_path.name}\n{w.tail()}" for w in workers)
+    )
+
+
+def wait_progress(broker: Broker, prefix: str, at_least: int, timeout: float = 120.0) -> int:
+    """Wait until at least ``at_least`` profiles are published (the worker is mid-stream)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        count = len(snapshot.read(broker.bootstrap, prefix).profiles)
+        if count >= at_least:
+            return count
+        time.sleep(0.3)
+    raise AssertionError(f"fewer than {at_least} profiles published after {timeout}s")
+
+
+# ── tests ───────────────────────────────────────────────────────────────────
+
+SMALL = 40  # customers: ~1,900 events, seconds per run on both brokers
+
+
+@pytest.fixture(scope="module")
+def small_records() -> list[Record]:
+    return generated(SMALL)
+
+
+NOIDA_REJOIN = (
+    "noida-db 0.2.3 never completes the consumer-group rebalance after a member leaves, "
+    "is killed or a second one joins: the faust worker logs 'Joined group ... (generation 3)' "
+    "again every session timeout and is never assigned partitions (tansu passes this test)"
+)
+
+
+def _requires_working_rebalance(broker: Broker) -> None:
+    if broker.kind == "noida":
+        pytest.xfail(NOIDA_REJOIN)
+
+
+def _init(broker: Broker, prefix: str, partitions: int) -> None:
+    kafka_topics.init_topics(broker.bootstrap, prefix, partitions)
+
+
+def test_parity_with_the_embedded_runtime(
+    broker: Broker, topic_prefix: str, tmp_path: Path, small_records: list[Record]
+) -> None:
+    """Profiles, lead scores, identities and merges equal the embedded runtime's."""
+    _init(broker, topic_prefix, 4)
+    produce(broker, topic_prefix, small_records)
+    runtime = embedded(small_records)
+    worker = Worker(broker, topic_prefix, 4, tmp_path).start()
+    try:
+        state = wait_for(broker, topic_prefix, runtime, [worker])
+    finally:
+        worker.stop()
+    assert published_merges(state) == expected_merges(runtime)
+    assert len(state.profiles) == len(runtime.profiles) > SMALL // 2
+
+
+@pytest.mark.parametrize("partitions", [1, 4])
+def test_identity_equals_a_union_find_over_the_shuffled_stream(
+    broker: Broker, topic_prefix: str, tmp_path: Path, small_records: list[Record], partitions: int
+) -> None:
+    """Any arrival order, any partition count: the assignment is a union-find of the stream."""
+    shuffled = list(small_records)
+    random.Random(partitions).shuffle(shuffled)
+    _init(broker, topic_prefix, partitions)
+    produce(broker, topic_prefix, shuffled)
+    runtime = embedded(shuffled)
+    worker = Worker(broker, topic_prefix, partitions, tmp_path).start()
+    try:
+        state = wait_for(broker, topic_prefix, runtime, [worker])
+    finally:
+        worker.stop()
+    assert state.assignments() == union_find_oracle(shuffled)
+
+
+def union_find_oracle(records: Sequence[Record]) -> dict[str, str]:
+    """Identifier → customer by plain union-find over each event's identifiers.
+
+    Only for conflict-free streams (no two user ids joined, anonymous cap not
+    reached): then identity is exactly the connected components. The customer
+    id of a component is the one derived from its first identifier ever seen.
+    """
+    parent: dict[str, str] = {}
+    first: dict[str, int] = {}
+
+    def find(x: str) -> str:
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    graph = identity.IdentityGraph()
+    for n, record in enumerate(records):
+        keys = identity.identifiers_of(record.event, graph.customer_of)
+        resolution = identity.apply(graph, record.event, n)
+        assert not resolution.rejections, "the oracle needs a conflict-free stream"
+        for k in keys:
+            if k not in parent:
+                parent[k] = k
+                first[k] = len(first)
+        for k in keys[1:]:
+            a, b = find(keys[0]), find(k)
+            if a != b:
+                # keep the older root, so the root is the first identifier seen
+                a, b = (a, b) if first[a] < first[b] else (b, a)
+                parent[b] = a
+    return {k: identity.customer_id_for(find(k)) for k in parent}
+
+
+def test_recovery_after_sigterm_and_kill_9(
+    broker: Broker, topic_prefix: str, tmp_path: Path, small_records: list[Record]
+) -> None:
+    """Stopped and killed mid-stream, restarted: tables recover, every count exact."""
+    _requires_working_rebalance(broker)
+    half = len(small_records) // 2
+    _init(broker, topic_prefix, 4)
+    produce(broker, topic_prefix, small_records[:half])
+    worker = Worker(broker, topic_prefix, 4, tmp_path).start()
+    try:
+        wait_progress(broker, topic_prefix, 5)
+        assert worker.stop(signal.SIGTERM) is not None
+        produce(broker, topic_prefix, small_records[half:])
+        worker.start()
+        wait_progress(broker, topic_prefix, len(embedded(small_records[:half]).profiles))
+        worker.stop(signal.SIGKILL)
+        worker.start()
+        wait_for(broker, topic_prefix, embedded(small_records), [worker])
+    finally:
+        worker.stop()
+
+
+def test_rebalance_two_workers_then_one(
+    broker: Broker, topic_prefix: str, tmp_path: Path, small_records: list[Record]
+) -> None:
+    """Two workers share the partitions; one leaves mid-stream; the other finishes exactly."""
+    _requires_working_rebalance(broker)
+    _init(broker, topic_prefix, 4)
+    first = Worker(broker, topic_prefix, 4, tmp_path, "first").start()
+    second = Worker(broker, topic_prefix, 4, tmp_path, "second").start()
+    try:
+        produce(broker, topic_prefix, small_records)
+        wait_progress(broker, topic_prefix, 5)
+        first.stop(signal.SIGTERM)
+        wait_for(broker, topic_prefix, embedded(small_records), [second])
+    finally:
+        first.stop()
+        second.stop()
+
+
+def test_undecodable_records_go_to_dead_letters(
+    broker: Broker, topic_prefix: str, tmp_path: Path, small_records: list[Record]
+) -> None:
+    """Broken records are dead-lettered with reason and offset; the log keeps moving."""
+    records = small_records[:300]
+    junk = [b"\xff not json", b'{"type": "track", "messageId": "m-1"}']
+    _init(broker, topic_prefix, 2)
+    produce(
+        broker, topic_prefix, [*records[:100], junk[0], *records[100:200], junk[1], *records[200:]]
+    )
+    worker = Worker(broker, topic_prefix, 2, tmp_path).start()
+    try:
+        wait_for(broker, topic_prefix, embedded(records), [worker])
+    finally:
+        worker.stop()
+    letters = [
+        kafka_codec.decode_dead_letter(r.value)
+        for r in snapshot._records(broker.bootstrap, topic_prefix + kafka_topics.DEADLETTERS, 30)
+    ]
+    assert sorted(letter.body for letter in letters) == sorted(junk)
+    by_body = {letter.body: letter for letter in letters}
+    assert by_body[junk[0]].origin == f"{topic_prefix}log@100"
+    assert "not JSON" in by_body[junk[0]].reason
+    assert by_body[junk[1]].origin == f"{topic_prefix}log@201"
+    assert "invalid event" in by_body[junk[1]].reason
+
+
+@pytest.mark.slow
+def test_parity_on_the_full_demo_dataset(broker: Broker, topic_prefix: str, tmp_path: Path) -> None:
+    """The default demo (~5,200 customers, ~215,000 events) through Kafka + faust."""
+    records = [to_record(raw, RECEIVED, "demo") for raw in iter_events(GenerateConfig())]
+    _init(broker, topic_prefix, 4)
+    produce(broker, topic_prefix, records)
+    runtime = embedded(records)
+    worker = Worker(broker, topic_prefix, 4, tmp_path).start()
+    try:
+        state = wait_for(broker, topic_prefix, runtime, [worker], timeout=4 * 3600)
+    finally:
+        worker.stop()
+    assert published_merges(state) == expected_merges(runtime)
