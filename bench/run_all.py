@@ -6,7 +6,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from bench import collector, demo, ingest, replay
+from bench import collector, demo, ingest, lookup, replay
 
 
 def main() -> None:
@@ -20,6 +20,8 @@ def main() -> None:
     demo.run()
     print()
     collector.main([])
+    print()
+    lookup.main([])
 
 
 if __name__ == "__main__":
