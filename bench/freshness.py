@@ -146,6 +146,12 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=20)
     parser.add_argument("--clients", type=int, default=2)
     parser.add_argument("--partitions", type=int, default=4)
+    parser.add_argument(
+        "--rate",
+        type=float,
+        default=0.0,
+        help="events/s to offer (0: as fast as the collector acknowledges)",
+    )
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="cdp-freshness-"))
@@ -230,9 +236,14 @@ def main() -> None:
         acks: list[float] = []
         started = time.perf_counter()
 
+        gap = args.batch * args.clients / args.rate if args.rate else 0.0
+
         def client_loop(mine: list[tuple[str, dict[str, Any]]]) -> None:
             with httpx.Client(base_url=url, auth=(write_key, ""), timeout=60) as client:
-                for anonymous_id, body in mine:
+                for n, (anonymous_id, body) in enumerate(mine):
+                    due = started + n * gap
+                    if gap and time.perf_counter() < due:
+                        time.sleep(due - time.perf_counter())
                     sent = time.perf_counter()
                     response = client.post("/v1/batch", json=body)
                     if response.status_code != 200:
@@ -255,7 +266,13 @@ def main() -> None:
         total = batches * args.batch
         end_to_end = total / (probe.last_visible - started)
         print(f"distributed runtime end to end ({machine()}, broker {args.broker})")
-        print(f"  events {total:,} in {batches:,} batches of {args.batch}, {args.clients} clients")
+        offered = (
+            f"offered {args.rate:,.0f} events/s" if args.rate else "offered as fast as acknowledged"
+        )
+        print(
+            f"  events {total:,} in {batches:,} batches of {args.batch}, {args.clients} clients, "
+            + offered
+        )
         print(f"  raw producer (kafka-python, acks=all) {raw_rate:>10,.0f} events/s")
         print(
             f"  collector acknowledged                {total / (sent_all - started):>10,.0f} events/s"

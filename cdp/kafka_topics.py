@@ -279,9 +279,15 @@ def describe(
 
 
 def init_topics(
-    bootstrap: str, prefix: str = DEFAULT_PREFIX, partitions: int = DEFAULT_PARTITIONS
+    bootstrap: str,
+    prefix: str = DEFAULT_PREFIX,
+    partitions: int = DEFAULT_PARTITIONS,
+    replication_factor: int = 1,
 ) -> TopicsReport:
-    """Create the missing topics of the table; check (never change) the existing ones."""
+    """Create the missing topics of the table; check (never change) the existing ones.
+
+    ``replication_factor``: copies of each partition (3 in production, with
+    ``min.insync.replicas=2`` on the brokers; 1 for a single test broker)."""
     from kafka.admin import NewTopic  # noqa: PLC0415
     from kafka.errors import KafkaError, TopicAlreadyExistsError  # noqa: PLC0415
 
@@ -294,7 +300,14 @@ def init_topics(
         for spec in missing:  # one by one: a topic created meanwhile is not an error
             try:
                 admin.create_topics(
-                    [NewTopic(spec.name, spec.partitions, 1, topic_configs=spec.configs())]
+                    [
+                        NewTopic(
+                            spec.name,
+                            spec.partitions,
+                            replication_factor,
+                            topic_configs=spec.configs(),
+                        )
+                    ]
                 )
                 created.add(spec.name)
             except TopicAlreadyExistsError:

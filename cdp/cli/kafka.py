@@ -79,6 +79,10 @@ def init_command(
     bootstrap: Bootstrap = None,
     partitions: Partitions = kafka_topics.DEFAULT_PARTITIONS,
     prefix: Prefix = None,
+    replication_factor: Annotated[
+        int,
+        typer.Option(min=1, help="Copies of each partition (3 in production, 1 for one broker)."),
+    ] = 1,
 ) -> None:
     """Create the missing topics; check the existing ones (running it twice is fine).
 
@@ -86,7 +90,9 @@ def init_command(
     opts = opts_of(ctx)
     with errors():
         settings = KafkaSettings.resolve(bootstrap, prefix, partitions)
-        report = kafka_topics.init_topics(settings.bootstrap, settings.prefix, settings.partitions)
+        report = kafka_topics.init_topics(
+            settings.bootstrap, settings.prefix, settings.partitions, replication_factor
+        )
     _show(report, opts.json, f"topics on {settings.bootstrap}")
     if not opts.json:
         created = report.created

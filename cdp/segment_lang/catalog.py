@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 import duckdb
-import yaml
 
 from cdp import segments
 from cdp.atomic import write_atomically
@@ -29,7 +28,7 @@ from cdp.errors import NotFoundError, SegmentError
 from cdp.segment_lang.compiler import CompiledSegment, compile_definition
 from cdp.segment_lang.errors import SegmentRuleError
 from cdp.segment_lang.model import NAME_PATTERN, Scalar, SegmentDefinition
-from cdp.segment_lang.parse import from_data, load_text
+from cdp.segment_lang.parse import from_data, load_text, to_yaml
 from cdp.segments import SegmentResult
 
 Kind = Literal["builtin", "saved", "sql"]
@@ -189,11 +188,7 @@ class SegmentCatalog:
             raise SegmentError(
                 f"segment {definition.name!r} exists; pass --replace to overwrite it"
             )
-        text = (
-            definition_text
-            if fmt == "yaml"
-            else yaml.safe_dump(data, allow_unicode=True, sort_keys=False)
-        )
+        text = definition_text if fmt == "yaml" else to_yaml(data)
         _write_atomically(path, text)
         return dataclasses.replace(entry, path=path)
 

@@ -69,3 +69,13 @@ def load_text(text: str, fmt: str = "yaml") -> Any:
 def parse(text: str, fmt: str = "yaml") -> SegmentDefinition:
     """A definition from YAML or JSON text (shape only; ``compile`` checks the rest)."""
     return from_data(load_text(text, fmt))
+
+
+def to_yaml(data: Any) -> str:
+    """``data`` as YAML that reads back equal: readable Unicode (Japanese stays as
+    written) unless a value holds a character PyYAML would emit raw but read
+    back differently (e.g. U+0085, U+2028), then every non-ASCII is escaped."""
+    text = yaml.safe_dump(data, allow_unicode=True, sort_keys=False)
+    if yaml.safe_load(text) == data:
+        return text
+    return yaml.safe_dump(data, allow_unicode=False, sort_keys=False)

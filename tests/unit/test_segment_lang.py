@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from cdp.errors import SegmentError
 from cdp.segment_lang import SegmentRuleError, compile_definition, parse
-from cdp.segment_lang.parse import from_data
+from cdp.segment_lang.parse import from_data, to_yaml
 from cdp.segment_lang.rawsql import check
 
 
@@ -304,6 +304,14 @@ _trees = st.recursive(
 def test_definitions_round_trip_through_yaml_and_json(rules: dict[str, Any]) -> None:
     parsed = from_data({"name": "t", "rules": rules})
     dumped = parsed.model_dump(by_alias=True, exclude_none=True)
-    assert parse(yaml.safe_dump(dumped, allow_unicode=True)) == parsed
+    assert parse(to_yaml(dumped)) == parsed
     assert parse(orjson.dumps(dumped).decode(), "json") == parsed
     assert compile_definition(parsed).sql == compile_definition(parse(yaml.safe_dump(dumped))).sql
+
+
+def test_yaml_of_a_value_with_a_yaml_line_break_reads_back_equal() -> None:
+    """PyYAML emits U+0085 raw with allow_unicode and reads it back as a break."""
+    data = {"name": "t", "rules": {"trait": {"field": "region", "op": "eq", "value": "東京\x85"}}}
+    assert yaml.safe_load(to_yaml(data)) == data
+    plain = {"name": "t", "rules": {"trait": {"field": "region", "op": "eq", "value": "東京都"}}}
+    assert "東京都" in to_yaml(plain)  # readable when that is safe

@@ -230,7 +230,7 @@ def wait_progress(broker: Broker, prefix: str, at_least: int, timeout: float = 1
 
 # ── tests ───────────────────────────────────────────────────────────────────
 
-SMALL = 40  # customers: ~1,900 events, seconds per run on both brokers
+SMALL = 15  # customers: ~700 events, seconds per run on both brokers
 
 
 @pytest.fixture(scope="module")
