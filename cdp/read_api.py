@@ -48,6 +48,7 @@ from pydantic import BaseModel, Field
 from cdp import lookup
 from cdp.config import Settings
 from cdp.errors import AuthError, CdpError, ForbiddenError, LogUnavailableError, NotFoundError
+from cdp.jsonable import json_default
 from cdp.read_model import (
     _EVENT_SQL,
     RING,
@@ -56,7 +57,6 @@ from cdp.read_model import (
     attribute,
     dumps,
     event_json,
-    json_default,
     merge_rings,
 )
 from cdp.segment_lang import SegmentCatalog, current_segments

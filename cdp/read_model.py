@@ -32,8 +32,7 @@ import threading
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
-from datetime import UTC, date, datetime, timedelta, tzinfo
-from decimal import Decimal
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 
 import duckdb
@@ -41,6 +40,7 @@ import orjson
 import pyarrow as pa
 
 from cdp import store
+from cdp.jsonable import json_default
 from cdp.runtime import Checkpointed
 from projections import lead_score
 
@@ -67,17 +67,6 @@ _UTC = frozenset({"UTC", "Etc/UTC", "Etc/UCT", "UCT", "Etc/GMT", "GMT", "Etc/Uni
                   "Universal", "Etc/Zulu", "Zulu"})  # fmt: skip
 _EVENT_SQL = """SELECT "offset", epoch_us(timestamp) AS us, timestamp, type, event, message_id,
                        source, trim(user_id) AS u, trim(anonymous_id) AS a FROM event_log"""
-
-
-def json_default(value: Any) -> Any:
-    """The CLI's JSON rules: decimals as strings, times in ISO 8601, sets as lists."""
-    if isinstance(value, Decimal):
-        return str(value)
-    if isinstance(value, date | datetime):
-        return value.isoformat()
-    if isinstance(value, set | frozenset | tuple):
-        return list(value)
-    raise TypeError(f"cannot serialise {type(value).__name__}")
 
 
 def dumps(value: Any) -> bytes:

@@ -6,8 +6,6 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import date, datetime
-from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -19,6 +17,7 @@ from rich.table import Table
 
 from cdp.config import Settings
 from cdp.errors import CdpError
+from cdp.jsonable import json_default
 
 app = typer.Typer(
     help="Event-sourced customer data platform: ingest events, unify customers, "
@@ -74,20 +73,10 @@ def errors() -> Iterator[None]:
         raise typer.Exit(2) from None
 
 
-def _default(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return str(value)
-    if isinstance(value, date | datetime):
-        return value.isoformat()
-    if isinstance(value, set | frozenset | tuple):
-        return list(value)
-    raise TypeError(f"cannot serialise {type(value).__name__}")
-
-
 def print_json(data: Any) -> None:
     """Indented JSON on stdout (decimals as strings, times in ISO 8601)."""
     sys.stdout.write(
-        orjson.dumps(data, default=_default, option=orjson.OPT_INDENT_2).decode() + "\n"
+        orjson.dumps(data, default=json_default, option=orjson.OPT_INDENT_2).decode() + "\n"
     )
 
 
