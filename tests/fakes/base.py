@@ -15,6 +15,7 @@ request:
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import threading
 from collections import Counter
@@ -67,7 +68,7 @@ class Logged:
 
 
 @dataclass
-class FakeServer:
+class FakeServer(abc.ABC):
     """Base of the fakes: ``app`` to serve, ``log`` of requests, fault queue."""
 
     log: list[Logged] = field(default_factory=list)
@@ -100,7 +101,9 @@ class FakeServer:
                 and contains in r.path
             ]
 
+    @abc.abstractmethod
     def build(self) -> FastAPI:
+        """The platform's routes, checking each request as documented."""
         raise NotImplementedError
 
     def asgi(self) -> FaultInjector:

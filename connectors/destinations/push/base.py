@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import abc
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -57,12 +58,14 @@ class Run:
         self.journal.save(self.plan)
 
 
-class Platform:
-    """One ad platform's push protocol. Subclasses override what differs."""
+class Platform(abc.ABC):
+    """One ad platform's push protocol. Subclasses must define ``row``, ``push``
+    and ``check``, and override whatever else differs."""
 
     name = ""
     max_chunk = 10_000
 
+    @abc.abstractmethod
     def row(self, member: Member) -> Any | None:
         """The member as this platform's JSON row, or None if it cannot be matched."""
         raise NotImplementedError
@@ -100,10 +103,12 @@ class Platform:
         """Chunks of a new plan (removes first, then adds) and its initial platform state."""
         return cut("remove", removes, chunk_size) + cut("add", adds, chunk_size), {}
 
+    @abc.abstractmethod
     def push(self, run: Run) -> None:
         """Send every chunk not yet acknowledged, and whatever finishes the plan."""
         raise NotImplementedError
 
+    @abc.abstractmethod
     def check(self, transport: Transport) -> str:
         """A read-only request proving the credentials and target work; a short summary."""
         raise NotImplementedError
