@@ -60,6 +60,20 @@ _SCHEMA = pa.schema(
 )
 
 
+def insert_rows(con: duckdb.DuckDBPyConnection, table: pa.Table) -> None:
+    """Insert Arrow rows (``event_log``'s columns, in order) in one transaction:
+    all of them durably, or none."""
+    con.execute("BEGIN TRANSACTION")
+    try:
+        con.register("_cdp_event_rows", table)
+        con.execute("INSERT INTO event_log SELECT * FROM _cdp_event_rows")
+        con.unregister("_cdp_event_rows")
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+
+
 def message_hash(message_id: str) -> int:
     """Signed 64-bit blake2b of a messageId (stable across processes, unlike hash())."""
     digest = hashlib.blake2b(message_id.encode(), digest_size=8).digest()
@@ -163,17 +177,7 @@ class DuckDBEventLog:
             "source": [r.source for r, _, _ in fresh],
             "payload": [r.data.decode() for r, _, _ in fresh],
         }
-        table = pa.table(columns, schema=_SCHEMA)
-        con = self._con
-        con.execute("BEGIN TRANSACTION")
-        try:
-            con.register("_cdp_append", table)
-            con.execute("INSERT INTO event_log SELECT * FROM _cdp_append")
-            con.unregister("_cdp_append")
-            con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
+        insert_rows(self._con, pa.table(columns, schema=_SCHEMA))
 
     def read(
         self, start: int = 0, stop: int | None = None, batch_size: int = 10_000

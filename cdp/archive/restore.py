@@ -18,7 +18,7 @@ import pyarrow as pa
 
 from cdp.archive.layout import EVENTS, resolve
 from cdp.archive.manifest import Manifest
-from cdp.duckdb_log import DuckDBEventLog, message_hash
+from cdp.duckdb_log import DuckDBEventLog, insert_rows, message_hash
 from cdp.engine import Engine
 from cdp.errors import ArchiveError
 
@@ -100,13 +100,5 @@ def _append(con: duckdb.DuckDBPyConnection, batch: pa.RecordBatch) -> int:
     hashes = pa.array([message_hash(m) for m in batch.column("message_id").to_pylist()])
     table = pa.Table.from_batches([batch]).append_column("message_hash", hashes)
     table = table.select(list(LOG_COLUMNS))
-    con.execute("BEGIN TRANSACTION")
-    try:
-        con.register("_cdp_archive_rows", table)
-        con.execute("INSERT INTO event_log SELECT * FROM _cdp_archive_rows")
-        con.unregister("_cdp_archive_rows")
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
+    insert_rows(con, table)
     return int(table.num_rows)
