@@ -335,7 +335,8 @@ def test_the_cache_never_serves_a_stale_answer(service: Service) -> None:
     assert after["recent_events"][0]["message_id"] == event["messageId"]
     assert after["freshness"]["log_offset"] == first["freshness"]["log_offset"] + 1
     deadline = time.monotonic() + 10
-    while after["freshness"]["checkpoint_offset"] <= first["freshness"]["log_offset"]:
+    # until a checkpoint covers the new event (next_offset past its offset)
+    while after["freshness"]["checkpoint_offset"] <= after["freshness"]["log_offset"]:
         assert time.monotonic() < deadline, "the writer did not checkpoint"
         time.sleep(0.1)
         after = service.get(f"/v1/profiles/{quote(identifier)}", token).json()
