@@ -5,8 +5,11 @@
   broker has them, then writes the journal and the changed rows
   (``Sequencer`` explains why that order is exact after a crash).
 - ``profiles`` reads ``cdp.events.by-customer`` and hands each message to
-  ``streams.profiles.ProfileFolder``; it sends what the step says and writes
-  the customer's one table value.
+  a ``streams.profiles.Batch``; it sends what the batch says, writes each
+  customer's one table value, then each partition's next offset.
+
+Both fold a partition's records only in unbroken offset order and seek back
+over a gap (``streams.gaps`` says why faust's consumer makes that necessary).
 
 The folds themselves are ``projections`` via ``cdp.customer`` (the embedded
 runtime's own code).
@@ -25,6 +28,7 @@ import faust.streams as faust_streams
 from cdp import kafka_codec
 from streams import messages
 from streams.app import Wiring
+from streams.gaps import Cursors, Seeks
 from streams.profiles import Batch
 from streams.sequencer import LogRecord, Sequencer
 
@@ -68,12 +72,28 @@ def register(wiring: Wiring) -> None:
         "deadletters": wiring.deadletters,
     }
     current: dict[str, Sequencer] = {}
+    cursors = Cursors()  # by-customer partitions
+    seeks = Seeks()
 
     async def _forget(sender: Any, revoked: Any, **kwargs: Any) -> None:
-        # Whoever gets the log partition next restores from the table.
+        # Whoever gets the partitions next restores from the table.
         current.clear()
+        cursors.forget(list(revoked))
+        seeks.forget(list(revoked))
 
     app.on_partitions_revoked.connect(_forget)  # type: ignore[arg-type]  # faust's stub is narrower
+
+    async def seek_back(tp: Any, offset: int) -> None:
+        log.warning("%s: records from offset %d were skipped; reading them again", tp, offset)
+        await app.consumer.seek_wait({tp: offset})
+
+    @app.timer(interval=1.0)  # type: ignore[untyped-decorator]  # faust leaves it untyped
+    async def repeat_seeks() -> None:
+        for tp, offset in seeks.due():
+            await seek_back(tp, offset)
+
+    async def earliest(tp: Any) -> int:
+        return int((await app.consumer.earliest_offsets(tp)).get(tp, 0) or 0)
 
     @app.agent(wiring.log, name="identity")
     async def identity_agent(stream: Any) -> None:
@@ -83,7 +103,20 @@ def register(wiring: Wiring) -> None:
                 sequencer = Sequencer.restore(wiring.identity.items(), rules.identity, log_topic)
                 current["log"] = sequencer
                 log.info("identity state restored: next log offset %d", sequencer.next_offset)
-            step = sequencer.process([_log_record(e) for e in events])
+            records = [_log_record(e) for e in events]
+            tp, before = events[0].message.tp, sequencer.next_offset
+            step = sequencer.process(records)
+            if step.gap is not None:
+                want = step.gap[0]
+                first = await earliest(tp)
+                if first > want:  # retention, not a skip (so nothing was folded yet)
+                    log.error("log offsets %d..%d are gone (retention): skipped", want, first - 1)
+                    sequencer.skip_to(first)
+                    step = sequencer.process(records)
+                elif seeks.gap(tp, want):
+                    await seek_back(tp, want)
+            if sequencer.next_offset > before:
+                seeks.arrived(tp, sequencer.next_offset - 1)
             # Wait until the broker has every output before the journal is written.
             sent = [
                 await targets[out.target].send(key=out.key, value=out.value) for out in step.outputs
@@ -94,12 +127,31 @@ def register(wiring: Wiring) -> None:
             for key, value in step.writes:
                 wiring.identity[key] = value
 
+    async def skip_retained(tp: Any, cursors: Cursors) -> None:
+        """Records before the partition's earliest offset are gone, not skipped: go on."""
+        first, want = await earliest(tp), cursors.next[tp]
+        if first > want:
+            log.error("%s: offsets %d..%d are gone (retention)", tp, want, first - 1)
+            cursors.start(tp, first)
+
     @app.agent(wiring.by_customer, name="profiles")
     async def profiles_agent(stream: Any) -> None:
         async for events in stream.take_events(config.customer_batch, within=BATCH_WITHIN):
             batch = Batch(rules.scoring, wiring.customers.get)
             source_of_key: dict[str, Any] = {}
+            advanced: dict[Any, Any] = {}  # partition -> its last event
+            cursors.new_batch()
             for event in events:
+                tp, offset = event.message.tp, event.message.offset
+                if not cursors.known(tp):
+                    stored = wiring.customers.get(partition_key(tp.partition))
+                    cursors.start(tp, int(stored) if stored is not None else await earliest(tp))
+                if offset > cursors.next[tp] and tp not in cursors.gapped:
+                    await skip_retained(tp, cursors)
+                if not cursors.admit(tp, offset):
+                    continue
+                advanced[tp] = event
+                seeks.arrived(tp, offset)
                 try:
                     message = messages.decode_message(event.message.value)
                 except messages.MessageError as error:
@@ -115,6 +167,17 @@ def register(wiring: Wiring) -> None:
             for key, value in result.writes:
                 _make_current(source_of_key[key])  # the changelog partition of the key
                 wiring.customers[key] = value
+            for tp, want in cursors.gapped.items():
+                if seeks.gap(tp, want):
+                    await seek_back(tp, want)
+            for tp, event in advanced.items():  # after the values: a prefix never claims more
+                _make_current(event)
+                wiring.customers[partition_key(tp.partition)] = cursors.next[tp]
+
+
+def partition_key(partition: int) -> str:
+    """The ``customers`` table key of a by-customer partition's next offset (not a customer id)."""
+    return f"~next-offset:{partition}"
 
 
 async def _dead_letter(wiring: Wiring, event: Any, reason: str) -> None:

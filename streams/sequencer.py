@@ -63,6 +63,10 @@ class Step:
     events: int = 0
     duplicates: int = 0
     dead_letters: int = 0
+    gap: tuple[int, int] | None = None
+    """``(expected, got)``: offset ``expected`` never came, ``got`` came instead;
+    the batch was folded up to ``expected`` and the log must be read again from
+    there (``streams.gaps``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,6 +151,8 @@ class Sequencer:
         """Fold a batch of log records in offset order.
 
         Records before ``next_offset`` were processed already and are skipped.
+        A record past ``next_offset`` means records were skipped: folding stops
+        there and ``Step.gap`` says so (nothing after it is folded).
         """
         step = Step()
         outputs, graph, seen = step.outputs, self.graph, self.seen
@@ -156,6 +162,9 @@ class Sequencer:
             offset, data = record.offset, record.value
             if offset < self.next_offset:
                 continue
+            if offset > self.next_offset:
+                step.gap = (self.next_offset, offset)
+                break
             self.next_offset = offset + 1
             event = self._decode(record, step)
             if event is None:
@@ -195,6 +204,12 @@ class Sequencer:
         step.writes.extend(row_writes)
         step.writes.extend((_SEEN + message_id, 1) for message_id in new_seen)
         return step
+
+    def skip_to(self, offset: int) -> None:
+        """Go on from ``offset``: the records before it are gone from the log (retention)."""
+        if offset < self.next_offset:
+            raise ValueError(f"cannot skip back from {self.next_offset} to {offset}")
+        self.next_offset = offset
 
     def _decode(self, record: LogRecord, step: Step) -> AnyEvent | None:
         """The stored event, or ``None`` after queueing a dead letter that says why."""

@@ -14,6 +14,7 @@ from __future__ import annotations
 import random
 import zlib
 from datetime import UTC, datetime
+from typing import TypeVar
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -25,10 +26,12 @@ from cdp.log import Record, StoredEvent
 from cdp.runtime import EmbeddedRuntime
 from projections import identity, lead_score
 from streams import messages
+from streams.gaps import Cursors
 from streams.profiles import Batch
 from streams.sequencer import LogRecord, Sequencer
 
 NOW = datetime(2026, 11, 1, tzinfo=UTC)
+T = TypeVar("T")
 RECORDS: list[Record] = [
     to_record(raw, NOW, "test") for raw in iter_events(GenerateConfig(seed=11, customers=12))
 ]
@@ -44,7 +47,19 @@ def _expected(records: list[Record]) -> tuple[dict[str, object], list[identity.R
     return states, runtime.graph.to_rows()
 
 
-def _run(records: list[Record], rng: random.Random, partitions: int, crash: bool):
+def _skipping(rng: random.Random, items: list[T], skip: bool) -> list[T]:
+    """``items``, or (when ``skip``, sometimes) with a range missing: the consumer skipped it."""
+    if not skip or len(items) < 3 or rng.random() < 0.7:
+        return items
+    a = rng.randint(1, len(items) - 2)
+    return items[:a] + items[rng.randint(a + 1, len(items) - 1) :]
+
+
+def _run(
+    records: list[Record], rng: random.Random, partitions: int, crash: bool, skip: bool = False
+):
+    """Both steps under a random schedule; ``skip``: the consumer sometimes loses a range
+    of a batch, and the agents must notice (``Step.gap``, ``Cursors``) and read it again."""
     table: dict[str, object] = {}
     sequencer = Sequencer(identity.Rules())
     queues: list[list[bytes]] = [[] for _ in range(partitions)]
@@ -56,7 +71,7 @@ def _run(records: list[Record], rng: random.Random, partitions: int, crash: bool
     while i < len(records):
         n = rng.randint(1, 60)
         batch = [LogRecord(o, records[o].data, NOW) for o in range(i, min(i + n, len(records)))]
-        step = sequencer.process(batch)
+        step = sequencer.process(_skipping(rng, batch, skip))
         for out in step.outputs:
             if out.target == "by_customer":
                 route(out.key, out.value)
@@ -68,16 +83,23 @@ def _run(records: list[Record], rng: random.Random, partitions: int, crash: bool
             i = sequencer.next_offset
             continue
         table.update(step.writes)
-        i += n
+        assert step.gap is None or step.gap[0] == sequencer.next_offset
+        i = sequencer.next_offset  # after a gap: the seek back
     customers: dict[str, dict[str, object]] = {}
     position = [0] * partitions
+    cursors = Cursors()
+    for p in range(partitions):
+        cursors.start(p, 0)
     while any(position[p] < len(queues[p]) for p in range(partitions)):
         p = rng.choice([p for p in range(partitions) if position[p] < len(queues[p])])
         k = rng.randint(1, 40)
         work = Batch(lead_score.DEFAULT_RULES, customers.get)
-        for value in queues[p][position[p] : position[p] + k]:
-            work.apply(messages.decode_message(value))
-        position[p] = min(len(queues[p]), position[p] + k)
+        cursors.new_batch()
+        delivered = list(range(position[p], min(len(queues[p]), position[p] + k)))
+        for offset in _skipping(rng, delivered, skip):
+            if cursors.admit(p, offset):
+                work.apply(messages.decode_message(queues[p][offset]))
+        position[p] = cursors.next[p] if p in cursors.gapped else delivered[-1] + 1
         if rng.random() < 0.2:  # redelivery: the committed offset lagged behind
             position[p] = max(0, position[p] - rng.randint(1, 50))
         result = work.finish()
@@ -98,15 +120,30 @@ def _run(records: list[Record], rng: random.Random, partitions: int, crash: bool
     partitions=st.sampled_from([1, 2, 4, 7]),
     shuffle=st.booleans(),
     crash=st.booleans(),
+    skip=st.booleans(),
 )
 def test_any_schedule_gives_the_embedded_result(
-    seed: int, partitions: int, shuffle: bool, crash: bool
+    seed: int, partitions: int, shuffle: bool, crash: bool, skip: bool
 ) -> None:
     rng = random.Random(seed)
     records = list(RECORDS)
     if shuffle:
         rng.shuffle(records)
-    assert _run(records, rng, partitions, crash) == _expected(records)
+    assert _run(records, rng, partitions, crash, skip) == _expected(records)
+
+
+def test_a_skipped_range_is_noticed_and_read_again() -> None:
+    """The consumer lost offsets 5..9: the sequencer stops at 5 and says so."""
+    sequencer = Sequencer(identity.Rules())
+    step = sequencer.process([LogRecord(o, RECORDS[o].data, NOW) for o in [*range(5), 10, 11]])
+    assert step.gap == (5, 10) and step.events == 5 and sequencer.next_offset == 5
+    again = sequencer.process([LogRecord(o, RECORDS[o].data, NOW) for o in range(3, 12)])
+    assert again.gap is None and again.events == 7 and sequencer.next_offset == 12
+
+
+def test_skipped_ranges_on_both_sides_still_give_the_embedded_result() -> None:
+    records = RECORDS[:300]
+    assert _run(records, random.Random(5), 3, crash=True, skip=True) == _expected(records)
 
 
 def test_duplicate_message_ids_are_folded_once() -> None:

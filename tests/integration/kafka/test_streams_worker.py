@@ -239,15 +239,18 @@ def small_records() -> list[Record]:
 
 
 NOIDA_REJOIN = (
-    "noida-db 0.2.3 never completes the consumer-group rebalance after a member leaves, "
-    "is killed or a second one joins: the faust worker logs 'Joined group ... (generation 3)' "
-    "again every session timeout and is never assigned partitions (tansu passes this test)"
+    "noida-db 0.2.3 sometimes never completes a consumer-group rebalance after a member "
+    "leaves, is killed or a second one joins: the faust worker logs 'Joined group ... "
+    "(generation N)' again every session timeout and is never assigned partitions. Seen "
+    "in 1 of 11 rebalance runs since the workers seek back over skipped records (it "
+    "passes otherwise; tansu passes it every time and is not excused)"
 )
 
 
-def _requires_working_rebalance(broker: Broker) -> None:
+def _excuse_noida_rejoin(broker: Broker, request: pytest.FixtureRequest) -> None:
+    """On noida-db the test still runs; only its broker's rejoin loop is excused."""
     if broker.kind == "noida":
-        pytest.xfail(NOIDA_REJOIN)
+        request.applymarker(pytest.mark.xfail(strict=False, reason=NOIDA_REJOIN))
 
 
 def _init(broker: Broker, prefix: str, partitions: int) -> None:
@@ -322,20 +325,15 @@ def union_find_oracle(records: Sequence[Record]) -> dict[str, str]:
     return {k: identity.customer_id_for(find(k)) for k in parent}
 
 
-KILL_9_RECOVERY_BUG = (
-    "known bug, under investigation: on tansu, after SIGTERM then kill -9 mid-stream "
-    "and a restart, some identity rows can differ from the embedded runtime (seen with "
-    "15 generated customers on a clean CI run; passed with 40); tansu's end_offsets "
-    "quirk in faust's changelog recovery is the first suspect"
-)
-
-
-@pytest.mark.xfail(strict=False, reason=KILL_9_RECOVERY_BUG)
 def test_recovery_after_sigterm_and_kill_9(
-    broker: Broker, topic_prefix: str, tmp_path: Path, small_records: list[Record]
+    broker: Broker,
+    topic_prefix: str,
+    tmp_path: Path,
+    small_records: list[Record],
+    request: pytest.FixtureRequest,
 ) -> None:
     """Stopped and killed mid-stream, restarted: tables recover, every count exact."""
-    _requires_working_rebalance(broker)
+    _excuse_noida_rejoin(broker, request)
     half = len(small_records) // 2
     _init(broker, topic_prefix, 4)
     produce(broker, topic_prefix, small_records[:half])
@@ -354,10 +352,14 @@ def test_recovery_after_sigterm_and_kill_9(
 
 
 def test_rebalance_two_workers_then_one(
-    broker: Broker, topic_prefix: str, tmp_path: Path, small_records: list[Record]
+    broker: Broker,
+    topic_prefix: str,
+    tmp_path: Path,
+    small_records: list[Record],
+    request: pytest.FixtureRequest,
 ) -> None:
     """Two workers share the partitions; one leaves mid-stream; the other finishes exactly."""
-    _requires_working_rebalance(broker)
+    _excuse_noida_rejoin(broker, request)
     _init(broker, topic_prefix, 4)
     first = Worker(broker, topic_prefix, 4, tmp_path, "first").start()
     second = Worker(broker, topic_prefix, 4, tmp_path, "second").start()

@@ -1,0 +1,140 @@
+"""One ``cdp worker`` catching up on a backlog: events/s through the folds.
+
+Starts a Kafka-protocol broker from PyPI (``noida`` by default, or
+``tansu``), fills ``cdp.log`` with the generated shop (``--customers``), and
+times the raw kafka-python producer doing that (the baseline). Then it starts
+one ``cdp worker`` (a real subprocess) and polls the published profiles
+(``streams.snapshot``) until every customer the embedded runtime finds is
+there with the same state. Throughput is log events / (worker start → the
+last profile published), which includes the worker's start-up and group join;
+that time is printed separately.
+
+``python -m bench.worker [--broker noida|tansu] [--customers 300] [--partitions 4]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from bench.common import machine
+from cdp import kafka_codec, kafka_topics
+from cdp.generate import GenerateConfig, iter_events
+from cdp.ingest import to_record
+from cdp.log import Record, StoredEvent
+from cdp.runtime import EmbeddedRuntime
+from streams import snapshot
+from tests.brokers import start as start_broker
+
+PREFIX = "bench."
+
+
+def records_of(customers: int) -> list[Record]:
+    from datetime import UTC, datetime  # noqa: PLC0415
+
+    received = datetime(2026, 11, 1, tzinfo=UTC)
+    return [to_record(raw, received, "bench") for raw in iter_events(GenerateConfig(7, customers))]
+
+
+def produce(bootstrap: str, records: list[Record]) -> float:
+    """Seconds the raw producer (acks=all, idempotent) takes to append ``records``."""
+    from kafka import KafkaProducer  # noqa: PLC0415
+
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
+    try:
+        started = time.perf_counter()
+        for record in records:
+            message = kafka_codec.encode(record)
+            producer.send(
+                PREFIX + kafka_topics.LOG,
+                key=message.key,
+                value=message.value,
+                headers=message.headers,
+            )
+        producer.flush()
+        return time.perf_counter() - started
+    finally:
+        producer.close()
+
+
+def expected(records: list[Record]) -> set[str]:
+    runtime = EmbeddedRuntime()
+    runtime.apply([StoredEvent(i, r.event) for i, r in enumerate(records)])
+    runtime.flush()
+    return set(runtime.profiles)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--broker", choices=("noida", "tansu"), default="noida")
+    parser.add_argument("--customers", type=int, default=300)
+    parser.add_argument("--partitions", type=int, default=4)
+    parser.add_argument("--timeout", type=float, default=1800.0)
+    args = parser.parse_args()
+
+    records = records_of(args.customers)
+    want = expected(records)
+    with tempfile.TemporaryDirectory(prefix="cdp-bench-worker-") as tmp:
+        work = Path(tmp)
+        broker = start_broker(args.broker, work / "broker")
+        worker: subprocess.Popen[bytes] | None = None
+        try:
+            kafka_topics.init_topics(broker.bootstrap, PREFIX, args.partitions)
+            produce_s = produce(broker.bootstrap, records)
+            log_path = work / "worker.log"
+            started = time.perf_counter()
+            worker = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "cdp.cli",
+                    "--data-dir",
+                    str(work / "data"),
+                    "worker",
+                    "--bootstrap",
+                    broker.bootstrap,
+                    "--prefix",
+                    PREFIX,
+                    "--partitions",
+                    str(args.partitions),
+                    "--broker-profile",
+                    args.broker,
+                ],
+                stdout=log_path.open("wb"),
+                stderr=subprocess.STDOUT,
+            )
+            first_seen: float | None = None
+            published = 0
+            while time.perf_counter() - started < args.timeout:
+                state = snapshot.read(broker.bootstrap, PREFIX)
+                published = len(want & state.profiles.keys())
+                if published and first_seen is None:
+                    first_seen = time.perf_counter() - started
+                if published == len(want):
+                    break
+                if worker.poll() is not None:
+                    raise RuntimeError(f"worker exited; see {log_path}")
+                time.sleep(0.5)
+            else:
+                raise RuntimeError(f"only {published}/{len(want)} profiles after {args.timeout}s")
+            total = time.perf_counter() - started
+        finally:
+            if worker is not None:
+                worker.terminate()
+                worker.wait(60)
+            broker.stop()
+    n = len(records)
+    print(f"# worker catch-up: {machine()}, broker {args.broker}, {args.partitions} partitions")
+    print(f"{'log events':<36} {n:>10,}   customers {len(want):,}")
+    print(f"{'raw producer (baseline)':<36} {n / produce_s:>10,.0f} events/s  ({produce_s:.2f} s)")
+    print(f"{'worker start → first profile':<36} {first_seen or 0:>10.2f} s")
+    print(f"{'worker end to end':<36} {n / total:>10,.0f} events/s  ({total:.2f} s)")
+    print(f"{'ratio worker / raw producer':<36} {(n / total) / (n / produce_s):>10.3f}")
+
+
+if __name__ == "__main__":
+    main()
