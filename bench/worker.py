@@ -115,6 +115,7 @@ def main() -> None:
     parser.add_argument("--customers", type=int, default=300)
     parser.add_argument("--partitions", type=int, default=4)
     parser.add_argument("--timeout", type=float, default=1800.0)
+    parser.add_argument("--loglevel", default="warning", help="the worker's log level")
     parser.add_argument("--keep-log", type=Path, help="copy the worker's log here")
     args = parser.parse_args()
 
@@ -145,6 +146,8 @@ def main() -> None:
                     str(args.partitions),
                     "--broker-profile",
                     args.broker,
+                    "--loglevel",
+                    args.loglevel,
                 ],
                 stdout=log_path.open("wb"),
                 stderr=subprocess.STDOUT,
