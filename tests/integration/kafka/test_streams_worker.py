@@ -192,19 +192,23 @@ def wait_for(
     runtime: EmbeddedRuntime,
     workers: Sequence[Worker],
     timeout: float = 240.0,
+    read_timeout: float = 60.0,
 ) -> snapshot.DistributedState:
-    """Poll the published result until it equals the embedded one; assert with a diff if not."""
+    """Poll the published result until it equals the embedded one; assert with a diff if not.
+
+    ``read_timeout`` bounds each read of a topic: the full demo's profiles topic
+    (~216,000 snapshots) takes over 60 s to read back with kafka-python."""
     want_profiles = expected_profiles(runtime)
     want_rows = runtime.graph.to_rows()
     deadline = time.monotonic() + timeout
-    state = snapshot.read(broker.bootstrap, prefix)
+    state = snapshot.read(broker.bootstrap, prefix, read_timeout)
     while time.monotonic() < deadline:
         if distributed_profiles(state) == want_profiles and state.identity_rows == want_rows:
             return state
         if not any(w.alive() for w in workers):
             break
         time.sleep(1.0)
-        state = snapshot.read(broker.bootstrap, prefix)
+        state = snapshot.read(broker.bootstrap, prefix, read_timeout)
     got = distributed_profiles(state)
     differ = sorted(
         c for c in want_profiles.keys() | got.keys() if want_profiles.get(c) != got.get(c)
@@ -409,7 +413,9 @@ def test_parity_on_the_full_demo_dataset(broker: Broker, topic_prefix: str, tmp_
     runtime = embedded(records)
     worker = Worker(broker, topic_prefix, 4, tmp_path).start()
     try:
-        state = wait_for(broker, topic_prefix, runtime, [worker], timeout=4 * 3600)
+        state = wait_for(
+            broker, topic_prefix, runtime, [worker], timeout=4 * 3600, read_timeout=1800
+        )
     finally:
         worker.stop()
     assert published_merges(state) == expected_merges(runtime)
