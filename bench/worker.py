@@ -118,6 +118,8 @@ def main() -> None:
     parser.add_argument("--loglevel", default="warning", help="the worker's log level")
     parser.add_argument("--keep-log", type=Path, help="copy the worker's log here")
     args = parser.parse_args()
+    if args.customers < 1 or args.partitions < 1:
+        parser.error("--customers and --partitions must be at least 1")
 
     records = records_of(args.customers)
     want = expected(records)

@@ -95,6 +95,17 @@ def register(wiring: Wiring) -> None:
     async def earliest(tp: Any) -> int:
         return int((await app.consumer.earliest_offsets(tp)).get(tp, 0) or 0)
 
+    async def retained_from(tp: Any, want: int) -> int | None:
+        """The partition's earliest offset if the records from ``want`` up to it are gone
+        (retention, not a skip: nothing will bring them back); else None."""
+        first = await earliest(tp)
+        if first <= want:
+            return None
+        log.error(
+            "%s: offsets %d..%d are gone (retention): going on from %d", tp, want, first - 1, first
+        )
+        return first
+
     @app.agent(wiring.log, name="identity")
     async def identity_agent(stream: Any) -> None:
         async for events in stream.take_events(config.log_batch, within=BATCH_WITHIN):
@@ -108,9 +119,8 @@ def register(wiring: Wiring) -> None:
             step = sequencer.process(records)
             if step.gap is not None:
                 want = step.gap[0]
-                first = await earliest(tp)
-                if first > want:  # retention, not a skip (so nothing was folded yet)
-                    log.error("log offsets %d..%d are gone (retention): skipped", want, first - 1)
+                first = await retained_from(tp, want)
+                if first is not None:  # then nothing was folded yet: redo the batch from there
                     sequencer.skip_to(first)
                     step = sequencer.process(records)
                 elif seeks.gap(tp, want):
@@ -127,13 +137,6 @@ def register(wiring: Wiring) -> None:
             for key, value in step.writes:
                 wiring.identity[key] = value
 
-    async def skip_retained(tp: Any, cursors: Cursors) -> None:
-        """Records before the partition's earliest offset are gone, not skipped: go on."""
-        first, want = await earliest(tp), cursors.next[tp]
-        if first > want:
-            log.error("%s: offsets %d..%d are gone (retention)", tp, want, first - 1)
-            cursors.start(tp, first)
-
     @app.agent(wiring.by_customer, name="profiles")
     async def profiles_agent(stream: Any) -> None:
         async for events in stream.take_events(config.customer_batch, within=BATCH_WITHIN):
@@ -147,7 +150,9 @@ def register(wiring: Wiring) -> None:
                     stored = wiring.customers.get(partition_key(tp.partition))
                     cursors.start(tp, int(stored) if stored is not None else await earliest(tp))
                 if offset > cursors.next[tp] and tp not in cursors.gapped:
-                    await skip_retained(tp, cursors)
+                    first = await retained_from(tp, cursors.next[tp])
+                    if first is not None:
+                        cursors.start(tp, first)
                 if not cursors.admit(tp, offset):
                     continue
                 advanced[tp] = event
