@@ -118,6 +118,11 @@ def test_text_times_need_an_offset_and_come_out_in_utc() -> None:
     assert iso_from_text("2026-01-15T01:30:00Z", "at") == "2026-01-15T01:30:00.000Z"
     with pytest.raises(UnmappableError, match="has no UTC offset"):
         iso_from_text("2026-01-15T10:30:00", "at")
+    # found by the collector fuzz test: a valid local time that is year 0 in UTC
+    with pytest.raises(UnmappableError, match=r"placed_at .* outside years 1-9999"):
+        iso_from_text("0001-01-01T00:00:00+05:00", "placed_at")
+    with pytest.raises(UnmappableError, match="outside years 1-9999"):
+        iso_from_text("9999-12-31T23:00:00-05:00", "at")
     jst = timezone(timedelta(hours=9))
     assert iso(datetime(2026, 1, 1, 9, 0, 0, 123456, tzinfo=jst)) == "2026-01-01T00:00:00.123Z"
 

@@ -274,7 +274,12 @@ def iso_from_text(value: Any, path: str) -> str:
         raise UnmappableError(
             f"{path} {value!r} has no UTC offset; write it like 2026-01-01T10:00:00+09:00"
         )
-    return iso(moment)
+    try:
+        return iso(moment)
+    except OverflowError:  # e.g. 0001-01-01T00:00:00+05:00 is in year 0 in UTC
+        raise UnmappableError(
+            f"{path} {value!r} is outside years 1-9999 once converted to UTC"
+        ) from None
 
 
 def drop_none(data: dict[str, Any]) -> dict[str, Any]:
