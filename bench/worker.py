@@ -4,7 +4,8 @@ Starts a Kafka-protocol broker from PyPI (``noida`` by default, or
 ``tansu``), fills ``cdp.log`` with the generated shop (``--customers``), and
 times the raw kafka-python producer doing that (the baseline). Then it starts
 one ``cdp worker`` (a real subprocess) and polls the published profiles
-(one kafka-python consumer reading ``cdp.profiles`` as it grows) until every
+(``streams.snapshot.Follower``, one kafka-python consumer reading the
+topics as they grow) until every
 customer the embedded runtime finds is there with the same profile and lead
 states. Throughput is log events / (worker start → the
 last profile published), which includes the worker's start-up and group join;
@@ -22,14 +23,13 @@ import tempfile
 import time
 from pathlib import Path
 
-import orjson
-
 from bench.common import machine
-from cdp import kafka_codec, kafka_topics, store
+from cdp import kafka_codec, kafka_topics
 from cdp.generate import GenerateConfig, iter_events
 from cdp.ingest import to_record
 from cdp.log import Record, StoredEvent
 from cdp.runtime import EmbeddedRuntime
+from streams import snapshot
 from tests.brokers import start as start_broker
 
 PREFIX = "bench."
@@ -63,50 +63,20 @@ def produce(bootstrap: str, records: list[Record]) -> float:
         producer.close()
 
 
-def expected(records: list[Record]) -> dict[str, bytes]:
-    """customer id → the final profile and lead states (JSON), as the embedded runtime has them."""
+def expected(records: list[Record]) -> dict[str, dict[str, object]]:
+    """customer id → what the worker must publish for it, as the embedded runtime has it."""
     runtime = EmbeddedRuntime()
     runtime.apply([StoredEvent(i, r.event) for i, r in enumerate(records)])
     runtime.flush()
-    rules = runtime.config.scoring
-    return {
-        c: _states(store.customer_row(c, runtime.profiles[c], runtime.leads[c], rules))
-        for c in runtime.profiles
-    }
+    return snapshot.embedded_profiles(runtime)
 
 
-def _states(row: dict[str, object]) -> bytes:
-    return orjson.dumps(
-        [orjson.loads(str(row["profile_state"])), orjson.loads(str(row["lead_state"]))]
+def done(follower: snapshot.Follower, want: dict[str, dict[str, object]]) -> bool:
+    """Every expected customer published with exactly the embedded states."""
+    got = follower.profiles
+    return len(got) >= len(want) and all(
+        c in got and snapshot.comparable(got[c]) == v for c, v in want.items()
     )
-
-
-class Follower:
-    """Reads ``cdp.profiles`` incrementally (one consumer, no group): the latest per customer."""
-
-    def __init__(self, bootstrap: str) -> None:
-        from kafka import KafkaConsumer, TopicPartition  # noqa: PLC0415
-
-        self.consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-        topic = PREFIX + kafka_topics.PROFILES
-        tps = [TopicPartition(topic, p) for p in sorted(self.consumer.partitions_for_topic(topic))]
-        self.consumer.assign(tps)
-        self.consumer.seek_to_beginning(*tps)
-        self.latest: dict[str, bytes] = {}
-
-    def poll(self) -> int:
-        n = 0
-        for batch in self.consumer.poll(timeout_ms=200, max_records=50_000).values():
-            for record in batch:
-                n += 1
-                if record.value is None:
-                    self.latest.pop(record.key.decode(), None)
-                else:
-                    self.latest[record.key.decode()] = _states(orjson.loads(record.value))
-        return n
-
-    def close(self) -> None:
-        self.consumer.close()
 
 
 def main() -> None:
@@ -154,26 +124,21 @@ def main() -> None:
                 stdout=log_path.open("wb"),
                 stderr=subprocess.STDOUT,
             )
-            follower = Follower(broker.bootstrap)
             first_seen: float | None = None
-            try:
+            with snapshot.Follower(broker.bootstrap, PREFIX) as follower:
                 while True:
                     elapsed = time.perf_counter() - started
                     if elapsed > args.timeout:
                         raise RuntimeError(
-                            f"{len(want.keys() & follower.latest.keys())}/{len(want)} "
+                            f"{len(want.keys() & follower.profiles.keys())}/{len(want)} "
                             f"profiles after {args.timeout}s; see {log_path}"
                         )
                     if follower.poll() and first_seen is None:
                         first_seen = time.perf_counter() - started
-                    if len(follower.latest) >= len(want) and all(
-                        follower.latest.get(c) == v for c, v in want.items()
-                    ):
+                    if done(follower, want):
                         break
                     if worker.poll() is not None:
                         raise RuntimeError(f"worker exited; see {log_path}")
-            finally:
-                follower.close()
             total = time.perf_counter() - started
         finally:
             if worker is not None:

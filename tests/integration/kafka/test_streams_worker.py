@@ -19,13 +19,11 @@ import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
-import orjson
 import pytest
 from kafka import KafkaProducer
 
-from cdp import kafka_codec, kafka_topics, store
+from cdp import kafka_codec, kafka_topics
 from cdp.generate import GenerateConfig, iter_events
 from cdp.ingest import to_record
 from cdp.log import Record, StoredEvent
@@ -73,34 +71,6 @@ def embedded(records: Sequence[Record]) -> EmbeddedRuntime:
     runtime.apply([StoredEvent(i, r.event) for i, r in enumerate(records)])
     runtime.flush()
     return runtime
-
-
-def expected_profiles(runtime: EmbeddedRuntime) -> dict[str, dict[str, Any]]:
-    """customer id → exact profile and lead states (JSON), as the embedded runtime has them."""
-    rules = runtime.config.scoring
-    return {
-        c: {
-            "profile_state": orjson.loads(row["profile_state"]),
-            "lead_state": orjson.loads(row["lead_state"]),
-            "lead_score": row["lead_score"],
-            "lifecycle_stage": row["lifecycle_stage"],
-        }
-        for c in runtime.profiles
-        for row in [store.customer_row(c, runtime.profiles[c], runtime.leads[c], rules)]
-    }
-
-
-def distributed_profiles(state: snapshot.DistributedState) -> dict[str, dict[str, Any]]:
-    """The same view of the published snapshots."""
-    return {
-        c: {
-            "profile_state": orjson.loads(row["profile_state"]),
-            "lead_state": orjson.loads(row["lead_state"]),
-            "lead_score": row["lead_score"],
-            "lifecycle_stage": row["lifecycle_stage"],
-        }
-        for c, row in state.profiles.items()
-    }
 
 
 def expected_merges(runtime: EmbeddedRuntime) -> list[tuple[str, str, str, str, str, int]]:
@@ -192,24 +162,21 @@ def wait_for(
     runtime: EmbeddedRuntime,
     workers: Sequence[Worker],
     timeout: float = 240.0,
-    read_timeout: float = 60.0,
 ) -> snapshot.DistributedState:
-    """Poll the published result until it equals the embedded one; assert with a diff if not.
-
-    ``read_timeout`` bounds each read of a topic: the full demo's profiles topic
-    (~216,000 snapshots) takes over 60 s to read back with kafka-python."""
-    want_profiles = expected_profiles(runtime)
+    """Follow the published result until it equals the embedded one; assert with a diff if not."""
+    want_profiles = snapshot.embedded_profiles(runtime)
     want_rows = runtime.graph.to_rows()
     deadline = time.monotonic() + timeout
-    state = snapshot.read(broker.bootstrap, prefix, read_timeout)
-    while time.monotonic() < deadline:
-        if distributed_profiles(state) == want_profiles and state.identity_rows == want_rows:
-            return state
-        if not any(w.alive() for w in workers):
-            break
-        time.sleep(1.0)
-        state = snapshot.read(broker.bootstrap, prefix, read_timeout)
-    got = distributed_profiles(state)
+    with snapshot.Follower(broker.bootstrap, prefix) as follower:
+        state = follower.catch_up(timeout)
+        while time.monotonic() < deadline:
+            if state.comparable_profiles() == want_profiles and state.identity_rows == want_rows:
+                return state
+            if not any(w.alive() for w in workers):
+                break
+            time.sleep(1.0)
+            state = follower.catch_up(max(deadline - time.monotonic(), 0.0))
+    got = state.comparable_profiles()
     differ = sorted(
         c for c in want_profiles.keys() | got.keys() if want_profiles.get(c) != got.get(c)
     )
@@ -224,11 +191,12 @@ def wait_for(
 def wait_progress(broker: Broker, prefix: str, at_least: int, timeout: float = 120.0) -> int:
     """Wait until at least ``at_least`` profiles are published (the worker is mid-stream)."""
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        count = len(snapshot.read(broker.bootstrap, prefix).profiles)
-        if count >= at_least:
-            return count
-        time.sleep(0.3)
+    with snapshot.Follower(broker.bootstrap, prefix) as follower:
+        while time.monotonic() < deadline:
+            count = len(follower.catch_up(timeout).profiles)
+            if count >= at_least:
+                return count
+            time.sleep(0.3)
     raise AssertionError(f"fewer than {at_least} profiles published after {timeout}s")
 
 
@@ -394,7 +362,7 @@ def test_undecodable_records_go_to_dead_letters(
         worker.stop()
     letters = [
         kafka_codec.decode_dead_letter(r.value)
-        for r in snapshot._records(broker.bootstrap, topic_prefix + kafka_topics.DEADLETTERS, 30)
+        for r in snapshot.records(broker.bootstrap, topic_prefix + kafka_topics.DEADLETTERS, 30)
     ]
     assert sorted(letter.body for letter in letters) == sorted(junk)
     by_body = {letter.body: letter for letter in letters}
@@ -413,9 +381,7 @@ def test_parity_on_the_full_demo_dataset(broker: Broker, topic_prefix: str, tmp_
     runtime = embedded(records)
     worker = Worker(broker, topic_prefix, 4, tmp_path).start()
     try:
-        state = wait_for(
-            broker, topic_prefix, runtime, [worker], timeout=4 * 3600, read_timeout=1800
-        )
+        state = wait_for(broker, topic_prefix, runtime, [worker], timeout=4 * 3600)
     finally:
         worker.stop()
     assert published_merges(state) == expected_merges(runtime)
