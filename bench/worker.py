@@ -5,9 +5,9 @@ Starts a Kafka-protocol broker from PyPI (``noida`` by default, or
 times the raw kafka-python producer doing that (the baseline). Then it starts
 one ``cdp worker`` (a real subprocess) and polls the published profiles
 (``streams.snapshot.Follower``, one kafka-python consumer reading the
-topics as they grow) until every
-customer the embedded runtime finds is there with the same profile and lead
-states. Throughput is log events / (worker start → the
+topics as they grow; ``snapshot.Parity`` re-checks only the customers whose
+snapshot changed) until every customer the embedded runtime finds is there
+with the same profile and lead states. Throughput is log events / (worker start → the
 last profile published), which includes the worker's start-up and group join;
 that time is printed separately.
 
@@ -22,6 +22,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from bench.common import machine
 from cdp import kafka_codec, kafka_topics
@@ -63,20 +64,12 @@ def produce(bootstrap: str, records: list[Record]) -> float:
         producer.close()
 
 
-def expected(records: list[Record]) -> dict[str, dict[str, object]]:
+def expected(records: list[Record]) -> dict[str, dict[str, Any]]:
     """customer id → what the worker must publish for it, as the embedded runtime has it."""
     runtime = EmbeddedRuntime()
     runtime.apply([StoredEvent(i, r.event) for i, r in enumerate(records)])
     runtime.flush()
     return snapshot.embedded_profiles(runtime)
-
-
-def done(follower: snapshot.Follower, want: dict[str, dict[str, object]]) -> bool:
-    """Every expected customer published with exactly the embedded states."""
-    got = follower.profiles
-    return len(got) >= len(want) and all(
-        c in got and snapshot.comparable(got[c]) == v for c, v in want.items()
-    )
 
 
 def main() -> None:
@@ -126,6 +119,7 @@ def main() -> None:
             )
             first_seen: float | None = None
             with snapshot.Follower(broker.bootstrap, PREFIX) as follower:
+                parity = snapshot.Parity(follower, want)
                 while True:
                     elapsed = time.perf_counter() - started
                     if elapsed > args.timeout:
@@ -135,7 +129,7 @@ def main() -> None:
                         )
                     if follower.poll() and first_seen is None:
                         first_seen = time.perf_counter() - started
-                    if done(follower, want):
+                    if parity.check():
                         break
                     if worker.poll() is not None:
                         raise RuntimeError(f"worker exited; see {log_path}")

@@ -15,7 +15,8 @@ returns what the embedded runtime keeps in its ``customers`` and
 
 ``Follower`` does the same incrementally, for polling a result that is still
 growing; ``comparable`` and ``embedded_profiles`` give the per-customer view
-both runtimes must agree on exactly.
+both runtimes must agree on exactly, and ``Parity`` tracks which customers
+still differ as a ``Follower`` reads on.
 """
 
 from __future__ import annotations
@@ -108,6 +109,7 @@ class Follower:
         self._merges: list[dict[str, Any]] = []
         self._rejections: list[dict[str, Any]] = []
         self._seen: set[bytes] = set()
+        self._changed: set[str] = set()
 
     def catch_up(self, timeout: float = 60.0) -> DistributedState:
         """Read every topic to its end as of this call (or until ``timeout``); the state then."""
@@ -149,11 +151,18 @@ class Follower:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def take_changed(self) -> set[str]:
+        """Customers whose published profile changed (or went) since the last call."""
+        changed, self._changed = self._changed, set()
+        return changed
+
     def _profile(self, key: bytes, value: bytes | None) -> None:
+        customer_id = key.decode()
+        self._changed.add(customer_id)
         if value is None:
-            self.profiles.pop(key.decode(), None)
+            self.profiles.pop(customer_id, None)
         else:
-            self.profiles[key.decode()] = orjson.loads(value)
+            self.profiles[customer_id] = orjson.loads(value)
 
     def _assignment(self, key: bytes, value: bytes) -> None:
         self._rows[key] = messages.assignment_row(value)
@@ -164,6 +173,33 @@ class Follower:
         self._seen.add(value)
         body = orjson.loads(value)
         (self._merges if body.pop("kind") == "merge" else self._rejections).append(body)
+
+
+class Parity:
+    """Which customers a ``Follower`` has published differently from ``want``, kept current.
+
+    ``want`` maps customer id → ``comparable(row)`` (``embedded_profiles``).
+    Each ``check()`` compares only the customers whose snapshot changed since
+    the last one, so checking after every poll of a large run stays cheap.
+    """
+
+    def __init__(self, follower: Follower, want: Mapping[str, dict[str, Any]]) -> None:
+        self._follower = follower
+        self.want = want
+        self.differ: set[str] = set(want)
+        """Customers missing, extra or different in what has been read so far."""
+
+    def check(self) -> bool:
+        """Whether every customer's published profile now equals ``want`` (and no others)."""
+        got = self._follower.profiles
+        for customer_id in self._follower.take_changed():
+            row, wanted = got.get(customer_id), self.want.get(customer_id)
+            same = wanted is None if row is None else wanted == comparable(row)
+            if same:
+                self.differ.discard(customer_id)
+            else:
+                self.differ.add(customer_id)
+        return not self.differ
 
 
 def records(bootstrap: str, topic: str, timeout: float) -> Iterator[Any]:
