@@ -47,7 +47,7 @@ from cdp.config import Settings
 from cdp.engine import Engine
 from cdp.generate import GenerateConfig, iter_events
 from cdp.ingest import ingest
-from cdp.read_api import ProfileReader, engine_connection
+from cdp.profile_reader import ProfileReader, engine_connection
 from cdp.read_model import ReadModel
 from cdp.tokens import FILE_NAME, TokenRegistry
 

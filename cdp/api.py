@@ -37,7 +37,8 @@ from cdp.kafka_log import KafkaEventLog, broker_reachable
 from cdp.kafka_read import KafkaLookups
 from cdp.kafka_topics import KafkaSettings
 from cdp.log import AppendResult, Record
-from cdp.read_api import ProfileReader, engine_connection, read_router
+from cdp.profile_reader import ProfileReader, engine_connection
+from cdp.read_api import read_router
 from cdp.sources import SourceRegistry
 from cdp.tokens import TokenRegistry
 from cdp.writer import Backpressure, GroupCommitWriter

@@ -23,6 +23,9 @@ Identifiers only change owner through merges, which move rings along; the one
 other way an old event changes owner, an identifier seen in the log before
 the graph knew it, is watched (``_unowned``) and rebuilds the rings from the
 log when it happens.
+
+The entry and its recent-event ring are in ``cdp.read_entry``; the bulk reads
+of the tables and the log in ``cdp.read_tables``.
 """
 
 from __future__ import annotations
@@ -30,149 +33,41 @@ from __future__ import annotations
 import logging
 import threading
 from collections import defaultdict
-from collections.abc import Iterable
-from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta, tzinfo
+from dataclasses import replace
+from datetime import tzinfo
 from typing import Any
 
 import duckdb
 import orjson
-import pyarrow as pa
 
 from cdp import store
-from cdp.jsonable import json_default
+from cdp.read_entry import (
+    ANON_PREFIX,
+    LEAD_COLUMNS,
+    NOW_INPUTS,
+    USER_PREFIX,
+    Entry,
+    Found,
+    Version,
+    attribute,
+    dumps,
+    event_json,
+    merge_rings,
+)
+from cdp.read_tables import (
+    EVENT_SQL,
+    arrow_rows,
+    customer_chunks,
+    load_rings,
+    load_segments,
+    load_unowned,
+)
 from cdp.runtime import Checkpointed
 from projections import lead_score
 
 log = logging.getLogger(__name__)
 
-RING = 10
-"""Recent events kept per customer (the API's default ``events``); more are read
-from the log."""
-CHUNK = 10_000
-_USER = "user_id:"
-_ANON = "anonymous_id:"
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_NOW_INPUTS = (
-    "birthday",
-    "lead_score",
-    "score_time",
-    "lifecycle_stage",
-    "last_order_at",
-    "last_seen",
-)
-_LEAD_COLUMNS = ("lead_score", "lifecycle_stage", "funnel_stage")
 _EMPTY = b"[]"
-_UTC = frozenset({"UTC", "Etc/UTC", "Etc/UCT", "UCT", "Etc/GMT", "GMT", "Etc/Universal",
-                  "Universal", "Etc/Zulu", "Zulu"})  # fmt: skip
-_EVENT_SQL = """SELECT "offset", epoch_us(timestamp) AS us, timestamp, type, event, message_id,
-                       source, trim(user_id) AS u, trim(anonymous_id) AS a FROM event_log"""
-
-
-def dumps(value: Any) -> bytes:
-    return orjson.dumps(value, default=json_default)
-
-
-@dataclass(frozen=True, slots=True)
-class Entry:
-    """One customer as of one checkpoint (immutable: replaced whole, never edited)."""
-
-    customer_id: str
-    identifiers: tuple[str, ...]
-    #: The stored columns as a JSON object without its closing brace; None: no row.
-    profile: bytes | None
-    #: ``_NOW_INPUTS`` then ``_LEAD_COLUMNS`` values.
-    facts: tuple[Any, ...]
-    #: ``[last_activity, buckets]`` of the lead-score state (what ``explain`` reads).
-    explain: bytes | None
-    merges: bytes
-    #: JSON ``[[µs since 1970, offset, event], ...]``, newest first, at most ``RING``.
-    recent: bytes
-
-    def now_inputs(self) -> dict[str, Any]:
-        return dict(zip(_NOW_INPUTS, self.facts, strict=False))
-
-    def lead_state(self) -> lead_score.State | None:
-        """The lead-score state as far as ``lead_score.explain`` reads it."""
-        if self.explain is None:
-            return None
-        last, buckets = orjson.loads(self.explain)
-        return lead_score.from_json(
-            {"version": lead_score.JSON_VERSION, "last_activity": last, "known": False,
-             "views": 0, "signals": [], "orders": [], "refunds": [], "buckets": buckets}
-        )  # fmt: skip
-
-
-@dataclass(frozen=True, slots=True)
-class Version:
-    """The checkpoint a model state is of."""
-
-    next_offset: int
-    config_hash: str | None
-    #: The latest event time below ``next_offset`` (the log clock there).
-    as_of: datetime | None
-
-
-@dataclass(frozen=True, slots=True)
-class Found:
-    """What ``ReadModel.view`` read under one lock: all of one checkpoint."""
-
-    customer_id: str
-    entry: Entry
-    version: Version
-    owners: dict[str, str]
-    segments: tuple[str, ...]
-
-
-def epoch_us(moment: datetime) -> int:
-    return (moment - _EPOCH) // timedelta(microseconds=1)
-
-
-def attribute(owners: dict[str, str], user: str | None, anon: str | None) -> str | None:
-    """The customer the ``events`` view gives an event with these trimmed ids."""
-    owner = None if user is None else owners.get(_USER + user)
-    if owner is None and anon is not None:
-        owner = owners.get(_ANON + anon)
-    return owner
-
-
-def event_json(row: dict[str, Any]) -> list[Any]:
-    """``[µs, offset, event]`` of an ``_EVENT_SQL`` row (the ring's item), its time
-    already in the model's zone."""
-    return [
-        row["us"],
-        row["offset"],
-        {"offset": row["offset"], "timestamp": row["timestamp"],
-         "type": row["type"], "event": row["event"], "message_id": row["message_id"],
-         "source": row["source"]},
-    ]  # fmt: skip
-
-
-def merge_rings(rings: Iterable[list[Any]], limit: int = RING) -> list[Any]:
-    """The ``limit`` newest of several rings (by event time, then offset)."""
-    items = [item for ring in rings for item in ring]
-    items.sort(key=lambda item: (item[0], item[1]), reverse=True)
-    return items[:limit]
-
-
-def _rows(table: pa.Table | pa.RecordBatch, zone: tzinfo) -> list[dict[str, Any]]:
-    """Arrow rows as dicts, times as aware datetimes in ``zone``.
-
-    pyarrow makes an aware datetime in ~10 µs; from the microseconds it takes
-    well under one, which is most of the load time of a million customers.
-    """
-    columns = []
-    for column, field in zip(table.columns, table.schema, strict=True):
-        if pa.types.is_timestamp(field.type):
-            micros = column.cast(pa.int64()).to_pylist()
-            values = [None if us is None else _EPOCH + timedelta(microseconds=us) for us in micros]
-            if str(zone) not in _UTC:
-                values = [None if v is None else v.astimezone(zone) for v in values]
-            columns.append(values)
-        else:
-            columns.append(column.to_pylist())
-    names = table.schema.names
-    return [dict(zip(names, values, strict=True)) for values in zip(*columns, strict=True)]
 
 
 class ReadModel:
@@ -270,7 +165,7 @@ class ReadModel:
                 else:
                     redirect[customer] = canon.setdefault(into, into)
             merges_into: dict[str, list[dict[str, Any]]] = defaultdict(list)
-            for merge in _rows(
+            for merge in arrow_rows(
                 con.sql(
                     'SELECT from_customer, into_customer, via, reason, message_id, "offset", "at" '
                     "FROM merges"
@@ -278,14 +173,14 @@ class ReadModel:
                 self.zone,
             ):
                 merges_into[merge["into_customer"]].append(self._merge_row(merge))
-            rings = self._load_rings(con, next_offset)
-            self._unowned = self._load_unowned(con, next_offset)
+            rings = load_rings(con, next_offset, self.zone)
+            self._unowned = load_unowned(con, next_offset)
             clock = con.execute(
                 'SELECT max(timestamp) FROM event_log WHERE "offset" < ?', [next_offset]
             ).fetchall()[0]
             self._merges_into = merges_into
             entries: dict[str, Entry] = {}
-            for chunk in self._customer_chunks(con, None):
+            for chunk in customer_chunks(con, None, self.zone):
                 for row in chunk:
                     customer = canon.setdefault(row["customer_id"], row["customer_id"])
                     entries[customer] = self._entry(
@@ -298,7 +193,7 @@ class ReadModel:
                 entries[customer] = self._entry(
                     customer, tuple(sorted(identifiers)), None, rings.get(customer, _EMPTY)
                 )
-            segments, stamp = self._load_segments(con)
+            segments, stamp = load_segments(con)
         finally:
             con.execute("ROLLBACK")
         as_of = clock[0].astimezone(self.zone) if clock and clock[0] is not None else None
@@ -307,76 +202,6 @@ class ReadModel:
             self._segments, self._segment_stamp = segments, stamp
             self.version = Version(next_offset, str(position[1]) if position else None, as_of)
             self.failed = None
-
-    def _customer_chunks(
-        self, con: duckdb.DuckDBPyConnection, customers: list[str] | None
-    ) -> Iterable[list[dict[str, Any]]]:
-        """Customers rows (all, or those named), without ``profile_state``."""
-        sql = "SELECT * EXCLUDE (profile_state) FROM customers"
-        if customers is None:
-            reader = con.sql(sql).to_arrow_reader(CHUNK)
-            for batch in reader:
-                yield _rows(batch, self.zone)
-            return
-        for start in range(0, len(customers), CHUNK):
-            part = customers[start : start + CHUNK]
-            table = con.sql(
-                f"{sql} WHERE customer_id IN (SELECT unnest(?))", params=[part]
-            ).to_arrow_table()
-            yield _rows(table, self.zone)
-
-    def _load_rings(self, con: duckdb.DuckDBPyConnection, next_offset: int) -> dict[str, bytes]:
-        """Every customer's ``RING`` newest events below ``next_offset``, as the view
-        attributes them (one query; the ranking runs in DuckDB)."""
-        reader = con.sql(
-            f"""SELECT customer_id, "offset", us, timestamp, type, event, message_id, source
-                FROM (SELECT l.*, coalesce(iu.customer_id, ia.customer_id) AS customer_id
-                      FROM ({_EVENT_SQL} WHERE "offset" < ?) l
-                      LEFT JOIN identity_graph iu ON iu.identifier = '{_USER}' || l.u
-                      LEFT JOIN identity_graph ia ON ia.identifier = '{_ANON}' || l.a)
-                WHERE customer_id IS NOT NULL
-                QUALIFY row_number() OVER (
-                    PARTITION BY customer_id ORDER BY timestamp DESC, "offset" DESC) <= {RING}
-                ORDER BY customer_id, timestamp DESC, "offset" DESC""",
-            params=[next_offset],
-        ).to_arrow_reader(50_000)
-        rings: dict[str, list[Any]] = defaultdict(list)
-        assert reader is not None
-        for batch in reader:
-            for row in _rows(batch, self.zone):
-                rings[row["customer_id"]].append(event_json(row))
-        return {c: dumps(ring) for c, ring in rings.items()}
-
-    @staticmethod
-    def _load_unowned(con: duckdb.DuckDBPyConnection, next_offset: int) -> set[str]:
-        """Identifier keys in the log (user or anonymous ids) the graph does not know."""
-        rows = con.execute(
-            f"""SELECT DISTINCT k FROM (
-                    SELECT '{_USER}' || trim(user_id) AS k FROM event_log
-                    WHERE "offset" < $1 AND user_id IS NOT NULL
-                    UNION ALL SELECT '{_ANON}' || trim(anonymous_id) FROM event_log
-                    WHERE "offset" < $1 AND anonymous_id IS NOT NULL)
-                WHERE k NOT IN (SELECT identifier FROM identity_graph)""",
-            [next_offset],
-        ).fetchall()
-        return {str(r[0]) for r in rows}
-
-    @staticmethod
-    def _load_segments(
-        con: duckdb.DuckDBPyConnection,
-    ) -> tuple[dict[str, tuple[str, ...]], object]:
-        """Current memberships at the last recorded runs, and a stamp of the runs."""
-        exists = con.execute(
-            "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'segment_membership'"
-        ).fetchall()
-        if not exists[0][0]:
-            return {}, None
-        stamp = tuple(con.execute("SELECT max(run_id), count(*) FROM segment_runs").fetchall()[0])
-        rows = con.execute(
-            "SELECT customer_id, list(DISTINCT segment ORDER BY segment) FROM segment_membership "
-            "WHERE left_run IS NULL GROUP BY customer_id"
-        ).fetchall()
-        return {str(c): tuple(s) for c, s in rows}, stamp
 
     # --------------------------------------------------------------- building
     def _merge_row(self, merge: dict[str, Any]) -> dict[str, Any]:
@@ -423,8 +248,8 @@ class ReadModel:
             if name in ("customer_id", "lead_state"):
                 continue
             stored[name] = value
-        facts = tuple(stored.get(n) for n in _NOW_INPUTS) + tuple(
-            stored.get(n) for n in _LEAD_COLUMNS
+        facts = tuple(stored.get(n) for n in NOW_INPUTS) + tuple(
+            stored.get(n) for n in LEAD_COLUMNS
         )
         state = row.get("lead_state")
         explain = None
@@ -481,9 +306,9 @@ class ReadModel:
             affected.add(row["into_customer"])
         version = self.version
         # Events folded by this checkpoint, filed as the view will attribute them.
-        tail = _rows(
+        tail = arrow_rows(
             con.sql(
-                f'{_EVENT_SQL} WHERE "offset" >= ? AND "offset" < ?',
+                f'{EVENT_SQL} WHERE "offset" >= ? AND "offset" < ?',
                 params=[version.next_offset, done.next_offset],
             ).to_arrow_table(),
             self.zone,
@@ -495,7 +320,7 @@ class ReadModel:
             owner = attribute(new_owners, row["u"], row["a"])
             if owner is not None:
                 added[owner].append(event_json(row))
-            for prefix, value in ((_USER, row["u"]), (_ANON, row["a"])):
+            for prefix, value in ((USER_PREFIX, row["u"]), (ANON_PREFIX, row["a"])):
                 if value is not None and (prefix + value) not in new_owners:
                     unowned.add(prefix + value)
             moment = row["timestamp"]
@@ -513,7 +338,7 @@ class ReadModel:
                 rings[survivor].extend(orjson.loads(old.recent))
             affected.add(survivor)
         rows: dict[str, dict[str, Any]] = {}
-        for chunk in self._customer_chunks(con, sorted(set(done.customers))):
+        for chunk in customer_chunks(con, sorted(set(done.customers)), self.zone):
             rows.update((r["customer_id"], r) for r in chunk)
         fresh: dict[str, Entry] = {}
         for customer in affected - removed:
@@ -540,7 +365,7 @@ class ReadModel:
                     customer, tuple(sorted(identifiers)), stored_row, recent
                 )
         segments, stamp = self._segments, self._segment_stamp
-        fresh_segments = self._load_segments(con)
+        fresh_segments = load_segments(con)
         if fresh_segments[1] != stamp:
             segments, stamp = fresh_segments
         with self._lock:

@@ -22,8 +22,9 @@ from cdp.config import Settings
 from cdp.engine import Engine
 from cdp.generate import GenerateConfig, iter_events
 from cdp.ingest import to_record
-from cdp.read_api import ProfileReader, engine_connection
-from cdp.read_model import ReadModel, json_default
+from cdp.jsonable import json_default
+from cdp.profile_reader import ProfileReader, engine_connection
+from cdp.read_model import ReadModel
 from tests.factories import at_days, raw_identify, raw_page, raw_track
 from tests.integration.test_lookup import owners, reference_lookup
 
