@@ -375,7 +375,7 @@ def test_undecodable_records_go_to_dead_letters(
     assert "invalid event" in by_body[junk[1]].reason
 
 
-@pytest.mark.slow
+@pytest.mark.long
 def test_parity_on_the_full_demo_dataset(broker: Broker, topic_prefix: str, tmp_path: Path) -> None:
     """The default demo (~5,200 customers, ~215,000 events) through Kafka + faust."""
     records = [to_record(raw, RECEIVED, "demo") for raw in iter_events(GenerateConfig())]
