@@ -51,9 +51,10 @@ def _log_record(event: Any) -> LogRecord:
 def _make_current(event: Any) -> None:
     """Make ``event`` faust's current event in this task.
 
-    Table writes find their changelog partition (and RocksDB its database)
-    through the current event, a context variable that ``take_events()`` sets
-    only in its own background task. ``Stream._set_current_event`` must not be
+    Table writes find their changelog partition, and with RocksDB reads and
+    writes find their database (one per partition), through the current
+    event, a context variable that ``take_events()`` sets only in its own
+    background task. ``Stream._set_current_event`` must not be
     used instead: it also changes what ``take_events`` records for the next
     event, which then replaces the first event of the next batch.
     """
@@ -146,6 +147,9 @@ def register(wiring: Wiring) -> None:
             cursors.new_batch()
             for event in events:
                 tp, offset = event.message.tp, event.message.offset
+                # Table reads look in the current event's partition (RocksDB keeps one
+                # database per partition): this record's, where its key's value lives.
+                _make_current(event)
                 if not cursors.known(tp):
                     stored = wiring.customers.get(partition_key(tp.partition))
                     cursors.start(tp, int(stored) if stored is not None else await earliest(tp))
