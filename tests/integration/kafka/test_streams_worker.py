@@ -123,7 +123,7 @@ class Worker:
             "--broker-profile",
             broker.kind if broker.kind in ("tansu", "noida") else "kafka",
             "--data-dir",
-            str(workdir / "data"),
+            str(workdir / f"data-{name}"),  # its own disk, as in production
             "--loglevel",
             "info",
             "--store",
@@ -343,18 +343,21 @@ def test_recovery_after_sigterm_and_kill_9(
         worker.stop()
 
 
+@pytest.mark.parametrize("store", ["memory", "rocksdb"])
 def test_rebalance_two_workers_then_one(
     broker: Broker,
     topic_prefix: str,
     tmp_path: Path,
     small_records: list[Record],
     request: pytest.FixtureRequest,
+    store: str,
 ) -> None:
-    """Two workers share the partitions; one leaves mid-stream; the other finishes exactly."""
+    """Two workers share the partitions; one leaves mid-stream; the other finishes exactly
+    (with ``rocksdb``, taking over partitions it has no local database for)."""
     _excuse_noida_rejoin(broker, request)
     _init(broker, topic_prefix, 4)
-    first = Worker(broker, topic_prefix, 4, tmp_path, "first").start()
-    second = Worker(broker, topic_prefix, 4, tmp_path, "second").start()
+    first = Worker(broker, topic_prefix, 4, tmp_path, "first", store).start()
+    second = Worker(broker, topic_prefix, 4, tmp_path, "second", store).start()
     try:
         produce(broker, topic_prefix, small_records)
         wait_progress(broker, topic_prefix, 5)
