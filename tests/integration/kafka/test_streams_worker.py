@@ -225,8 +225,8 @@ NOIDA_REJOIN = (
     "noida-db 0.2.3 sometimes never completes a consumer-group rebalance after a member "
     "leaves, is killed or a second one joins: the faust worker logs 'Joined group ... "
     "(generation N)' again every session timeout and is never assigned partitions. Seen "
-    "in 1 of 11 rebalance runs since the workers seek back over skipped records (it "
-    "passes otherwise; tansu passes it every time and is not excused)"
+    "in about 1 of 10 recovery and rebalance runs, with either table store (it passes "
+    "otherwise; tansu passes them every time and is not excused)"
 )
 
 
