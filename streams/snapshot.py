@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from cdp import kafka_topics, store
+from cdp.errors import NotFoundError
 from projections import identity
 from streams import messages
 
@@ -97,10 +98,17 @@ class Follower:
             prefix + kafka_topics.IDENTITY_ASSIGNMENTS: self._assignment,
             prefix + kafka_topics.IDENTITY_MERGES: self._decision,
         }
+        missing = [t for t in self._topics if not self._consumer.partitions_for_topic(t)]
+        if missing:
+            self._consumer.close()
+            raise NotFoundError(
+                f"no topic {', '.join(missing)} on {bootstrap}: wrong prefix {prefix!r}, "
+                "or `cdp kafka init` not run yet"
+            )
         self._tps = [
             TopicPartition(topic, p)
             for topic in self._topics
-            for p in sorted(self._consumer.partitions_for_topic(topic) or ())
+            for p in sorted(self._consumer.partitions_for_topic(topic))
         ]
         self._consumer.assign(self._tps)
         self._consumer.seek_to_beginning(*self._tps)
@@ -113,25 +121,20 @@ class Follower:
 
     def catch_up(self, timeout: float = 60.0) -> DistributedState:
         """Read every topic to its end as of this call (or until ``timeout``); the state then."""
-        ends = self._consumer.end_offsets(self._tps)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if all(self._consumer.position(tp) >= ends[tp] for tp in self._tps):
-                break
-            self.poll(200)
-        # One last look: end offsets may lag on brokers that misreport them.
-        self.poll(100)
+        for tp, batch in _to_end(self._consumer, self._tps, timeout):
+            self._fold(tp, batch)
         return self.state()
 
     def poll(self, timeout_ms: int = 200) -> int:
         """Fold whatever one poll returns; how many records that was."""
-        count = 0
-        for tp, batch in self._consumer.poll(timeout_ms=timeout_ms, max_records=50_000).items():
-            fold = self._topics[tp.topic]
-            for record in batch:
-                fold(record.key, record.value)
-            count += len(batch)
-        return count
+        polled = self._consumer.poll(timeout_ms=timeout_ms, max_records=_MAX_RECORDS)
+        return sum(self._fold(tp, batch) for tp, batch in polled.items())
+
+    def _fold(self, tp: Any, batch: list[Any]) -> int:
+        fold = self._topics[tp.topic]
+        for record in batch:
+            fold(record.key, record.value)
+        return len(batch)
 
     def state(self) -> DistributedState:
         """What has been read so far."""
@@ -216,18 +219,26 @@ def records(bootstrap: str, topic: str, timeout: float) -> Iterator[Any]:
             return
         consumer.assign(tps)
         consumer.seek_to_beginning(*tps)
-        ends = consumer.end_offsets(tps)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if all(consumer.position(tp) >= ends[tp] for tp in tps):
-                break
-            for batch in consumer.poll(timeout_ms=200).values():
-                yield from batch
-        # One last look: end offsets may lag on brokers that misreport them.
-        for batch in consumer.poll(timeout_ms=100).values():
+        for _, batch in _to_end(consumer, tps, timeout):
             yield from batch
     finally:
         consumer.close()
+
+
+_MAX_RECORDS = 50_000
+
+
+def _to_end(consumer: Any, tps: list[Any], timeout: float) -> Iterator[tuple[Any, list[Any]]]:
+    """(partition, records) batches until every partition in ``tps`` reaches its end
+    offset as of the call, or ``timeout`` seconds pass."""
+    ends = consumer.end_offsets(tps)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if all(consumer.position(tp) >= ends[tp] for tp in tps):
+            break
+        yield from consumer.poll(timeout_ms=200, max_records=_MAX_RECORDS).items()
+    # One last look: end offsets may lag on brokers that misreport them.
+    yield from consumer.poll(timeout_ms=100, max_records=_MAX_RECORDS).items()
 
 
 def read(

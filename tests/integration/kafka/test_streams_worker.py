@@ -24,6 +24,7 @@ import pytest
 from kafka import KafkaProducer
 
 from cdp import kafka_codec, kafka_topics
+from cdp.errors import NotFoundError
 from cdp.generate import GenerateConfig, iter_events
 from cdp.ingest import to_record
 from cdp.log import Record, StoredEvent
@@ -408,3 +409,9 @@ def test_parity_on_the_full_demo_dataset(broker: Broker, topic_prefix: str, tmp_
     finally:
         worker.stop()
     assert published_merges(state) == expected_merges(runtime)
+
+
+def test_reading_results_under_a_prefix_with_no_topics_names_them(broker: Broker) -> None:
+    """A wrong prefix (or no ``cdp kafka init``) is an error naming the topics, not an empty result."""
+    with pytest.raises(NotFoundError, match=r"no topic nosuch\.profiles.*'nosuch\.'"):
+        snapshot.read(broker.bootstrap, "nosuch.", timeout=10)
