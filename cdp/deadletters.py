@@ -6,10 +6,16 @@ the ``dead_letters`` table with its source, endpoint, reason and exact body.
 ``cdp deadletter list`` shows them; ``cdp deadletter retry`` runs them
 through the same path again (after a contract fix, say) and appends those
 that now pass, marking them ``retried``; the rest keep their new reason.
+
+A retry is idempotent: items without a ``messageId`` get ids derived from
+the dead letter and the item's index (``retry_message_ids``), not fresh
+server ids, so a retry interrupted after its append and run again stores
+nothing twice.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -19,6 +25,7 @@ import duckdb
 
 from cdp.errors import CdpError
 from cdp.log import Record
+from cdp.message_ids import MessageIds
 
 DDL = """
 CREATE TABLE IF NOT EXISTS dead_letters (
@@ -61,6 +68,15 @@ class DeadLetter:
         if with_body:
             data["body"] = self.body.decode("utf-8", errors="replace")
         return data
+
+
+def retry_message_ids(letter: DeadLetter) -> MessageIds:
+    """Ids for the items of ``letter`` that have no ``messageId``: ``dl-{id}-{body
+    hash}-{index}``, the same on every retry (the hash guards against a letter id
+    used again after the table was recreated)."""
+    digest = hashlib.sha256(letter.body).hexdigest()[:12]
+    prefix = f"dl-{letter.id}-{digest}-"
+    return lambda index: f"{prefix}{index}"
 
 
 def create(con: duckdb.DuckDBPyConnection) -> None:

@@ -7,8 +7,14 @@ size-checked, stamped (``schemas.stamp``) and validated; a bad item becomes an
 ``ItemError`` naming its location and every offending field, and the good
 ones go on. Valid items are appended in batches: each batch is one durable
 transaction, so an interrupted import leaves whole batches, and running it
-again stores only what is missing (dedup by ``messageId``; items without one
-get a content hash, so the same line is the same event).
+again stores only what is missing (dedup by ``messageId``; an item without
+one gets a hash of its content and of how many identical items came before
+it in the same input (``ContentIds``), so the same file imported again, in
+any order and under any name, is the same events, while two identical lines
+of one file are two events).
+
+Every item's times are bounded against the moment of the import
+(``schemas.time_bounds``): one dated more than 24 h ahead is rejected.
 """
 
 from __future__ import annotations
@@ -21,6 +27,8 @@ from typing import Any, Protocol
 from cdp.bulk import paused_gc
 from cdp.log import AppendResult, Record
 from schemas import EventValidationError, decode, dumps, loads, stamp
+from schemas.stamp import content_message_id, lacks_message_id
+from schemas.time_bounds import check_event_times
 
 MAX_REPORTED_ERRORS = 1_000
 
@@ -69,18 +77,59 @@ class IngestReport:
         }
 
 
+class ContentIds:
+    """The ids of one input's items that have no ``messageId``: the hash of the
+    content and its occurrence number in this input (``content_message_id``).
+
+    Remembers one 64-bit key per distinct content seen (about 60 bytes each),
+    only for items without a ``messageId``; a file whose items carry ids costs
+    nothing. Not thread-safe: one per input.
+    """
+
+    __slots__ = ("_repeats", "_seen")
+
+    def __init__(self) -> None:
+        self._seen: set[int] = set()
+        self._repeats: dict[int, int] = {}
+
+    def message_id(self, raw: dict[str, Any]) -> str:
+        """The id of ``raw``, the next occurrence of its content in this input."""
+        first = content_message_id(raw)
+        key = int(first[5:21], 16)  # 64 bits of the digest after "auto-"
+        if key not in self._seen:
+            self._seen.add(key)
+            return first
+        occurrence = self._repeats.get(key, 1) + 1
+        self._repeats[key] = occurrence
+        return content_message_id(raw, occurrence)
+
+
 def to_record(
-    raw: bytes | str | dict[str, Any], received_at: datetime, source: str | None
+    raw: bytes | str | dict[str, Any],
+    received_at: datetime,
+    source: str | None,
+    *,
+    message_id: str | None = None,
+    content_ids: ContentIds | None = None,
 ) -> Record:
-    """Parse, stamp and validate one raw event; ``EventValidationError`` if bad."""
+    """Parse, stamp and validate one raw event; ``EventValidationError`` if bad.
+
+    ``received_at`` is when the platform received it (a clock reading at the
+    door). An item without a ``messageId`` gets ``message_id`` if given, else
+    its id from ``content_ids`` (its input's occurrence count), else the hash
+    of its content alone.
+    """
     data_in: bytes | None = None
     if isinstance(raw, dict):
         parsed = raw
     else:
         data_in = raw.encode() if isinstance(raw, str) else raw
         parsed = loads(data_in)
-    stamped = stamp(parsed, received_at)
+    if message_id is None and content_ids is not None and lacks_message_id(parsed):
+        message_id = content_ids.message_id(parsed)
+    stamped = stamp(parsed, received_at, message_id)
     event = decode(stamped)
+    check_event_times(event, received_at)
     # Keep the producer's exact bytes when stamping changed nothing.
     data = data_in if data_in is not None and stamped is parsed else dumps(stamped)
     return Record(event, data, source)
@@ -101,9 +150,12 @@ def ingest(
     ``received_at`` defaults to now (UTC); it is the only clock read and it
     happens here, at the edge, never in a fold. ``on_reject(location, raw,
     reason)`` is told about every rejected item (to keep it as a dead letter).
+    ``items`` is one file (or one bulk body): identical items without a
+    ``messageId`` in it are told apart by their occurrence (``ContentIds``).
     """
     now = received_at or datetime.now(UTC)
     report = IngestReport()
+    content_ids = ContentIds()
     batch: list[Record] = []
 
     def flush() -> None:
@@ -119,7 +171,7 @@ def ingest(
         for location, raw in items:
             report.read += 1
             try:
-                batch.append(to_record(raw, now, source))
+                batch.append(to_record(raw, now, source, content_ids=content_ids))
             except EventValidationError as error:
                 report.rejected += 1
                 if len(report.errors) < MAX_REPORTED_ERRORS:

@@ -41,6 +41,7 @@ import duckdb
 import orjson
 
 from cdp import store
+from cdp.log_clock import AS_OF_SQL
 from cdp.read_entry import (
     ANON_PREFIX,
     LEAD_COLUMNS,
@@ -176,7 +177,7 @@ class ReadModel:
             rings = load_rings(con, next_offset, self.zone)
             self._unowned = load_unowned(con, next_offset)
             clock = con.execute(
-                'SELECT max(timestamp) FROM event_log WHERE "offset" < ?', [next_offset]
+                f'SELECT {AS_OF_SQL} FROM event_log WHERE "offset" < ?', [next_offset]
             ).fetchall()[0]
             self._merges_into = merges_into
             entries: dict[str, Entry] = {}
@@ -323,9 +324,13 @@ class ReadModel:
             for prefix, value in ((USER_PREFIX, row["u"]), (ANON_PREFIX, row["a"])):
                 if value is not None and (prefix + value) not in new_owners:
                     unowned.add(prefix + value)
-            moment = row["timestamp"]
-            if latest is None or moment > latest:
-                latest = moment.astimezone(self.zone)
+        # The clock over the same rows, by its one definition (cdp.log_clock).
+        (moment,) = con.execute(
+            f'SELECT {AS_OF_SQL} FROM event_log WHERE "offset" >= ? AND "offset" < ?',
+            [version.next_offset, done.next_offset],
+        ).fetchall()[0]
+        if moment is not None and (latest is None or moment > latest):
+            latest = moment.astimezone(self.zone)
         affected |= set(added)
         entries = self._entries
         rings: dict[str, list[Any]] = defaultdict(list)

@@ -2,7 +2,8 @@
 
 Import from here: ``decode``/``loads``/``dumps`` turn raw data into frozen
 pydantic models (``AnyEvent``) and back; ``stamp`` applies the server-side
-time correction; ``identifiers`` normalises customer identifiers.
+time correction; ``time_bounds`` refuses events dated too far ahead of their
+receipt; ``identifiers`` normalises customer identifiers.
 """
 
 from schemas.context import Address, Campaign, Context, PageContext, Traits

@@ -33,9 +33,20 @@ def _in_utc(value: datetime) -> datetime:
 UtcDatetime = Annotated[AwareDatetime, AfterValidator(_in_utc)]
 
 
-# Segment SDKs accept numeric ids; they are the same id as their decimal text
-# (``coerce_numbers_to_str`` on the models does that inside pydantic-core).
-Id = Annotated[str, Field(min_length=1, max_length=MAX_ID_LENGTH)]
+#: A string without NUL characters (pydantic-core's Rust regex: ~10 ns a field).
+#: NUL breaks C-string consumers downstream (ad platform uploads, CSV tools,
+#: terminals) and is never part of a real id or name.
+NO_NUL_PATTERN = r"^[^\x00]*$"
+
+# The Segment spec defines ids and names as strings. The official SDKs
+# stringify numeric ids themselves, so a number here is a producer bug: it is
+# refused naming the field (``strict``) instead of being coerced, which would
+# let ``123`` and ``"123"`` (or ``1.5`` and ``"1.50"``) pass for one another.
+Id = Annotated[
+    str, Field(strict=True, min_length=1, max_length=MAX_ID_LENGTH, pattern=NO_NUL_PATTERN)
+]
+EventName = Annotated[str, Field(strict=True, min_length=1, max_length=200, pattern=NO_NUL_PATTERN)]
+Name = Annotated[str, Field(strict=True, pattern=NO_NUL_PATTERN)]
 
 
 class Envelope(WireModel):
@@ -68,7 +79,7 @@ class Track(Envelope):
     """A user action with no typed contract of its own."""
 
     type: Literal["track"]
-    event: str = Field(min_length=1, max_length=200)
+    event: EventName
     properties: JsonObject = Field(default_factory=dict)
 
 
@@ -83,7 +94,7 @@ class Page(Envelope):
     """A web page view."""
 
     type: Literal["page"]
-    name: str | None = None
+    name: Name | None = None
     category: str | None = None
     properties: JsonObject = Field(default_factory=dict)
 
@@ -92,7 +103,7 @@ class Screen(Envelope):
     """An app screen view."""
 
     type: Literal["screen"]
-    name: str | None = None
+    name: Name | None = None
     category: str | None = None
     properties: JsonObject = Field(default_factory=dict)
 

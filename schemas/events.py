@@ -30,7 +30,16 @@ from schemas.crm import (
     SupportTicketOpened,
     SurveyAnswered,
 )
-from schemas.envelope import Alias, Envelope, Group, Identify, Page, Screen, Track
+from schemas.envelope import (
+    NO_NUL_PATTERN,
+    Alias,
+    Envelope,
+    Group,
+    Identify,
+    Page,
+    Screen,
+    Track,
+)
 from schemas.errors import EventTooLargeError, EventValidationError, FieldProblem
 from schemas.upcasters import upcast
 
@@ -122,9 +131,30 @@ def _path(loc: tuple[int | str, ...], tag: str | None) -> str:
     return out
 
 
+_JSON_TYPES: Final = {
+    bool: "a boolean",
+    int: "a number",
+    float: "a number",
+    list: "an array",
+    dict: "an object",
+    type(None): "null",
+}
+
+
+def _reason(error: Any) -> str:
+    """pydantic's message, reworded where the wire contract has a clearer one."""
+    kind = error["type"]
+    if kind == "string_pattern_mismatch" and error.get("ctx", {}).get("pattern") == NO_NUL_PATTERN:
+        return "must not contain a NUL character (\\u0000)"
+    if kind == "string_type":
+        found = _JSON_TYPES.get(type(error.get("input")), "not a string")
+        return f"must be a string, not {found} (send ids and names as JSON strings)"
+    return str(error["msg"])
+
+
 def problems_of(error: ValidationError, tag: str | None) -> list[FieldProblem]:
     """Field paths and reasons of a pydantic error, in wire names."""
-    return [FieldProblem(_path(e["loc"], tag), e["msg"]) for e in error.errors()]
+    return [FieldProblem(_path(e["loc"], tag), _reason(e)) for e in error.errors()]
 
 
 def decode(raw: dict[str, Any]) -> Envelope:
@@ -179,6 +209,52 @@ def dumps(raw: dict[str, Any]) -> bytes:
     return data
 
 
-def decode_stored(data: bytes | str) -> Envelope:
-    """Decode an event as stored in the log (already stamped and size-checked)."""
-    return decode(orjson.loads(data))
+#: Fields the door now refuses unless they are NUL-free strings; logs written
+#: before that rule may hold numbers (then coerced to their text) or NULs.
+_STRICT_STRING_FIELDS: Final = (
+    "messageId",
+    "userId",
+    "anonymousId",
+    "event",
+    "name",
+    "groupId",
+    "previousId",
+)
+
+
+def _as_formerly_accepted(raw: dict[str, Any]) -> dict[str, Any] | None:
+    """``raw`` read the way the contract read it before ids and names were strict:
+    a number as its text (pydantic's ``coerce_numbers_to_str``), a NUL as U+FFFD.
+    ``None`` when nothing in it needs that."""
+    out: dict[str, Any] | None = None
+    for key in _STRICT_STRING_FIELDS:
+        value = raw.get(key)
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            fixed: str = str(value)
+        elif isinstance(value, str) and "\x00" in value:
+            fixed = value.replace("\x00", "\ufffd")
+        else:
+            continue
+        if out is None:
+            out = dict(raw)
+        out[key] = fixed
+    return out
+
+
+def decode_stored(data: bytes | str | dict[str, Any]) -> Envelope:
+    """Decode an event as stored in the log (already stamped and size-checked),
+    given as its bytes or already parsed.
+
+    The log is immutable, so events the door accepted under an older, laxer
+    contract must still decode: a numeric id or a NUL in an id or name (refused
+    at the door since) is read as it was read then, deterministically, so
+    replay gives the same answer it always gave.
+    """
+    raw = data if isinstance(data, dict) else orjson.loads(data)
+    try:
+        return decode(raw)
+    except EventValidationError:
+        legacy = _as_formerly_accepted(raw) if isinstance(raw, dict) else None
+        if legacy is None:
+            raise
+        return decode(legacy)

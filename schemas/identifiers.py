@@ -139,5 +139,48 @@ def parse_key(text: str) -> tuple[str, str]:
         )
     normal = normalise(kind, value)
     if normal is None:
-        raise ValueError(f"{kind} value {value!r} is not a usable identifier")
+        raise ValueError(
+            f"{kind} value {value!r} is not a usable identifier: {junk_reason(kind, value)}"
+        )
     return kind, normal
+
+
+def junk_reason(kind: str, value: object) -> str | None:
+    """Why ``normalise(kind, value)`` refuses a value, in words; ``None`` if it does not.
+
+    Every rule of ``normalise`` has its reason here, so a person who typed a
+    test address learns that its domain is a placeholder rather than guessing.
+    """
+    if value is None or isinstance(value, bool):
+        return "no value was given"
+    text = str(value).strip()
+    if text.lower() in JUNK_VALUES:
+        if not text:
+            return "the value is empty"
+        return (
+            f"{text!r} is a placeholder (like null, undefined, unknown, 0 or test) "
+            "that trackers send when they know nothing, so it never identifies anyone"
+        )
+    if kind == "email":
+        email = text.lower()
+        if not _EMAIL_RE.match(email):
+            return "it is not an email address (local@domain.tld)"
+        local, _, domain = email.partition("@")
+        if domain in JUNK_EMAIL_DOMAINS:
+            return (
+                f"{domain} is a placeholder domain for examples, tests or throwaway inboxes "
+                f"({', '.join(sorted(JUNK_EMAIL_DOMAINS))}), so addresses there never "
+                "identify a person"
+            )
+        if local in JUNK_EMAIL_LOCALS:
+            return (
+                f"{local}@ is a test or no-reply mailbox "
+                f"({', '.join(sorted(JUNK_EMAIL_LOCALS))}), shared by many, so it never "
+                "identifies a person"
+            )
+    if kind == "phone" and normalise_phone(text) is None:
+        return (
+            "it is not a phone number that can be read (digits, optionally +country code; "
+            f"numbers without one are read as {DEFAULT_PHONE_REGION})"
+        )
+    return None

@@ -26,7 +26,7 @@ from typing import Any, Final, Literal
 import orjson
 
 from projections import identity
-from schemas import AnyEvent, decode
+from schemas import AnyEvent, decode_stored
 
 Kind = Literal["event", "merge_out", "absorb"]
 KINDS: Final = ("event", "merge_out", "absorb")
@@ -59,7 +59,7 @@ class ByCustomer:
         if self.data is None:
             raise MessageError(f"{self.kind} message for {self.customer} carries no event")
         raw = orjson.loads(self.data) if isinstance(self.data, bytes) else dict(self.data)
-        return decode(raw)
+        return decode_stored(raw)  # a stored event: read as the contract it was written under
 
 
 def event_message(customer: str, offset: int, data: bytes | Mapping[str, Any]) -> ByCustomer:

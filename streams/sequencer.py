@@ -34,7 +34,7 @@ import orjson
 
 from cdp import kafka_codec
 from projections import identity
-from schemas import AnyEvent, EventValidationError, decode
+from schemas import AnyEvent, EventValidationError, decode_stored
 from streams import messages
 
 JOURNAL_KEY: Final = "journal"
@@ -219,7 +219,7 @@ class Sequencer:
             if data is None:
                 reason = "empty record (no value)"
             else:
-                return decode(orjson.loads(data))
+                return decode_stored(data)  # read as the contract it was written under
         except orjson.JSONDecodeError as error:
             reason = f"not JSON: {error}"
         except (EventValidationError, ValueError) as error:

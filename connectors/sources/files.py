@@ -14,7 +14,15 @@ error points at the offending record.
   Empty cells are left out. Values are strings; the contracts convert
   numbers and dates.
 - Parquet: one event per row; struct columns become objects, string columns
-  holding JSON objects for the four object fields are parsed.
+  holding JSON objects for the four object fields are parsed. Id and name
+  columns (``userId``, ``anonymousId``, ``messageId``, ``event``...) must be
+  string columns: the contract refuses numbers there, so cast an integer
+  customer-id column to string when exporting.
+
+Items are yielded in file order and nothing is skipped silently but blank
+JSONL lines: ``cdp.ingest`` gives a row without ``messageId`` an id from its
+content and its occurrence in the file, so identical rows are distinct events
+and importing the same file again adds nothing.
 """
 
 from __future__ import annotations

@@ -43,7 +43,7 @@ class Shop:
             report = ingest(
                 [(f"item:{i}", r) for i, r in enumerate(raws)],
                 engine,
-                received_at=datetime(2026, 6, 1, tzinfo=UTC),
+                received_at=datetime(2027, 6, 1, tzinfo=UTC),  # after every event time
             )
             assert report.rejected == 0, report.errors
 

@@ -660,7 +660,9 @@ def test_secret_fields_and_the_anonymous_id_are_not_recorded() -> None:
 # --- determinism --------------------------------------------------------------
 
 
-def test_message_ids_are_deterministic_so_a_double_submit_dedupes() -> None:
+def test_message_ids_derive_from_the_seed_alone() -> None:
+    # The route draws a fresh seed per post (two posts: two submissions); the
+    # mapping itself is a pure function of its seed.
     body = urlencode(POST).encode()
     seed = hashlib.sha256(body).hexdigest()[:32]
     first = to_events("newsletter", parse_body(URLENCODED, body), NEWSLETTER, RECEIVED, seed)

@@ -6,6 +6,7 @@ import copy
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -21,6 +22,7 @@ from schemas import (
     Page,
     Track,
     decode,
+    decode_stored,
     dumps,
     loads,
     stamp,
@@ -28,7 +30,7 @@ from schemas import (
 from schemas.events import SCHEMA_VERSIONS, TYPED_EVENT_NAMES
 from schemas.identifiers import normalise, parse_key
 from schemas.jsonschema_files import DIRECTORY, render
-from tests.factories import raw_identify, raw_order, raw_page, raw_track
+from tests.factories import T0, raw_identify, raw_order, raw_page, raw_track
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"
 
@@ -74,9 +76,54 @@ def test_unknown_type_is_named() -> None:
     assert "'pageview'" in str(caught.value)
 
 
-def test_numeric_ids_are_their_decimal_text() -> None:
-    event = decode({**raw_page("/", anonymous_id="a"), "userId": 12345})
-    assert event.user_id == "12345"
+@pytest.mark.parametrize(
+    ("field", "value", "raw"),
+    [
+        ("userId", 12345, raw_page("/", anonymous_id="a")),
+        ("anonymousId", 1.5, raw_page("/", user_id="u")),
+        ("messageId", 7, raw_page("/", anonymous_id="a")),
+        ("name", 3, raw_page("/", anonymous_id="a")),
+        ("event", 42, raw_track("x", user_id="u")),
+        ("groupId", 9, {"type": "group", "userId": "u", "groupId": "g"}),
+        ("previousId", 10, {"type": "alias", "userId": "u", "previousId": "p"}),
+        ("type", 1, raw_page("/", anonymous_id="a")),
+    ],
+)
+def test_spec_strings_are_not_coerced_from_numbers(field: str, value: Any, raw: dict) -> None:
+    stamped = stamp({**raw, field: value}, T0, "m-1")
+    with pytest.raises(EventValidationError) as caught:
+        decode(stamped)
+    assert paths_of(caught.value) == [field]
+    if field != "type":
+        assert "must be a string, not a number" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "field", ["userId", "anonymousId", "messageId", "event", "name", "groupId", "previousId"]
+)
+def test_a_nul_character_in_ids_and_names_is_refused(field: str) -> None:
+    raw = {
+        "event": {**raw_track("Clicked", user_id="u")},
+        "name": {**raw_page("/", user_id="u"), "name": "Home"},
+        "groupId": {"type": "group", "userId": "u", "groupId": "g"},
+        "previousId": {"type": "alias", "userId": "u", "previousId": "p"},
+    }.get(field, raw_page("/", user_id="u", anonymous_id="a"))
+    with pytest.raises(EventValidationError) as caught:
+        decode(stamp({**raw, field: "bad\x00id"}, T0, "m-1"))
+    assert paths_of(caught.value) == [field]
+    assert "NUL" in str(caught.value)
+
+
+def test_stored_events_of_the_former_lax_contract_still_decode() -> None:
+    # Logs written before ids were strict may hold numbers or NULs: replay reads
+    # them as they were read then (the stored bytes are never edited).
+    stored = orjson.dumps(
+        stamp({**raw_page("/", anonymous_id="a\x00b"), "userId": 12345, "name": 3}, T0, "m-9")
+    )
+    event = decode_stored(stored)
+    assert (event.user_id, event.anonymous_id, event.name) == ("12345", "a\ufffdb", "3")
+    with pytest.raises(EventValidationError, match="needs userId or anonymousId"):
+        decode_stored(orjson.dumps(stamp(raw_page("/"), T0, "m-10")))
 
 
 def test_size_limit_applies_to_parsing_and_storing() -> None:
@@ -193,7 +240,10 @@ texts = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_si
 
 @settings(max_examples=100, deadline=None)
 @given(
-    user_id=st.text(min_size=1, max_size=30).filter(lambda s: s.strip() == s and s),
+    # Ids are refused with a NUL (test_a_nul_character_in_ids_and_names_is_refused).
+    user_id=st.text(st.characters(exclude_characters="\x00"), min_size=1, max_size=30).filter(
+        lambda s: s.strip() == s and s
+    ),
     revenue=st.decimals(min_value=0, max_value=10**9, places=2),
     quantity=st.integers(1, 50),
     name=texts,

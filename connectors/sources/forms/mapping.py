@@ -112,8 +112,10 @@ def to_events(
     error on ``context.traits.email``, which the shop cannot relate to its
     form); so is a mapped field posted several times with different values.
 
-    ``messageId``s derive from ``message_seed`` (e.g. a hash of the raw body),
-    so a double-submitted form is stored once. All events are timestamped
+    ``messageId``s derive from ``message_seed``: the same seed gives the same
+    ids. The HTTP route draws a fresh seed per post (``cdp.message_ids``), so
+    two posts are two submissions even when their bodies are identical, as
+    Segment gives every message its own id. All events are timestamped
     ``received_at`` (a form has no client clock worth trusting).
     """
     if received_at.tzinfo is None:
