@@ -7,8 +7,9 @@ it, every identifier of the customer, the merges that formed them and the most
 recent events.
 
 Speed. The analyst views (``cdp.views``) scan: ``events`` joins the identity
-graph for every row of the log and ``log_clock`` is ``max(timestamp)`` over
-the whole log. A lookup answers the same questions with point reads instead:
+graph for every row of the log and ``log_clock`` is ``max(timestamp)`` (of
+the events that count, ``cdp.log_clock``) over the whole log. A lookup
+answers the same questions with point reads instead:
 
 - ART indexes (``ensure_indexes``; ``cdp serve`` creates them) on the identity
   graph (by identifier and by customer), customers, merges (by survivor) and
@@ -30,6 +31,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -43,10 +45,14 @@ import orjson
 
 from cdp import views
 from cdp.errors import NotFoundError
+from cdp.log_clock import AS_OF_SQL
 from projections import lead_score
+from projections.outbound import CONTACT_WINDOWS
 from schemas.identifiers import key, parse_key
 
 CUSTOMER_PREFIX = "cus_"
+#: Lead-score contributions a lookup explains by default (the heaviest).
+DEFAULT_REASONS = 5
 MAX_MERGE_DEPTH = 10_000
 
 #: Index name → ``table(expression)``; created by ``ensure_indexes``.
@@ -109,7 +115,8 @@ def snapshot(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
 
 
 class LogClock:
-    """``log_clock.as_of`` (the latest event time) without scanning the whole log.
+    """``log_clock.as_of`` (the latest event time that counts, ``cdp.log_clock``)
+    without scanning the whole log.
 
     Remembers the next offset it has not seen and the latest time before it;
     each read folds in only the log's tail, which DuckDB's zone maps on the
@@ -138,7 +145,7 @@ class LogClock:
     def read(self, con: duckdb.DuckDBPyConnection) -> datetime | None:
         """The log clock as ``con`` sees the log (events are only ever appended)."""
         row = con.execute(
-            'SELECT max("offset"), max(timestamp) FROM event_log WHERE "offset" >= ?',
+            f'SELECT max("offset"), {AS_OF_SQL} FROM event_log WHERE "offset" >= ?',
             [self.position()[0]],
         ).fetchone()
         return self.advance(*row) if row is not None else self.advance(None, None)
@@ -173,7 +180,7 @@ def _profile_sql(rules: lead_score.Rules) -> str | None:
 
 #: SHA-256 of the ``profiles`` view's text (numbers of the rules blanked) that
 #: ``_derive`` reproduces. If ``cdp.views`` changes, lookups fall back to SQL.
-_DERIVED_VIEW_SHA256 = "90cded2a7b1b4cc5490b2bfb42d9c320b722824472beb9d6f070bf7b2d73170e"
+_DERIVED_VIEW_SHA256 = "0ea4b494c87a7c9c6095c1b0fd00fc0a0c8a5d82979c27fa19819f2e330af160"
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _DERIVABLE: dict[tuple[float, float], bool] = {}
 
@@ -245,21 +252,32 @@ def _derive(
     def days_since(moment: datetime | None) -> int | None:
         return None if moment is None else (today - moment.astimezone(zone).date()).days
 
-    return {
+    derived = {
         "age": age,
         "age_band": band,
         "lead_score_now": now_score,
         "hot_now": hot,
         "days_since_last_order": days_since(row.get("last_order_at")),
         "days_since_last_seen": days_since(row.get("last_seen")),
+        "days_since_last_contact": days_since(row.get("last_contacted_at")),
     }
+    # Contact counts are by UTC day whatever the session zone (see cdp.views).
+    utc_today = as_of.astimezone(UTC).date()
+    contact_days = row.get("contacts_by_day") or ()
+    for window in CONTACT_WINDOWS:
+        first = utc_today - timedelta(days=window)
+        derived[f"contacts_{window}d"] = sum(
+            d["contacts"] for d in contact_days if first < d["day"] <= utc_today
+        )
+    return derived
 
 
 def now_columns(
     row: dict[str, Any], as_of: datetime, rules: lead_score.Rules, zone: tzinfo
 ) -> dict[str, Any]:
     """The ``profiles`` view's "now" columns (``age``, ``age_band``, ``lead_score_now``,
-    ``hot_now``, ``days_since_last_order``, ``days_since_last_seen``) of a customers
+    ``hot_now``, ``days_since_last_order``, ``days_since_last_seen``,
+    ``days_since_last_contact``, ``contacts_7d``/``_30d``/``_90d``) of a customers
     row, computed in Python exactly as the view does (check ``derivable`` first)."""
     return _derive(row, as_of, rules, zone)
 
@@ -421,17 +439,20 @@ def lookup(
     rules: lead_score.Rules = lead_score.DEFAULT_RULES,
     recent: int = 10,
     clock: LogClock | None = None,
+    reasons: int | None = DEFAULT_REASONS,
 ) -> ProfileView:
     """The unified profile of whoever ``text`` identifies; ``NotFoundError`` if nobody.
 
     ``clock`` (shared by a server's requests) saves reading the whole log for
     its latest time; without one the tail is read from offset 0.
+    ``reasons``: how many lead-score contributions ``lead.explanation`` holds,
+    heaviest first (``None``: all of them, as ``cdp --json profile`` shows).
     Raises ``NotFoundError`` also for malformed identifiers, as ``cdp profile``
     always did; ``parse`` tells the two apart.
     """
     with snapshot(con):
         customer_id, matched = resolve(con, text)
-        return lookup_customer(con, customer_id, matched, rules, recent, clock)
+        return lookup_customer(con, customer_id, matched, rules, recent, clock, reasons=reasons)
 
 
 def lookup_customer(
@@ -443,6 +464,7 @@ def lookup_customer(
     clock: LogClock | None = None,
     as_of: datetime | None = None,
     zone: tzinfo | None = None,
+    reasons: int | None = DEFAULT_REASONS,
 ) -> ProfileView:
     """The unified profile of a resolved, live ``customer_id`` (see ``lookup``).
 
@@ -490,7 +512,13 @@ def lookup_customer(
         "lifecycle_stage": summary.get("lifecycle_stage"),
         "funnel_stage": summary.get("funnel_stage"),
         "hot_now": summary.get("hot_now"),
-        "explanation": lead_score.explain(lead_state, rules, at=as_of) if lead_state else [],
+        "explanation": (
+            lead_score.explain(
+                lead_state, rules, at=as_of, top=sys.maxsize if reasons is None else reasons
+            )
+            if lead_state
+            else []
+        ),
     }
     identifiers = [
         str(r[0])

@@ -29,6 +29,7 @@ import orjson
 from cdp import lookup
 from cdp.config import Settings
 from cdp.errors import CdpError, LogUnavailableError, NotFoundError
+from cdp.log_clock import AS_OF_SQL
 from cdp.read_entry import RING, Found, attribute, dumps, event_json, merge_rings
 from cdp.read_model import ReadModel
 from cdp.read_tables import EVENT_SQL
@@ -76,7 +77,7 @@ _TAIL_SQL = f"""SELECT 0 AS tag, * FROM ({EVENT_SQL} WHERE "offset" >= $start
                     AND (list_contains($users, trim(user_id))
                          OR list_contains($anons, trim(anonymous_id))))
                 UNION ALL
-                SELECT 1, max("offset"), NULL, max(timestamp), NULL, NULL, NULL, NULL, NULL, NULL
+                SELECT 1, max("offset"), NULL, {AS_OF_SQL}, NULL, NULL, NULL, NULL, NULL, NULL
                 FROM event_log WHERE "offset" >= $start"""
 
 
@@ -186,12 +187,13 @@ class ProfileReader:
         events, as_of, log_offset = self._events(found, recent, high)
         derived = lookup.now_columns(entry.now_inputs(), as_of, self.rules, model.zone)
         state = entry.lead_state()
+        facts = entry.lead_facts()
         lead = {
-            "score_at_last_activity": entry.facts[6],
+            "score_at_last_activity": facts["lead_score"],
             "score_now": derived["lead_score_now"],
             "as_of": as_of,
-            "lifecycle_stage": entry.facts[7],
-            "funnel_stage": entry.facts[8],
+            "lifecycle_stage": facts["lifecycle_stage"],
+            "funnel_stage": facts["funnel_stage"],
             "hot_now": derived["hot_now"],
             "explanation": lead_score.explain(state, self.rules, at=as_of) if state else [],
         }

@@ -13,15 +13,18 @@ from pydantic import BaseModel, Field
 
 
 class ErrorBody(BaseModel):
-    """Every 4xx/5xx of the read API."""
+    """Every 4xx/5xx of every route (``cdp.http_errors``); some routes add keys."""
 
     success: bool = False
     error: str = Field(description="What is wrong, in words.")
-    status: int
+    status: int = Field(description="The HTTP status code, repeated.")
 
 
 class Lead(BaseModel):
-    score_at_last_activity: float | None
+    score_at_last_activity: float | None = Field(
+        description="The score at the customer's last own event (the shop's contacts "
+        "are not activity: docs/segments.md)."
+    )
     score_now: float | None = Field(description="Decayed to the log clock.")
     as_of: datetime | None = Field(description="The log clock: the latest event time.")
     lifecycle_stage: str | None
@@ -58,7 +61,10 @@ class ProfileBody(BaseModel):
     customer_id: str = Field(description="The live customer (a merged-away id resolves here).")
     matched: str = Field(description="The normalised identifier that was looked up.")
     identifiers: list[str]
-    profile: dict[str, Any] = Field(description="The `profiles` view's columns.")
+    profile: dict[str, Any] = Field(
+        description="The `profiles` view's columns: `last_seen` is the customer's own "
+        "activity, `last_contacted_at` and `contacts_7d`/`_30d`/`_90d` the shop's contacts."
+    )
     lead: Lead
     segments: list[str] = Field(description="Segments at their last recorded run.")
     merges: list[Merge]

@@ -35,6 +35,8 @@ NOW_INPUTS = (
     "lifecycle_stage",
     "last_order_at",
     "last_seen",
+    "last_contacted_at",
+    "contacts_by_day",
 )
 LEAD_COLUMNS = ("lead_score", "lifecycle_stage", "funnel_stage")
 
@@ -61,6 +63,10 @@ class Entry:
 
     def now_inputs(self) -> dict[str, Any]:
         return dict(zip(NOW_INPUTS, self.facts, strict=False))
+
+    def lead_facts(self) -> dict[str, Any]:
+        """The ``LEAD_COLUMNS`` values (by name: ``facts`` grows with ``NOW_INPUTS``)."""
+        return dict(zip(LEAD_COLUMNS, self.facts[len(NOW_INPUTS) :], strict=False))
 
     def lead_state(self) -> lead_score.State | None:
         """The lead-score state as far as ``lead_score.explain`` reads it."""

@@ -12,6 +12,9 @@ Tables (``prefix`` lets a replay build a fresh set beside the live one):
 - ``{p}positions``: per projection set, the next log offset to fold and the
   hash of the configuration it was built with.
 
+Tables of an older layout are rebuilt from the log when opened for writing
+(``create``), since the fold states in them mean something else.
+
 ``save`` writes changed rows and the read position in ONE transaction, so a
 crash leaves either the old checkpoint or the new one, never a mix: restart
 resumes from the saved position and re-folds the tail of the log.
@@ -40,6 +43,9 @@ ARROW_TYPES: dict[str, pa.DataType] = {
     "TIMESTAMPTZ": pa.timestamp("us", tz="UTC"),
     "DECIMAL(18,2)": pa.decimal128(18, 2),
     "VARCHAR[]": pa.list_(pa.string()),
+    profile.CONTACT_DAYS_TYPE: pa.list_(
+        pa.struct([("day", pa.date32()), ("contacts", pa.int32())])
+    ),
     "JSON": pa.string(),
 }
 
@@ -103,9 +109,32 @@ class Snapshot:
 
 
 def create(con: duckdb.DuckDBPyConnection, prefix: str = "") -> None:
-    """Create the projection tables if missing."""
+    """Create the projection tables if missing; rebuild them if they are outdated.
+
+    Tables written by a release with other ``customers`` columns (and so with
+    another fold-state version, ``profile.JSON_VERSION``) are dropped: they are
+    derived from the log, and the runtime restored from empty tables folds the
+    whole log again (``Engine.open`` catches up from offset 0), which is what
+    ``cdp replay`` would do.
+    """
+    if outdated(con, prefix):
+        drop(con, prefix)
     for statement in ddl(prefix):
         con.execute(statement)
+
+
+def outdated(con: duckdb.DuckDBPyConnection, prefix: str = "") -> bool:
+    """A ``customers`` table exists under ``prefix`` with other columns than this release's."""
+    names = [
+        str(row[0])
+        for row in con.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_catalog = "
+            "current_database() AND table_schema = current_schema() AND table_name = ? "
+            "ORDER BY ordinal_position",
+            [f"{prefix}customers"],
+        ).fetchall()
+    ]
+    return bool(names) and names != list(CUSTOMER_COLUMNS)
 
 
 def drop(con: duckdb.DuckDBPyConnection, prefix: str) -> None:

@@ -6,17 +6,35 @@
   columns, plus values that depend on "now", computed against the log clock
   (the latest event time) rather than the wall clock so that results are
   reproducible: ``age``, ``age_band``, ``lead_score_now``, ``hot_now``,
-  ``days_since_last_order``, ``days_since_last_seen``;
+  ``days_since_last_order``, ``days_since_last_seen``,
+  ``days_since_last_contact`` and ``contacts_7d``/``_30d``/``_90d``: the
+  shop's contacts on the N UTC days ending on the log clock's UTC day
+  (``projections.outbound``);
 - ``identities``: identifier → customer (``kind``, ``value`` split out);
 - ``merges`` and ``identity_rejections``: why customers were (not) joined;
-- ``log_clock``: ``as_of``, the latest event time in the log.
+- ``log_clock``: ``as_of``, the latest event time in the log among events
+  dated at most 24 h after their receipt (``cdp.log_clock``).
 """
 
 from __future__ import annotations
 
 import duckdb
 
+from cdp import log_clock
 from projections import lead_score
+from projections.outbound import CONTACT_WINDOWS
+
+
+def _contact_counts() -> str:
+    """``contacts_Nd`` columns: sums of ``contacts_by_day`` over the N UTC days to
+    the clock's UTC day (days after it, dated ahead of the clock, do not count)."""
+    today = "(k.as_of AT TIME ZONE 'UTC')::DATE"
+    return ",\n                  ".join(
+        f"coalesce(list_sum(list_transform(list_filter(c.contacts_by_day, lambda d: "
+        f"d.day > {today} - {days} AND d.day <= {today}), lambda d: d.contacts)), 0)::INTEGER "
+        f"AS contacts_{days}d"
+        for days in CONTACT_WINDOWS
+    )
 
 
 def statements(rules: lead_score.Rules) -> list[str]:
@@ -24,7 +42,7 @@ def statements(rules: lead_score.Rules) -> list[str]:
     half_life = float(rules.half_life_days)
     hot = float(rules.hot_threshold)
     return [
-        "CREATE OR REPLACE VIEW log_clock AS SELECT max(timestamp) AS as_of FROM event_log",
+        f"CREATE OR REPLACE VIEW log_clock AS SELECT {log_clock.AS_OF_SQL} AS as_of FROM event_log",
         """CREATE OR REPLACE VIEW identities AS
            SELECT identifier, split_part(identifier, ':', 1) AS kind,
                   substr(identifier, strpos(identifier, ':') + 1) AS value, customer_id
@@ -61,7 +79,9 @@ def statements(rules: lead_score.Rules) -> list[str]:
                     AND c.lead_score * pow(0.5, greatest(0, epoch(k.as_of) - epoch(c.score_time))
                                                 / 86400.0 / {half_life}) >= {hot} AS hot_now,
                   date_diff('day', c.last_order_at, k.as_of) AS days_since_last_order,
-                  date_diff('day', c.last_seen, k.as_of) AS days_since_last_seen
+                  date_diff('day', c.last_seen, k.as_of) AS days_since_last_seen,
+                  date_diff('day', c.last_contacted_at, k.as_of) AS days_since_last_contact,
+                  {_contact_counts()}
            FROM customers c, log_clock k""",
     ]
 

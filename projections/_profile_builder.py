@@ -6,12 +6,16 @@ of its maps the first time an event writes to it (``Thawed``) and mutates the
 copies in place; ``fold`` builds one new ``State`` from ``values`` at the end
 of the batch. The merge rules are those of ``projections.profile.combine``,
 inlined where an event writes one record at a time.
+
+Who acted decides where an event's time goes (``projections.outbound``): the
+customer's own events move ``first_seen``/``last_seen``, the shop's contacts
+``last_contacted`` and the per-day contact counts, its other records neither.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from datetime import UTC, datetime
+from collections.abc import Iterable, Mapping
+from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final, Generic, Protocol, Self, TypeVar, overload
 
 from projections._lww import Lww, later_or_none
@@ -29,6 +33,7 @@ from projections._profile_parts import (
     TicketStatus,
     Touches,
 )
+from projections.outbound import CONTACT_EVENTS, CONTACT_HORIZON_DAYS, SHOP_EVENTS
 from schemas import (
     Alias,
     AnyEvent,
@@ -71,6 +76,19 @@ ADDRESS_TRAITS: Final[dict[str, str]] = {
 _new_tuple = tuple.__new__
 _K = TypeVar("_K")
 _V = TypeVar("_V")
+_HORIZON: Final = timedelta(days=CONTACT_HORIZON_DAYS - 1)
+
+
+def recent_contacts(contacts: Mapping[date, int], last: datetime | None) -> dict[date, int]:
+    """``contacts`` without the days before the horizon of the ``last`` contact.
+
+    The latest contact only grows, so a day dropped here would be dropped by
+    any later fold too: pruning never depends on the order of events.
+    """
+    if last is None:
+        return dict(contacts)
+    cutoff = last.astimezone(UTC).date() - _HORIZON
+    return {day: n for day, n in contacts.items() if day >= cutoff}
 
 
 class Thawed(Generic[_K, _V]):
@@ -147,11 +165,13 @@ class Builder:
     surveys: Thawed[str, Lww[SurveyAnswer]] = Thawed()
     groups: Thawed[str, datetime] = Thawed()
     forms: Thawed[str, Touches] = Thawed()
+    contacts: Thawed[date, int] = Thawed()
 
     def __init__(self, base: State) -> None:
         self.base = base
         self.first_seen = base.first_seen
         self.last_seen = base.last_seen
+        self.last_contacted = base.last_contacted
         self.last_page = base.last_page
         self.nps = base.nps
 
@@ -159,6 +179,11 @@ class Builder:
         """The values of the ``State`` fields ``names`` as this builder now holds them."""
         own, base = self.__dict__, self.base
         return [own[name] if name in own else getattr(base, name) for name in names]
+
+    def prune_contacts(self) -> None:
+        """Drop contact days beyond the horizon (before ``values``, once per batch)."""
+        if "contacts" in self.__dict__:  # untouched: the base state is pruned already
+            self.__dict__["contacts"] = recent_contacts(self.contacts, self.last_contacted)
 
     def _count_track(self, name: str) -> None:
         counts = self.message_counts
@@ -174,10 +199,19 @@ class Builder:
             # both, and pydantic's TzInfo makes that ~0.6 us; one conversion here
             # makes every comparison below (and in later folds) a plain C compare.
             at = at.astimezone(UTC)
-        if self.first_seen is None or at < self.first_seen:
-            self.first_seen = at
-        if self.last_seen is None or at > self.last_seen:
-            self.last_seen = at
+        # A dict lookup, not ``event.event``: most message types have no such field.
+        name = event.__dict__.get("event")
+        if name not in SHOP_EVENTS:  # the customer acted
+            if self.first_seen is None or at < self.first_seen:
+                self.first_seen = at
+            if self.last_seen is None or at > self.last_seen:
+                self.last_seen = at
+        elif name in CONTACT_EVENTS:  # the shop reached the customer
+            if self.last_contacted is None or at > self.last_contacted:
+                self.last_contacted = at
+            contacts = self.contacts
+            day = at.date()
+            contacts[day] = contacts.get(day, 0) + 1
         counts = self.message_counts
         context = event.context
         # Cases are ordered by how common the event is: each miss costs an isinstance.

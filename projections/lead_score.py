@@ -6,6 +6,9 @@ turns that customer's events into:
 - a **lead score**: every event scores under each rule it matches (rules are
   additive), and points decay by *event time* with a half-life, so the score is
   "how warm is this person as of their last activity" (MISSION item 5);
+  activity is what the customer did: the shop's own events
+  (``projections.outbound.SHOP_EVENTS``: an email delivered, a message sent,
+  a refund booked) never move it and never earn points;
 - a **lifecycle stage** on the ladder unknown → lead → hot_lead → customer →
   repeater (リード → ホットリード → 顧客 → リピーター, MISSION item 4);
 - a **funnel stage** awareness → interest → consideration → purchase →
@@ -71,6 +74,7 @@ from projections._lead_parts import (
     epoch_us,
     from_us,
 )
+from projections.outbound import SHOP_EVENTS
 
 # Rule matching is private to scoring_rules but runs in the fold's hot loop.
 from projections.scoring_rules import (
@@ -151,7 +155,8 @@ class State:
     exactly: maxima, counts, sets and sorted tuples.
     """
 
-    #: Latest event time seen (UTC); ``None`` before any event.
+    #: Latest time of the customer's own events (UTC; not ``SHOP_EVENTS``);
+    #: ``None`` before any. The score decays from here.
     last_activity: datetime | None = None
     #: The customer can be contacted: a userId, an email/phone trait, a form,
     #: an SNS message or an email event was seen.
@@ -266,9 +271,6 @@ class _Builder:
         views = self.views
         considered = CONSIDERATION_PAGE in signals
         for event in events:
-            us = epoch_us(event.timestamp, offsets)
-            if us > last_us:  # noqa: PLR1730  # max() is a call, this loop is hot
-                last_us = us
             kind: str = event.type  # type: ignore[attr-defined]  # every union member has one
             name: str | None = None
             path: Any = _MISSING
@@ -285,6 +287,8 @@ class _Builder:
                         add_order(self.orders, event.properties.order_id, event.properties.revenue)
                 elif isinstance(event, OrderRefunded):
                     add_refund(self.refunds, event.properties.order_id, event.properties.total)
+                if name in SHOP_EVENTS:
+                    continue  # the shop acted, not the customer: no activity, no points
             elif kind == "page":
                 views += 1
                 if not considered:
@@ -296,6 +300,9 @@ class _Builder:
                 views += 1
             elif kind == "identify" and not known:
                 known = _has_contact(_field(event, "traits"))
+            us = epoch_us(event.timestamp, offsets)
+            if us > last_us:  # noqa: PLR1730  # max() is a call, this loop is hot
+                last_us = us
 
             matchers = index_get((kind, name))
             if matchers is None:
@@ -350,11 +357,11 @@ class _Builder:
 
     def freeze(self) -> State:
         """The canonical ``State``: sorted tuples, buckets beyond the horizon dropped."""
-        if self.last_us == _NEVER:
-            return initial()
-        cutoff = self.last_us // US_PER_DAY - self.horizon
+        # No activity yet (only the shop's events) leaves no buckets to drop.
+        active = self.last_us != _NEVER
+        cutoff = self.last_us // US_PER_DAY - self.horizon if active else _NEVER
         return State(
-            last_activity=from_us(self.last_us),
+            last_activity=from_us(self.last_us) if active else None,
             known=self.known,
             views=self.views,
             signals=frozenset(self.signals),
@@ -373,15 +380,14 @@ def _bucket(fields: tuple[str, int, int, tuple[tuple[int, str], ...]]) -> Bucket
     return tuple.__new__(Bucket, fields)
 
 
-def _apply_one(base: State, one: _Builder, rules: Rules) -> State:
-    """``base`` plus a builder that folded one event (``apply``'s path).
+def _apply_one(base: State, base_last: datetime, one: _Builder, rules: Rules) -> State:
+    """``base`` plus a builder that folded one event (``apply``'s path); ``base``
+    has had activity, the latest at ``base_last`` (else ``fold`` is as cheap).
 
     Bisects the event's few buckets into the sorted tuple instead of thawing
     and freezing the whole state; equal to ``fold`` (property-tested).
     """
-    if base.last_activity is None:
-        return one.freeze()
-    base_us = epoch_us(base.last_activity, one.offsets)
+    base_us = epoch_us(base_last, one.offsets)
     last_us = max(base_us, one.last_us)
     cutoff = last_us // US_PER_DAY - rules._horizon_days
     buckets = base.buckets
@@ -413,7 +419,7 @@ def _apply_one(base: State, one: _Builder, rules: Rules) -> State:
         refunds = tuple(sorted(refund_map.items()))
     signals = base.signals if one.signals <= base.signals else base.signals | one.signals
     return State(
-        last_activity=base.last_activity if last_us == base_us else from_us(last_us),
+        last_activity=base_last if last_us == base_us else from_us(last_us),
         known=base.known or one.known,
         views=base.views + one.views,
         signals=signals,
@@ -452,9 +458,12 @@ def fold(state: State, events: Iterable[AnyEvent], rules: Rules = DEFAULT_RULES)
 
 def apply(state: State, event: AnyEvent, rules: Rules = DEFAULT_RULES) -> State:
     """Fold one event in: bisect into the state's buckets, no thaw and freeze of it all."""
+    last = state.last_activity
+    if last is None:
+        return fold(state, (event,), rules)
     one = _Builder(_EMPTY, rules)
     one.add_all((event,))
-    return _apply_one(state, one, rules)
+    return _apply_one(state, last, one, rules)
 
 
 def project(events: Iterable[AnyEvent], rules: Rules = DEFAULT_RULES) -> State:

@@ -4,11 +4,19 @@ The identity projection decides which events belong to which customer; this
 fold turns one customer's events into everything MISSION item 1 asks a
 customer record to hold: personal traits, consents, web and app behaviour,
 purchases and refunds, campaign touches, email behaviour, SNS accounts,
-support tickets, survey answers and groups.
+support tickets, survey answers and groups, and the shop's contacts of them.
+
+What the customer did and what the shop did are different facts
+(``projections.outbound``): ``first_seen``/``last_seen`` move only with the
+customer's own events; the shop's contacts (an email delivered, an SNS
+message sent, a push received) set ``last_contacted`` and the per-day contact
+counts instead, and the shop's other records (a bounce, a refund booked) move
+neither.
 
 Order independence, by construction (see ``projections._lww``): every trait
 is a last-writer-wins cell keyed by event time then ``messageId``, counters
-are sums, sets are unions, first/last are min/max, orders are keyed by
+are sums (contacts per day too, pruned against the latest contact, which
+only grows), sets are unions, first/last are min/max, orders are keyed by
 ``order_id`` (a resend replaces, never adds) and refunds by ``messageId``.
 Anything derived (net revenue, orders not refunded, ...) is computed from
 those by ``summary`` and never stored, so folding any permutation of the same
@@ -42,7 +50,7 @@ from projections._lww import (
     merge_maps,
     merge_sums,
 )
-from projections._profile_builder import Builder
+from projections._profile_builder import Builder, recent_contacts
 from projections._profile_parts import (
     CampaignKey,
     EmailStats,
@@ -64,6 +72,7 @@ from projections._profile_parts import (
 from schemas import AnyEvent
 
 __all__ = [
+    "CONTACT_DAYS_TYPE",
     "SUMMARY_COLUMNS",
     "State",
     "apply",
@@ -80,8 +89,11 @@ __all__ = [
 TraitValue = str | date | int
 """Type of a reserved trait: text, ``birthday`` (a date) or ``age``."""
 
-#: Version of the ``to_json`` layout; ``from_json`` refuses others.
-JSON_VERSION: Final = 1
+#: Version of the ``to_json`` layout; ``from_json`` refuses others. Version 2
+#: (contacts apart from activity) changed what ``first_seen``/``last_seen``
+#: mean, so a version 1 snapshot cannot be read as one: the projections are
+#: rebuilt from the log (``cdp.store.create`` does it for the embedded tables).
+JSON_VERSION: Final = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,9 +114,13 @@ class State:
     consents: Mapping[str, Lww[bool]] = field(default_factory=dict)
     """Consent Updated, per purpose (email, sms, line, ads, analytics, phone)."""
     first_seen: datetime | None = None
-    """Earliest event time of any event."""
+    """Earliest event time of the customer's own events (not ``SHOP_EVENTS``)."""
     last_seen: datetime | None = None
-    """Latest event time of any event."""
+    """Latest event time of the customer's own events (not ``SHOP_EVENTS``)."""
+    last_contacted: datetime | None = None
+    """Latest event time of a contact by the shop (``CONTACT_EVENTS``)."""
+    contacts: Mapping[date, int] = field(default_factory=dict)
+    """Contacts per UTC day, the ``CONTACT_HORIZON_DAYS`` days up to ``last_contacted``."""
     message_counts: Mapping[str, int] = field(default_factory=dict)
     """Events per message type (page, screen, identify, track, group, alias)."""
     track_counts: Mapping[str, int] = field(default_factory=dict)
@@ -176,6 +192,7 @@ def fold(state: State, events: Iterable[AnyEvent]) -> State:
     add = builder.add
     for event in events:
         add(event)
+    builder.prune_contacts()
     return State(*builder.values(_FIELD_NAMES))
 
 
@@ -191,12 +208,15 @@ def project(events: Iterable[AnyEvent]) -> State:
 
 def combine(a: State, b: State) -> State:
     """Two customers merged into one: equals the fold of all their (disjoint) events."""
+    last_contacted = latest(a.last_contacted, b.last_contacted)
     return State(
         traits=merge_later(a.traits, b.traits),
         custom_traits=merge_later(a.custom_traits, b.custom_traits),
         consents=merge_later(a.consents, b.consents),
         first_seen=earliest(a.first_seen, b.first_seen),
         last_seen=latest(a.last_seen, b.last_seen),
+        last_contacted=last_contacted,
+        contacts=recent_contacts(merge_sums(a.contacts, b.contacts), last_contacted),
         message_counts=merge_sums(a.message_counts, b.message_counts),
         track_counts=merge_sums(a.track_counts, b.track_counts),
         last_page=later_or_none(a.last_page, b.last_page),
@@ -241,6 +261,8 @@ def to_json(state: State) -> dict[str, Any]:
         "consents": map_to_json(state.consents, lww_to_json),
         "first_seen": opt_iso(state.first_seen),
         "last_seen": opt_iso(state.last_seen),
+        "last_contacted": opt_iso(state.last_contacted),
+        "contacts": {day.isoformat(): n for day, n in sorted(state.contacts.items())},
         "message_counts": dict(state.message_counts),
         "track_counts": dict(state.track_counts),
         "last_page": opt_lww_to_json(state.last_page),
@@ -266,13 +288,18 @@ def to_json(state: State) -> dict[str, Any]:
 def from_json(data: Mapping[str, Any]) -> State:
     """Inverse of ``to_json``; raise ``ValueError`` for another snapshot version."""
     if data.get("version") != JSON_VERSION:
-        raise ValueError(f"profile snapshot version {data.get('version')!r} is not {JSON_VERSION}")
+        raise ValueError(
+            f"profile snapshot version {data.get('version')!r} is not {JSON_VERSION}: "
+            "rebuild the projections from the log (`cdp replay`; distributed: reprocess the log)"
+        )
     return State(
         traits={k: _trait_from_json(k, v) for k, v in data["traits"].items()},
         custom_traits=map_from_json(data["custom_traits"], lww_from_json),
         consents=map_from_json(data["consents"], lww_from_json),
         first_seen=opt_from_iso(data["first_seen"]),
         last_seen=opt_from_iso(data["last_seen"]),
+        last_contacted=opt_from_iso(data["last_contacted"]),
+        contacts={date.fromisoformat(day): n for day, n in data["contacts"].items()},
         message_counts=dict(data["message_counts"]),
         track_counts=dict(data["track_counts"]),
         last_page=opt_lww_from_json(data["last_page"]),
@@ -293,6 +320,9 @@ def from_json(data: Mapping[str, Any]) -> State:
         forms=map_from_json(data["forms"], Touches.from_json),
     )
 
+
+CONTACT_DAYS_TYPE: Final = "STRUCT(day DATE, contacts INTEGER)[]"
+"""DuckDB type of ``contacts_by_day``: contacts per UTC day, oldest first."""
 
 SUMMARY_COLUMNS: Final[dict[str, str]] = {
     # Who: reserved traits (latest stated value).
@@ -317,7 +347,7 @@ SUMMARY_COLUMNS: Final[dict[str, str]] = {
     "consent_ads": "BOOLEAN",
     "consent_analytics": "BOOLEAN",
     "consent_phone": "BOOLEAN",
-    # Activity.
+    # Activity: the customer's own events only (projections.outbound).
     "first_seen": "TIMESTAMPTZ",
     "last_seen": "TIMESTAMPTZ",
     "events_count": "BIGINT",
@@ -357,6 +387,10 @@ SUMMARY_COLUMNS: Final[dict[str, str]] = {
     "surveys_answered": "INTEGER",
     "last_nps": "INTEGER",
     "group_ids": "VARCHAR[]",
+    # The shop's contacts (projections.outbound): the profiles view counts them
+    # over windows ending at the log clock (contacts_7d, contacts_30d, ...).
+    "last_contacted_at": "TIMESTAMPTZ",
+    "contacts_by_day": CONTACT_DAYS_TYPE,
 }
 """Columns of the ``profiles`` table (name → DuckDB type), in ``summary`` order."""
 
@@ -426,6 +460,9 @@ def summary(state: State) -> dict[str, Any]:
     not converted here). ``avg_order_value`` is over those same orders.
     ``emails_*`` count distinct campaigns (unique deliveries, opens, clicks).
     ``name`` is the name trait, else "last first" (Japanese order).
+    ``first_seen``/``last_seen`` are the customer's own events;
+    ``last_contacted_at`` and ``contacts_by_day`` (``[{day, contacts}]``, UTC
+    days, oldest first) the shop's contacts (``projections.outbound``).
     """
     row: dict[str, Any] = {name: _text(state, name) for name in _TEXT_TRAIT_COLUMNS}
     first, last = row["first_name"], row["last_name"]
@@ -489,4 +526,8 @@ def summary(state: State) -> dict[str, Any]:
     row["surveys_answered"] = len(state.surveys)
     row["last_nps"] = None if state.nps is None else state.nps.value
     row["group_ids"] = sorted(state.groups)
+    row["last_contacted_at"] = _utc(state.last_contacted)
+    row["contacts_by_day"] = [
+        {"day": day, "contacts": n} for day, n in sorted(state.contacts.items())
+    ]
     return {name: row[name] for name in SUMMARY_COLUMNS}

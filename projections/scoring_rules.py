@@ -29,6 +29,7 @@ from typing import Any, Final, NamedTuple
 
 from pydantic import BaseModel
 
+from projections.outbound import SHOP_EVENTS
 from schemas.events import MESSAGE_TYPES, AnyEvent
 
 __all__ = ["DEFAULT_RULES", "Equals", "Rule", "Rules"]
@@ -57,7 +58,8 @@ class Rule:
     and the property at dotted path ``prop`` equal to ``equals`` (``*`` stands
     for any key or list item, e.g. ``consents.*``). ``daily_cap`` bounds the
     points one rule can give per UTC day, so a crawler or a refresh loop cannot
-    make anyone hot.
+    make anyone hot. The shop's own events (``projections.outbound.SHOP_EVENTS``)
+    match no rule: a rule naming one is refused.
     """
 
     name: str
@@ -87,6 +89,12 @@ class Rule:
             raise ValueError(f"type: must be one of {', '.join(MESSAGE_TYPES)}")
         if self.event is not None and self.type not in (None, "track"):
             raise ValueError('event: only track messages have an event name (type = "track")')
+        if self.event in SHOP_EVENTS:
+            # The fold skips them before matching: such a rule could never score.
+            raise ValueError(
+                f"event: {self.event!r} is recorded by the shop, not done by the customer "
+                "(docs/segments.md, 'Activity and contacts'); it cannot earn points"
+            )
         if self.path_prefix is not None and not self.path_prefix.startswith("/"):
             raise ValueError('path_prefix: must start with "/"')
         if (self.prop is None) != (self.equals is None):

@@ -13,6 +13,7 @@ from typing import Final, Literal
 from cdp.analytics.rfm import RFM_DETAIL_SQL
 from cdp.analytics.rfm import SEGMENTS as RFM_SEGMENTS
 from projections import lead_score, profile
+from projections.outbound import CONTACT_WINDOWS
 
 Kind = Literal["text", "number", "bool", "date", "time", "list"]
 
@@ -62,7 +63,27 @@ _COMPUTED: Final = (
     Field("lead_score_now", "p.lead_score_now", "number", "lead score decayed to the log clock"),
     Field("hot_now", "p.hot_now", "bool", "lead or hot lead whose decayed score is hot"),
     Field("days_since_last_order", "p.days_since_last_order", "number", "recency in days"),
-    Field("days_since_last_seen", "p.days_since_last_seen", "number", "days since any event"),
+    Field(
+        "days_since_last_seen",
+        "p.days_since_last_seen",
+        "number",
+        "days since the customer's own last event (the shop's contacts do not count)",
+    ),
+    Field(
+        "days_since_last_contact",
+        "p.days_since_last_contact",
+        "number",
+        "days since the shop last contacted the customer (email delivered, message sent, push)",
+    ),
+    *(
+        Field(
+            f"contacts_{days}d",
+            f"p.contacts_{days}d",
+            "number",
+            f"the shop's contacts on the {days} UTC days up to the log clock's",
+        )
+        for days in CONTACT_WINDOWS
+    ),
     Field(
         "days_since_first_order",
         "date_diff('day', p.first_order_at, k.as_of)",

@@ -464,6 +464,10 @@ def with_rule(index: int, **changes: Any) -> dict[str, Any]:
         (with_rule(2, type="click"), "scoring.toml: rule[2].type: must be one of"),
         (with_rule(0, event="Clicked"), "scoring.toml: rule[0].event: only track messages"),
         (
+            with_rule(7, event="Email Delivered"),
+            "scoring.toml: rule[7].event: 'Email Delivered' is recorded by the shop",
+        ),
+        (
             with_rule(4, path_prefix="cart"),
             'scoring.toml: rule[4].path_prefix: must start with "/"',
         ),
@@ -504,3 +508,44 @@ def test_from_mapping_defaults_and_funnel_settings() -> None:
 def test_rules_default_source_in_messages() -> None:
     with pytest.raises(ValueError, match=r"^<rules>: rule\[0\]\.points: is required"):
         Rules.from_mapping({"rule": [{"name": "x", "type": "page"}]})
+
+
+# ── the shop's events are not the customer's activity ──────────────────────
+
+
+def test_a_newsletter_neither_scores_nor_moves_the_last_activity() -> None:
+    visit = f.page("/items/1", at=noon(0), **ANON)
+    newsletter = email("Email Delivered", at=noon(40), **ANON)
+    reply = f.track(
+        "Message Sent", {"channel": "line", "channel_user_id": "U1"}, at=noon(41), **ANON
+    )
+    bounce = f.track("Email Bounced", {"campaign_id": "spring"}, at=noon(42), **ANON)
+    state = ls.project([visit, newsletter, reply, bounce])
+    assert state.last_activity == noon(0)  # decay starts at the visit, not the newsletter
+    assert state == ls.project([visit, newsletter]) == ls.apply(ls.project([visit]), reply)
+    assert ls.summary(state)["score_time"] == noon(0)
+    assert ls.summary(state)["lead_score"] == ls.summary(ls.project([visit]))["lead_score"]
+    assert state.known  # we hold their address: the shop emailed them
+
+
+def test_a_catch_all_track_rule_skips_the_shops_events() -> None:
+    rules = Rules((Rule("any_track", 1, type="track"),))
+    events = [
+        email("Email Delivered", at=noon(0), **ANON),
+        f.track("Push Notification Received", {}, at=noon(0), **ANON),
+        email("Email Opened", at=noon(1), **ANON),
+    ]
+    assert points_by_rule(events, rules) == {"any_track": 1.0}  # the open only
+
+
+def test_a_customer_the_shop_only_contacted_is_a_lead_without_activity() -> None:
+    contacted = [email("Email Delivered", at=noon(0), user_id="u1")]
+    state = ls.project(contacted)
+    assert state.last_activity is None
+    assert state.known
+    row = ls.summary(state)
+    assert (row["lead_score"], row["score_time"], row["lifecycle_stage"]) == (0.0, None, "lead")
+    # Activity later folds onto it one event at a time as in a batch.
+    later = f.page("/", at=noon(3), user_id="u1")
+    assert ls.apply(state, later) == ls.project([*contacted, later])
+    assert ls.from_json(orjson.loads(orjson.dumps(ls.to_json(state)))) == state

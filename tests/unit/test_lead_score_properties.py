@@ -12,14 +12,17 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from projections import lead_score as ls
-from projections.lead_score import DEFAULT_RULES, Rules
+from projections.lead_score import DEFAULT_RULES, Rule, Rules
+from projections.outbound import SHOP_EVENTS
 from schemas import decode
 from tests import factories as f
 
 PROPERTY = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 # A short half-life so that the horizon (3 days x 2 = 6 days) is crossed often.
 SHORT = Rules(DEFAULT_RULES.rules, half_life_days=3, horizon_half_lives=2)
-RULES = st.sampled_from([DEFAULT_RULES, SHORT])
+# A catch-all track rule would match the shop's events if the fold let it.
+CATCH_ALL = Rules((*DEFAULT_RULES.rules, Rule("any_track", 1, type="track", daily_cap=5)))
+RULES = st.sampled_from([DEFAULT_RULES, SHORT, CATCH_ALL])
 ZONES = [UTC, timezone(timedelta(hours=9)), timezone(timedelta(hours=-5))]
 IDS = [{"anonymous_id": "a1"}, {"user_id": "u1"}, {"anonymous_id": "a2", "user_id": "u1"}]
 
@@ -42,6 +45,8 @@ KINDS: list[Any] = [
     lambda: f.raw_identify(traits={"email": "hanako@shop.jp"}),
     lambda: f.raw_identify(traits={"first_name": "花子"}),
     lambda: f.raw_track("Custom Event", {"x": 1}),
+    lambda: f.raw_track("Email Bounced", {"campaign_id": "c1"}),  # the shop's, not a contact
+    lambda: f.raw_track("Push Notification Received", {}),  # the shop's contact
 ]
 PATHS = ["/", "/items/1", "/cart", "/checkout/confirm", "/pricing", "/cartoon"]
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -180,3 +185,20 @@ def test_readings_are_well_formed(events: list[Any], rules: Rules) -> None:
         later = ls.score_at(state, state.last_activity + timedelta(days=10), rules)
         factor = 0.5 ** (10 / rules.half_life_days)
         assert later == pytest.approx(row["lead_score"] * factor, rel=1e-9, abs=1e-12)
+
+
+@PROPERTY
+@given(events=event_lists(), rules=RULES)
+def test_the_shops_events_neither_move_the_last_activity_nor_score(
+    events: list[Any], rules: Rules
+) -> None:
+    state = ls.project(events, rules)
+    own = [e for e in events if getattr(e, "event", None) not in SHOP_EVENTS]
+    assert state.last_activity == max((e.timestamp for e in own), default=None)
+    without = ls.project(own, rules)
+    assert (state.buckets, state.views, state.signals) == (
+        without.buckets,
+        without.views,
+        without.signals,
+    )
+    assert ls.summary(state, rules)["lead_score"] == ls.summary(without, rules)["lead_score"]

@@ -12,6 +12,7 @@ import pytest
 
 from projections import profile
 from projections._profile_parts import CampaignKey
+from projections.outbound import CONTACT_HORIZON_DAYS
 from projections.profile import SUMMARY_COLUMNS, State
 from schemas import AnyEvent, decode
 from tests.factories import (
@@ -526,6 +527,7 @@ def rich_state() -> State:
             order("o1", 1000.5, at=at_days(2), **U),
             refund("o1", "0.5", at=at_days(3), **U),
             email("Opened", "c1", "A", at=at_days(1), **U),
+            email("Delivered", "c2", at=at_days(1), **U),
             message("x", "x-1", at=at_days(1), **U),
             ticket("Opened", "t1", subject="s", at=at_days(1)),
             track("Survey Answered", {"survey_id": "s1", "nps": 10}, at=at_days(1), **U),
@@ -552,11 +554,20 @@ def test_from_json_refuses_another_snapshot_version() -> None:
         profile.from_json({**data, "version": 99})
 
 
+def test_a_version_1_snapshot_asks_for_a_replay() -> None:
+    # Version 1 counted the shop's contacts as activity: its last_seen cannot be reused.
+    data = profile.to_json(profile.initial())
+    old = {k: v for k, v in data.items() if k not in ("last_contacted", "contacts")}
+    with pytest.raises(ValueError, match=r"version 1 is not 2: .*cdp replay"):
+        profile.from_json({**old, "version": 1})
+
+
 #: Columns that always have a value: counts, lists and the lifetime value.
 NOT_NULL = {
     name
     for name, sql_type in SUMMARY_COLUMNS.items()
-    if sql_type in {"INTEGER", "BIGINT", "VARCHAR[]"} and name != "last_nps"
+    if sql_type in {"INTEGER", "BIGINT", "VARCHAR[]", profile.CONTACT_DAYS_TYPE}
+    and name != "last_nps"
 } | {"revenue"}
 
 
@@ -579,6 +590,14 @@ def conforms(name: str, value: Any) -> bool:
             return isinstance(value, Decimal) and value.as_tuple().exponent == -2
         case "VARCHAR[]":
             return isinstance(value, list) and all(isinstance(v, str) for v in value)
+        case profile.CONTACT_DAYS_TYPE:
+            return isinstance(value, list) and all(
+                v.keys() == {"day", "contacts"}
+                and type(v["day"]) is date
+                and isinstance(v["contacts"], int)
+                and v["contacts"] > 0
+                for v in value
+            )
     return False
 
 
@@ -600,3 +619,66 @@ def test_summary_row_loads_into_a_duckdb_profiles_table_unchanged() -> None:
         con.execute(f"INSERT INTO profiles VALUES ({marks})", list(summary.values()))
         (stored,) = con.execute("SELECT * FROM profiles").fetchall()
     assert dict(zip(SUMMARY_COLUMNS, stored, strict=True)) == summary
+
+
+# --- the customer's activity vs the shop's contacts ------------------------------
+
+
+def sent(at: datetime, **kw: Any) -> AnyEvent:
+    props = {"channel": "line", "channel_user_id": "U1", "text": "セールのお知らせ"}
+    return track("Message Sent", props, at=at, **kw)
+
+
+def test_a_newsletter_to_an_inactive_customer_is_a_contact_not_activity() -> None:
+    """The issue's case: silent since June, the July newsletter must not make them "seen"."""
+    june = datetime(2026, 6, 10, 12, tzinfo=UTC)
+    events = [
+        page("/", at=datetime(2026, 3, 1, tzinfo=UTC), **U),
+        order("o1", 3000, at=june, **U),
+        email("Delivered", "nl-07", at=datetime(2026, 7, 1, 1, tzinfo=JST), **U),
+        email("Delivered", "nl-08", at=datetime(2026, 8, 1, 9, tzinfo=UTC), **U),
+        sent(datetime(2026, 8, 1, 10, tzinfo=UTC), **U),
+        track("Push Notification Received", {}, at=datetime(2026, 8, 3, tzinfo=UTC), **U),
+        track("Email Bounced", {"campaign_id": "nl-09"}, at=datetime(2026, 9, 1, tzinfo=UTC), **U),
+        refund("o1", at=datetime(2026, 9, 2, tzinfo=UTC), **U),
+    ]
+    summary = row(*events)
+    assert summary["first_seen"] == datetime(2026, 3, 1, tzinfo=UTC)
+    assert summary["last_seen"] == june  # not the newsletters, the bounce or the refund
+    assert summary["last_contacted_at"] == datetime(2026, 8, 3, tzinfo=UTC)  # not the bounce
+    assert summary["contacts_by_day"] == [
+        {"day": date(2026, 6, 30), "contacts": 1},  # 01:00 in Tokyo is the day before in UTC
+        {"day": date(2026, 8, 1), "contacts": 2},
+        {"day": date(2026, 8, 3), "contacts": 1},
+    ]
+    assert summary["events_count"] == len(events)  # every event still counts as an event
+    assert summary["emails_delivered"] == 2
+
+
+def test_a_customer_the_shop_only_contacted_was_never_seen() -> None:
+    summary = row(email("Delivered", "nl-07", at=T0, **U), sent(at_days(1), **U))
+    assert (summary["first_seen"], summary["last_seen"]) == (None, None)
+    assert summary["last_contacted_at"] == at_days(1)
+
+
+def test_an_email_opened_or_a_message_received_is_the_customers_activity() -> None:
+    summary = row(
+        email("Delivered", "c1", at=T0, **U),
+        email("Opened", "c1", at=at_days(1), **U),
+        message("line", "U1", at=at_days(2), **U),
+    )
+    assert (summary["first_seen"], summary["last_seen"]) == (at_days(1), at_days(2))
+    assert summary["last_contacted_at"] == T0
+
+
+def test_contact_days_beyond_the_horizon_are_dropped_in_any_order() -> None:
+    horizon = CONTACT_HORIZON_DAYS
+    first = email("Delivered", "c1", at=T0, **U)
+    edge = email("Delivered", "c2", at=at_days(1), **U)
+    last = email("Delivered", "c3", at=at_days(horizon), **U)  # day 1 is the oldest kept
+    state = profile.project([first, edge, last])
+    assert sorted(state.contacts) == [at_days(1).date(), at_days(horizon).date()]
+    assert profile.project([last, edge, first]) == state
+    assert profile.fold(profile.project([last]), [first, edge]) == state
+    split = profile.combine(profile.project([first]), profile.project([edge, last]))
+    assert split == state

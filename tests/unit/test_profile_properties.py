@@ -10,6 +10,7 @@ and the JSON snapshot is an exact inverse.
 from __future__ import annotations
 
 import functools
+from collections import Counter
 from datetime import UTC, timedelta, timezone
 from typing import Any
 
@@ -18,6 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from projections import profile
+from projections.outbound import CONTACT_EVENTS, CONTACT_HORIZON_DAYS, SHOP_EVENTS
 from schemas import AnyEvent, decode
 from tests.factories import at_days, envelope, raw_identify, raw_order, raw_page, raw_track
 from tests.unit.test_profile import conforms
@@ -28,9 +30,10 @@ ID = {"user_id": "u1"}
 
 # Few days and few keys on purpose: ties in event time (broken by messageId),
 # resent orders, refunds of the same order and reopened tickets all happen.
+# Days 95 and 200 put contacts beyond the contact horizon of earlier ones.
 times = st.builds(
     lambda day, hour, tz: (at_days(day) + timedelta(hours=hour)).astimezone(tz),
-    st.integers(0, 3),
+    st.sampled_from([0, 1, 2, 3, 0, 1, 95, 200]),
     st.sampled_from([0, 0, 5]),
     st.sampled_from([UTC, JST]),
 )
@@ -116,8 +119,9 @@ def events(draw: st.DrawFn) -> AnyEvent:
             raw = envelope("group", groupId=pick(["g1", "g2"]), **kw)
         case "alias":
             raw = envelope("alias", previousId="anon-1", **kw)
-        case "track":
-            raw = raw_track(pick(["Signed Up", "Coupon Applied"]), {}, **kw)
+        case "track":  # the customer's, a contact by the shop, or another shop record
+            names = ["Signed Up", "Coupon Applied", "Push Notification Received", "Email Bounced"]
+            raw = raw_track(pick(names), {}, **kw)
         case "Product Viewed" | "Product Added":
             product = {"product_id": pick(["p1", "p2"]), "category": pick(["tea", None])}
             raw = raw_track(kind, product, **kw)
@@ -219,9 +223,19 @@ def test_summary_has_exactly_the_columns_with_their_types(history: list[AnyEvent
     summary = profile.summary(profile.project(history))
     assert list(summary) == list(profile.SUMMARY_COLUMNS)
     assert {k: v for k, v in summary.items() if not conforms(k, v)} == {}
-    seen = [e.timestamp for e in history]
+    # Written from the definitions (projections.outbound), not from the fold.
+    seen = [e.timestamp for e in history if getattr(e, "event", None) not in SHOP_EVENTS]
     assert summary["first_seen"] == min(seen, default=None)
     assert summary["last_seen"] == max(seen, default=None)
+    contacts = [e.timestamp for e in history if getattr(e, "event", None) in CONTACT_EVENTS]
+    assert summary["last_contacted_at"] == max(contacts, default=None)
+    days = Counter(t.astimezone(UTC).date() for t in contacts)
+    if contacts:
+        horizon = max(contacts).astimezone(UTC).date() - timedelta(days=CONTACT_HORIZON_DAYS)
+        days = Counter({day: n for day, n in days.items() if day > horizon})
+    assert summary["contacts_by_day"] == [
+        {"day": d, "contacts": n} for d, n in sorted(days.items())
+    ]
     assert summary["events_count"] == len(history)
 
 
