@@ -11,6 +11,7 @@ import duckdb
 from cdp import segments
 from cdp.errors import QueryError, SegmentError
 from cdp.segment_lang import SegmentCatalog
+from cdp.segments import SegmentResult
 from schemas.identifiers import normalise_email, normalise_phone
 
 #: What an audience file holds, in order (identifiers normalised for matching).
@@ -73,6 +74,13 @@ class Audience:
     rows: list[tuple[Any, ...]]
 
 
+#: Audience columns that fall back to the identity graph (``identities`` view)
+#: when the profile column is empty: a LINE or X user id given as an
+#: ``identify`` trait, or in a form, joins the graph but is only copied to the
+#: profile by a message on that channel. The profile's own value wins.
+GRAPH_FALLBACK = {"line_user_id": "line", "x_user_id": "x"}
+
+
 def audience(
     con: duckdb.DuckDBPyConnection,
     segment_name: str,
@@ -85,20 +93,51 @@ def audience(
     With a ``catalog`` the segment may be a built-in or a saved one; without,
     only the built-ins are known.
     """
-    if consent is not None and consent not in CONSENT_COLUMNS:
-        raise SegmentError(
-            f"unknown consent purpose {consent!r}; use one of {', '.join(CONSENT_COLUMNS)} or none"
-        )
+    _check_consent(consent)
     result = (
         catalog.run(con, segment_name, overrides)
         if catalog is not None
         else segments.run(con, segment_name, overrides)
     )
-    condition = f"AND {CONSENT_COLUMNS[consent]} IS TRUE" if consent else ""
-    columns = ", ".join(AUDIENCE_COLUMNS)
+    return audience_of(con, result, consent)
+
+
+def _check_consent(consent: str | None) -> None:
+    if consent is not None and consent not in CONSENT_COLUMNS:
+        raise SegmentError(
+            f"unknown consent purpose {consent!r}; use one of {', '.join(CONSENT_COLUMNS)} or none"
+        )
+
+
+def audience_of(
+    con: duckdb.DuckDBPyConnection, result: SegmentResult, consent: str | None = "ads"
+) -> Audience:
+    """The consenting members of an evaluated segment (a saved one or a definition file).
+
+    ``line_user_id`` and ``x_user_id`` come from the profile, or else from the
+    identity graph (``GRAPH_FALLBACK``; the smallest id when a customer has
+    several, so that the choice is stable).
+    """
+    _check_consent(consent)
+    condition = f"AND p.{CONSENT_COLUMNS[consent]} IS TRUE" if consent else ""
+    columns = ", ".join(
+        f"coalesce(nullif(trim(p.{c}), ''), g.{c}) AS {c}" if c in GRAPH_FALLBACK else f"p.{c}"
+        for c in AUDIENCE_COLUMNS
+    )
+    graph = ", ".join(
+        f"min(value) FILTER (WHERE kind = '{kind}') AS {column}"
+        for column, kind in GRAPH_FALLBACK.items()
+    )
+    kinds = ", ".join(f"'{kind}'" for kind in GRAPH_FALLBACK.values())
     rows = con.execute(
-        f"SELECT {columns} FROM profiles WHERE customer_id IN (SELECT unnest(?)) {condition} "
-        "ORDER BY customer_id",
+        f"""WITH members AS (SELECT unnest(?) AS customer_id),
+                graph AS (SELECT customer_id, {graph} FROM identities
+                          WHERE kind IN ({kinds})
+                            AND customer_id IN (SELECT customer_id FROM members)
+                          GROUP BY customer_id)
+            SELECT {columns} FROM profiles p LEFT JOIN graph g USING (customer_id)
+            WHERE p.customer_id IN (SELECT customer_id FROM members) {condition}
+            ORDER BY p.customer_id""",
         [result.members],
     ).fetchall()
     normalised = [
@@ -113,5 +152,10 @@ def audience(
         for row in rows
     ]
     return Audience(
-        segment_name, consent, result.count, result.count - len(rows), AUDIENCE_COLUMNS, normalised
+        result.name,
+        consent,
+        result.count,
+        result.count - len(rows),
+        AUDIENCE_COLUMNS,
+        normalised,
     )

@@ -1,21 +1,31 @@
-"""``cdp export``: a segment's consenting audience to a file in a destination's format."""
+"""``cdp export``: a segment's consenting audience to a file in a destination's format.
+
+SEGMENT is a built-in or saved segment, or a definition file (``.yaml``,
+``.yml``, ``.json``) resolved exactly as ``cdp segment run FILE`` does. The
+summary accounts for every member of the segment: exported, or left out for
+lack of consent or of a usable identifier (``connectors.destinations.accounting``).
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from cdp.cli._app import app, console, errors, opts_of, params, print_json, table
 from cdp.cli.destinations import is_push_destination, run_sync
-from cdp.engine import Engine
-from cdp.query import audience
-from cdp.segment_lang import SegmentCatalog
-from connectors.destinations import registry
+from cdp.cli.segments import is_definition_file, segment_entry
+
+if TYPE_CHECKING:
+    from cdp.cli._app import Options
+    from cdp.query import Audience
+    from connectors.destinations.accounting import Written
 
 
 def _list_destinations(as_json: bool) -> None:
+    from connectors.destinations import registry  # noqa: PLC0415
+
     rows = [
         (
             d.name,
@@ -52,10 +62,13 @@ def _list_destinations(as_json: bool) -> None:
 @app.command("export")
 def export_command(
     ctx: typer.Context,
-    segment: Annotated[str | None, typer.Argument(help="Segment to export.")] = None,
+    segment: Annotated[
+        str | None,
+        typer.Argument(help="Segment to export: a name, or a definition file (.yaml/.json)."),
+    ] = None,
     to: Annotated[
         str | None,
-        typer.Option("--to", help="Destination (see --list-destinations) [csv]."),
+        typer.Option("--to", help="Destination (see --list-destinations); default: csv."),
     ] = None,
     out: Annotated[Path | None, typer.Option("--out", help="File to write.")] = None,
     fmt: Annotated[
@@ -65,7 +78,7 @@ def export_command(
         str | None,
         typer.Option(
             help="Export only customers who consented to: ads, email, line, sms, none "
-            "[the destination's default: ads, or line for line_audience]."
+            "(default: the destination's, ads, or line for line_audience)."
         ),
     ] = None,
     param: Annotated[list[str] | None, typer.Option(help="Segment parameter: name=value.")] = None,
@@ -98,9 +111,19 @@ def export_command(
                     "apply (its consent is set in destinations.toml)",
                     param_hint="--to",
                 )
+            if is_definition_file(segment):
+                # The sync journal remembers what was sent per segment name; a file
+                # has no stable name to resume or diff against.
+                raise typer.BadParameter(
+                    f"{name} is a push destination, which syncs saved segments: "
+                    f"save the file first (cdp segment save {segment})",
+                    param_hint="SEGMENT",
+                )
             run_sync(opts, segment, name, params(param), dry_run=False)
             return
         # ------------------------------------------------------------------------------
+        from connectors.destinations import registry  # noqa: PLC0415
+
         if fmt is not None and to is None and fmt not in registry.DESTINATIONS:
             raise typer.BadParameter(
                 f"format {fmt!r} is not supported; use one of {', '.join(registry.DESTINATIONS)}",
@@ -114,34 +137,67 @@ def export_command(
                 param_hint="--out",
             )
         purpose = consent or destination.consent
-        con = Engine.open_read_only(opts.settings)
-        try:
-            result = audience(
-                con,
-                segment,
-                params(param),
-                None if purpose == "none" else purpose,
-                catalog=SegmentCatalog(opts.settings.data_dir),  # built-in or saved segments
-            )
-        finally:
-            con.close()
-        written = destination.write(out, result, options)
-    summary = {
-        "segment": segment,
+        found = _audience(opts, segment, params(param), None if purpose == "none" else purpose)
+        written = destination.write(out, found, options)
+    summary = _summary(found, written, name, out, purpose, options)
+    if opts.json:
+        print_json(summary)
+        return
+    from rich.markup import escape  # noqa: PLC0415
+
+    from connectors.destinations.accounting import describe  # noqa: PLC0415
+
+    console.print(
+        f"exported [bold]{summary['exported']:,}[/] of {summary['members']:,} members of "
+        f"{escape(summary['segment'])} to {escape(str(out))} ({name}, "
+        f"{written.records:,} records); left out: {describe(summary['excluded'], purpose)}"
+    )
+
+
+def _audience(
+    opts: Options, segment: str, overrides: dict[str, str], consent: str | None
+) -> Audience:
+    """The consenting audience of a segment name or definition file (read-only)."""
+    from cdp.engine import Engine  # noqa: PLC0415  (DuckDB only for commands that use it)
+    from cdp.query import audience_of  # noqa: PLC0415
+    from cdp.segment_lang.catalog import execute  # noqa: PLC0415
+
+    entry = segment_entry(opts.settings, segment)  # built-in, saved, or a file
+    con = Engine.open_read_only(opts.settings)
+    try:
+        return audience_of(con, execute(con, entry.name, entry.compile(overrides)), consent)
+    finally:
+        con.close()
+
+
+def _summary(
+    found: Audience,
+    written: Written,
+    name: str,
+    out: Path,
+    purpose: str,
+    options: dict[str, str],
+) -> dict[str, Any]:
+    """The export summary; ``members == exported + sum(excluded.values())``."""
+    from connectors.destinations.accounting import NO_CONSENT  # noqa: PLC0415
+
+    excluded = {NO_CONSENT: found.excluded_without_consent, **written.excluded}
+    accounted = written.exported + sum(excluded.values())
+    if accounted != found.members:  # a writer that lost count would mislead the user
+        raise RuntimeError(
+            f"export of {found.segment} to {name}: {found.members} members but "
+            f"{accounted} accounted for ({written.exported} exported, excluded {excluded})"
+        )
+    return {
+        "segment": found.segment,
         "destination": name,
         "file": str(out),
-        "rows": written,
-        "members": result.members,
-        "consenting": len(result.rows),
-        "excluded_without_consent": result.excluded_without_consent,
+        "rows": written.records,
+        "members": found.members,
+        "consenting": len(found.rows),
+        "exported": written.exported,
+        "excluded_without_consent": found.excluded_without_consent,
+        "excluded": excluded,
         "consent": purpose,
         "options": options,
     }
-    if opts.json:
-        print_json(summary)
-    else:
-        console.print(
-            f"exported [bold]{written:,}[/] records ({name}) from {len(result.rows):,} of "
-            f"{result.members:,} members of {segment} to {out} "
-            f"({result.excluded_without_consent:,} left out: no {purpose} consent)"
-        )

@@ -12,13 +12,18 @@ Sources (Google's documentation):
   each identifier is its own ``UserIdentifier`` (a oneof of ``hashedEmail``,
   ``hashedPhoneNumber``, ``addressInfo``...); e-mail, phone, first and last
   name are SHA-256 of the normalised value (trim, lower-case, E.164 for the
-  phone); ``countryCode`` and ``postalCode`` are sent in clear. The guide adds
-  that removing the dots before ``@gmail.com`` / ``@googlemail.com`` is not
-  required but accepted; the enhanced-conversions guide requires it. We remove
-  them (``normalise.email_google``), which is valid for both.
+  phone); ``countryCode`` and ``postalCode`` are sent in clear.
+- ``OfflineUserAddressInfo`` reference: ``hashed_last_name`` "lower case only
+  and no punctuation"; ``hashed_first_name`` "lowercase all characters; remove
+  any extra spaces before, after, and in between" (``normalise.name_google``
+  applies both to both names: ``O'Brien`` → ``obrien``).
+- Data Manager API, "Format user data" (the successor of the Customer Match
+  upload APIs): for gmail.com / googlemail.com addresses remove the dots and
+  a ``+`` suffix before the ``@``; keep both for every other domain
+  (``normalise.email_google``). Phones E.164 with the ``+``.
 
-Japanese names: NFKC, trimmed, lower-cased, and otherwise kept as typed
-(山田 → the SHA-256 of the UTF-8 bytes of ``山田``). Google documents no
+Japanese names: NFKC, lower-cased, punctuation removed, and otherwise kept as
+typed (山田 → the SHA-256 of the UTF-8 bytes of ``山田``). Google documents no
 reading or romanisation rule, so the kana readings are not sent.
 """
 
@@ -46,8 +51,8 @@ CSV_HEADERS_HASHED: Final[tuple[str, ...]] = CSV_HEADERS_PLAIN
 
 def _address(member: Member) -> tuple[str, str, str, str] | None:
     # Google matches an address only with all four parts; a partial one is dropped.
-    first = n.text_nfkc(member.first_name)
-    last = n.text_nfkc(member.last_name)
+    first = n.name_google(member.first_name)
+    last = n.name_google(member.last_name)
     country = n.country_code(member.country)
     postal = n.postal_code(member.postal_code, member.country)
     if first and last and country and postal:
@@ -68,6 +73,18 @@ def normalised(member: Member) -> dict[str, str | None]:
     }
 
 
+def exclusion(member: Member) -> str | None:
+    """Why Google can match nothing of the member, or None when it can.
+
+    The same test decides the CSV rows and the API operations, so a member is
+    in both files or in neither.
+    """
+    values = normalised(member)
+    if values["email"] or values["phone"] or values["first_name"]:
+        return None
+    return "no_email_phone_or_address"
+
+
 def csv_rows(members: Iterable[Member], hashed: bool = True) -> list[list[str]]:
     """Rows for ``CSV_HEADERS_HASHED`` (or ``_PLAIN``): one per member with something to match.
 
@@ -77,9 +94,9 @@ def csv_rows(members: Iterable[Member], hashed: bool = True) -> list[list[str]]:
     """
     rows: list[list[str]] = []
     for member in members:
-        values = normalised(member)
-        if not (values["email"] or values["phone"] or values["first_name"]):
+        if exclusion(member) is not None:
             continue
+        values = normalised(member)
         secret = ("email", "phone", "first_name", "last_name")
         row = [
             (n.hashed(values[key]) if hashed else values[key] or "")

@@ -7,6 +7,8 @@ Sources (LINE's documentation):
   (``PUT /v2/bot/audienceGroup/upload``): ``audiences`` is an array of
   ``{"id": "U..."}`` objects, at most 10,000 per request; "by file" takes a
   text file with one user ID per line (at most 1,500,000).
+- Messaging API docs, "Get user IDs": a user ID is ``U[0-9a-f]{32}``
+  (``U8189cf6745fc0d808977bdb0b9f22995``); ``user_id`` keeps only that form.
 - LINE Ads manual (LINE for Business), "メールアドレスアップロード" and the phone
   upload: one value per line, no header row, CSV or TXT; hashed files must be
   SHA-256. E-mail is trimmed and lower-cased before hashing. The phone is the
@@ -21,6 +23,7 @@ is exported from ``consent_line``; LINE Ads audiences are ads and use
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator
 from typing import Any, Final, Literal
 
@@ -30,18 +33,39 @@ from connectors.destinations.members import Member
 MAX_IDS_PER_REQUEST: Final = 10_000
 """Messaging API limit on ``audiences`` in one JSON request."""
 
+USER_ID: Final = re.compile(r"U[0-9a-f]{32}")
+"""A LINE user id as the platform issues it ("Get user IDs": ``U[0-9a-f]{32}``)."""
+
 AdsIdentifier = Literal["email", "phone"]
 
 
+def user_id(member: Member) -> str | None:
+    """The member's LINE user id if it has LINE's form (``U`` + 32 hex digits), else None.
+
+    Anything else (a display name, a LINE ID typed by a person, a truncated
+    value) would make LINE refuse the whole upload request, so it is left out
+    and counted (``exclusion``).
+    """
+    value = (member.line_user_id or "").strip()
+    return value if USER_ID.fullmatch(value) else None
+
+
+def exclusion(member: Member) -> str | None:
+    """Why the member cannot be in a Messaging API audience, or None if it can."""
+    if not (member.line_user_id or "").strip():
+        return "no_line_user_id"
+    return None if user_id(member) else "invalid_line_user_id"
+
+
 def messaging_audience(members: Iterable[Member]) -> list[dict[str, Any]]:
-    """``[{"id": "U..."}, ...]`` for members with a LINE user id, without duplicates."""
+    """``[{"id": "U..."}, ...]`` for members with a valid LINE user id, without duplicates."""
     seen: set[str] = set()
     out: list[dict[str, Any]] = []
     for member in members:
-        user_id = member.line_user_id
-        if user_id and user_id not in seen:
-            seen.add(user_id)
-            out.append({"id": user_id})
+        valid = user_id(member)
+        if valid and valid not in seen:
+            seen.add(valid)
+            out.append({"id": valid})
     return out
 
 
@@ -63,6 +87,11 @@ def ads_value(member: Member, identifier: AdsIdentifier) -> str | None:
     if identifier == "email":
         return n.email(member.email)
     return n.phone_digits(member.phone)
+
+
+def ads_exclusion(member: Member, identifier: AdsIdentifier) -> str | None:
+    """Why the member has no line in a LINE Ads file of ``identifier``, or None."""
+    return None if ads_value(member, identifier) else f"no_{identifier}"
 
 
 def ads_rows(members: Iterable[Member], identifier: AdsIdentifier = "email") -> list[list[str]]:

@@ -18,8 +18,12 @@ Sources (Meta's documentation):
   internal-only codes, so the CSV file carries no EXTERN_ID.
 
 Decisions: FN/LN/CT/ST keep Japanese script (NFKC, then letters only:
-山田 → ``山田``, 東京都 → ``東京都``); Japanese postal codes are the seven
-digits (``150-0002`` → ``1500002``); EXTERN_ID is our ``customer_id``.
+山田 → ``山田``, O'Brien → ``obrien``, 東京都 → ``東京都``). For CT/ST this
+follows Meta's Python Business SDK normaliser (digits, spaces, ``.``, ``-``
+and brackets removed, other letters kept) over the table's "no special
+characters", which would leave nothing of a Japanese city (docs/destinations.md).
+Japanese postal codes are the seven digits (``150-0002`` → ``1500002``);
+EXTERN_ID is our ``customer_id``.
 """
 
 from __future__ import annotations
@@ -85,6 +89,11 @@ def matchable(member: Member) -> bool:
     """True when the member has an e-mail, a phone, or both names (Meta can match on them)."""
     values = normalised(member)
     return bool(values["EMAIL"] or values["PHONE"] or (values["FN"] and values["LN"]))
+
+
+def exclusion(member: Member) -> str | None:
+    """Why the member is not sent to Meta (``matchable`` is false), or None."""
+    return None if matchable(member) else "no_email_phone_or_name"
 
 
 def payloads(members: Iterable[Member], batch_size: int = MAX_BATCH) -> Iterator[dict[str, Any]]:

@@ -61,16 +61,22 @@ def email(value: str | None) -> str | None:
 
 
 def email_google(value: str | None) -> str | None:
-    """Google: trimmed, lower-cased, and dots removed from the local part of
-    gmail.com / googlemail.com addresses (``Jane.Doe@gmail.com`` →
-    ``janedoe@gmail.com``). The ``+tag`` part is kept: Google does not document
-    removing it."""
+    """Google: trimmed and lower-cased; for gmail.com / googlemail.com addresses
+    the dots and a ``+tag`` are removed from the local part
+    (``Jane.Doe+shop@Gmail.com`` → ``janedoe@gmail.com``); other domains keep
+    both (``user.name+NYC@Example.com`` → ``user.name+nyc@example.com``).
+
+    Google's Data Manager API guide "Format user data" (the successor of the
+    Customer Match upload APIs) states exactly these two examples.
+    """
     text = email(value)
     if text is None or "@" not in text:
         return text
     local, _, domain = text.rpartition("@")
     if domain in _GMAIL_DOMAINS:
-        local = local.replace(".", "")
+        local = local.split("+", 1)[0].replace(".", "")
+        if not local:
+            return None
     return f"{local}@{domain}"
 
 
@@ -107,6 +113,30 @@ def text_nfkc(value: str | None) -> str | None:
         return None
     text = _SPACES.sub(" ", unicodedata.normalize("NFKC", value)).strip().lower()
     return text or None
+
+
+def name_google(value: str | None) -> str | None:
+    """Google first / last name: NFKC, lower-case, no punctuation, white space
+    trimmed and inner runs collapsed to one space.
+
+    ``OfflineUserAddressInfo`` says "lower case only and no punctuation" for
+    the last name and "lowercase all characters; remove any extra spaces
+    before, after, and in between" for the first; the Customer Match file
+    template asks the same of both names. So ``O'Brien`` → ``obrien``,
+    ``Mary-Ann`` → ``maryann``, ``  Mary   Ann `` → ``mary ann``.
+
+    "No punctuation" removes Unicode punctuation (P*) and symbols (S*) only:
+    letters of every script, their combining marks and digits stay, so
+    ``山田`` stays ``山田``, ``ヤマダ`` stays ``ヤマダ`` (the long-vowel mark ー and
+    the iteration mark 々 are letters), ``Zoë`` → ``zoë``; the katakana middle
+    dot between given and family name is punctuation (``ジョン・スミス`` →
+    ``ジョンスミス``). A name that is nothing but punctuation gives ``None``.
+    """
+    text = text_nfkc(value)
+    if text is None:
+        return None
+    kept = "".join(c for c in text if unicodedata.category(c)[0] not in "PSC")
+    return _SPACES.sub(" ", kept).strip() or None
 
 
 def _letters_only(text: str, keep_digits: bool) -> str:

@@ -3,8 +3,9 @@
 ``cdp export SEGMENT --to NAME --out FILE`` looks the name up here. Every
 writer takes the consenting audience (``cdp.query.Audience``), the options
 given with ``--option key=value`` and the output path, writes the file
-atomically and returns the number of records written (rows, lines or ids).
-HTTP push destinations live in ``connectors/destinations/push`` and are not
+atomically and returns a ``Written``: the records written (rows, lines or
+ids), the members they stand for and the consenting members left out for
+want of a usable identifier, by reason (``accounting.py``). HTTP push destinations live in ``connectors/destinations/push`` and are not
 in this registry.
 """
 
@@ -20,12 +21,13 @@ import orjson
 from cdp.errors import ConfigError
 from cdp.query import Audience
 from connectors.destinations import google_ads, line, meta, tiktok, x_ads
+from connectors.destinations.accounting import Written, tally
 from connectors.destinations.csv_file import write_csv
 from connectors.destinations.files import atomic_path, write_lines
 from connectors.destinations.members import members_from_audience
 from connectors.destinations.parquet_file import write_parquet
 
-Writer = Callable[[Path, Audience, Mapping[str, str]], int]
+Writer = Callable[[Path, Audience, Mapping[str, str]], Written]
 
 
 @dataclass(frozen=True)
@@ -62,60 +64,70 @@ def _write_json(path: Path, data: Any) -> None:
         temp.write_bytes(orjson.dumps(data, option=orjson.OPT_INDENT_2) + b"\n")
 
 
-def _csv(path: Path, aud: Audience, _: Mapping[str, str]) -> int:
-    return write_csv(path, aud.columns, aud.rows)
+def _everyone(count: int, aud: Audience) -> Written:
+    # csv / parquet carry every consenting member, identifiers or not.
+    return Written(records=count, exported=len(aud.rows))
 
 
-def _parquet(path: Path, aud: Audience, _: Mapping[str, str]) -> int:
-    return write_parquet(path, aud.columns, aud.rows)
+def _csv(path: Path, aud: Audience, _: Mapping[str, str]) -> Written:
+    return _everyone(write_csv(path, aud.columns, aud.rows), aud)
 
 
-def _google_ads_csv(path: Path, aud: Audience, options: Mapping[str, str]) -> int:
+def _parquet(path: Path, aud: Audience, _: Mapping[str, str]) -> Written:
+    return _everyone(write_parquet(path, aud.columns, aud.rows), aud)
+
+
+def _google_ads_csv(path: Path, aud: Audience, options: Mapping[str, str]) -> Written:
     hashed = options["hashed"] == "true"
     headers = google_ads.CSV_HEADERS_HASHED if hashed else google_ads.CSV_HEADERS_PLAIN
-    rows = google_ads.csv_rows(members_from_audience(aud), hashed=hashed)
-    return write_csv(path, headers, rows)
+    kept, excluded = tally(members_from_audience(aud), google_ads.exclusion)
+    count = write_csv(path, headers, google_ads.csv_rows(kept, hashed=hashed))
+    return Written(count, len(kept), excluded)
 
 
-def _google_ads_json(path: Path, aud: Audience, _: Mapping[str, str]) -> int:
-    operations = [
-        {"create": {"userIdentifiers": identifiers}}
-        for member in members_from_audience(aud)
-        if (identifiers := google_ads.user_identifiers(member))
-    ]
+def _google_ads_json(path: Path, aud: Audience, _: Mapping[str, str]) -> Written:
+    kept, excluded = tally(members_from_audience(aud), google_ads.exclusion)
+    operations = [{"create": {"userIdentifiers": google_ads.user_identifiers(m)}} for m in kept]
     _write_json(path, {"operations": operations})
-    return len(operations)
+    return Written(len(operations), len(kept), excluded)
 
 
-def _meta_csv(path: Path, aud: Audience, _: Mapping[str, str]) -> int:
-    return write_csv(path, meta.CSV_HEADERS, meta.csv_rows(members_from_audience(aud)))
+def _meta_csv(path: Path, aud: Audience, _: Mapping[str, str]) -> Written:
+    kept, excluded = tally(members_from_audience(aud), meta.exclusion)
+    return Written(write_csv(path, meta.CSV_HEADERS, meta.csv_rows(kept)), len(kept), excluded)
 
 
-def _meta_json(path: Path, aud: Audience, _: Mapping[str, str]) -> int:
-    batches = list(meta.payloads(members_from_audience(aud)))
+def _meta_json(path: Path, aud: Audience, _: Mapping[str, str]) -> Written:
+    kept, excluded = tally(members_from_audience(aud), meta.exclusion)
+    batches = list(meta.payloads(kept))
     _write_json(path, batches)
-    return sum(len(batch["data"]) for batch in batches)
+    return Written(sum(len(batch["data"]) for batch in batches), len(kept), excluded)
 
 
-def _line_audience(path: Path, aud: Audience, _: Mapping[str, str]) -> int:
-    ids = line.messaging_audience(members_from_audience(aud))
-    return write_lines(path, [str(item["id"]) for item in ids])
+def _line_audience(path: Path, aud: Audience, _: Mapping[str, str]) -> Written:
+    kept, excluded = tally(members_from_audience(aud), line.exclusion)
+    ids = line.messaging_audience(kept)
+    return Written(write_lines(path, [str(item["id"]) for item in ids]), len(kept), excluded)
 
 
-def _line_ads(path: Path, aud: Audience, options: Mapping[str, str]) -> int:
+def _line_ads(path: Path, aud: Audience, options: Mapping[str, str]) -> Written:
     identifier = cast(line.AdsIdentifier, options["identifier"])
-    rows = line.ads_rows(members_from_audience(aud), identifier)
-    return write_lines(path, [r[0] for r in rows])
+    kept, excluded = tally(members_from_audience(aud), lambda m: line.ads_exclusion(m, identifier))
+    rows = line.ads_rows(kept, identifier)
+    return Written(write_lines(path, [r[0] for r in rows]), len(kept), excluded)
 
 
-def _x_csv(path: Path, aud: Audience, options: Mapping[str, str]) -> int:
+def _x_csv(path: Path, aud: Audience, options: Mapping[str, str]) -> Written:
     identifier = cast(x_ads.XIdentifier, options["identifier"])
-    rows = x_ads.file_rows(members_from_audience(aud), identifier)
-    return write_lines(path, [r[0] for r in rows])
+    kept, excluded = tally(members_from_audience(aud), lambda m: x_ads.exclusion(m, identifier))
+    rows = x_ads.file_rows(kept, identifier)
+    return Written(write_lines(path, [r[0] for r in rows]), len(kept), excluded)
 
 
-def _tiktok_csv(path: Path, aud: Audience, _: Mapping[str, str]) -> int:
-    return write_csv(path, tiktok.CSV_HEADERS, tiktok.file_rows(members_from_audience(aud)))
+def _tiktok_csv(path: Path, aud: Audience, _: Mapping[str, str]) -> Written:
+    kept, excluded = tally(members_from_audience(aud), tiktok.exclusion)
+    count = write_csv(path, tiktok.CSV_HEADERS, tiktok.file_rows(kept))
+    return Written(count, len(kept), excluded)
 
 
 DESTINATIONS: Final[dict[str, FileDestination]] = {

@@ -32,6 +32,12 @@ def normalised(member: Member) -> tuple[str | None, str | None]:
     return n.email_without_tag(member.email), n.phone_digits(member.phone)
 
 
+def exclusion(member: Member) -> str | None:
+    """Why the member has no row (neither e-mail nor phone), or None."""
+    email, phone = normalised(member)
+    return None if email or phone else "no_email_or_phone"
+
+
 def file_rows(members: Iterable[Member]) -> list[list[str]]:
     """Rows under ``CSV_HEADERS``; members with neither e-mail nor phone are left out."""
     rows: list[list[str]] = []

@@ -35,6 +35,16 @@ def value(member: Member, identifier: XIdentifier) -> str | None:
     return user_id if user_id.isdigit() else None
 
 
+def exclusion(member: Member, identifier: XIdentifier) -> str | None:
+    """Why the member has no line in a file of ``identifier``, or None."""
+    if value(member, identifier) is not None:
+        return None
+    if identifier == "email":
+        return "no_email"
+    # An X user id that is not an integer (a @handle, a URL) never matches.
+    return "invalid_x_user_id" if (member.x_user_id or "").strip() else "no_x_user_id"
+
+
 def file_rows(members: Iterable[Member], identifier: XIdentifier = "email") -> list[list[str]]:
     """One ``[sha256]`` row per member with that identifier, duplicates removed."""
     seen: set[str] = set()

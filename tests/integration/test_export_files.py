@@ -15,6 +15,7 @@ import pytest
 
 from cdp.query import AUDIENCE_COLUMNS, Audience
 from connectors.destinations import registry
+from connectors.destinations.accounting import Written
 from connectors.destinations.csv_file import write_csv
 
 pytestmark = pytest.mark.integration
@@ -62,9 +63,17 @@ def read_csv(path: Path) -> list[list[str]]:
 
 
 def write(name: str, tmp_path: Path, aud: Audience, **options: str) -> tuple[Path, int]:
+    path, written = write_full(name, tmp_path, aud, **options)
+    return path, written.records
+
+
+def write_full(name: str, tmp_path: Path, aud: Audience, **options: str) -> tuple[Path, Written]:
     destination = registry.get(name)
     path = tmp_path / f"out{destination.extension}"
-    return path, destination.write(path, aud, destination.resolve_options(options))
+    written = destination.write(path, aud, destination.resolve_options(options))
+    # Every consenting member is in the file or left out for a stated reason.
+    assert written.exported + sum(written.excluded.values()) == len(aud.rows), name
+    return path, written
 
 
 def test_google_ads_csv_round_trip(tmp_path: Path) -> None:
@@ -159,3 +168,40 @@ def test_a_failed_write_leaves_the_old_file(tmp_path: Path) -> None:
         write_csv(path, ["customer_id", "email"], rows_then_crash())
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == [path.name]  # no temporary file left
+
+
+@pytest.mark.parametrize(
+    ("name", "options", "reason"),
+    [
+        ("google_ads_csv", {}, None),  # the last person still has a full address
+        ("google_ads_json", {}, None),
+        ("meta_csv", {}, None),  # and both names
+        ("meta_json", {}, None),
+        ("line_audience", {}, "no_line_user_id"),
+        ("line_ads", {"identifier": "email"}, "no_email"),
+        ("line_ads", {"identifier": "phone"}, "no_phone"),
+        ("x_csv", {"identifier": "email"}, "no_email"),
+        ("x_csv", {"identifier": "user_id"}, "no_x_user_id"),
+        ("tiktok_csv", {}, "no_email_or_phone"),
+        ("csv", {}, None),
+        ("parquet", {}, None),
+    ],
+)
+def test_members_without_a_usable_identifier_are_counted(
+    tmp_path: Path, name: str, options: dict[str, str], reason: str | None
+) -> None:
+    aud = audience(3)  # three complete people and one with a name and address only
+    _, written = write_full(name, tmp_path, aud, **options)
+    assert written.exported == (4 if reason is None else 3)
+    assert written.excluded == ({} if reason is None else {reason: 1})
+
+
+def test_shared_identifiers_are_written_once_but_every_member_counts(tmp_path: Path) -> None:
+    same = f"U{7:032x}"
+    rows = [person(1, line_user_id=same), person(2, line_user_id=same), person(3)]
+    rows.append(person(4, line_user_id="U123"))  # not LINE's form: LINE refuses the request
+    aud = Audience("seg", "line", 4, 0, AUDIENCE_COLUMNS, rows)
+    path, written = write_full("line_audience", tmp_path, aud)
+    assert path.read_text(encoding="utf-8").splitlines() == [same, f"U{3:032x}"]
+    assert (written.records, written.exported) == (2, 3)
+    assert written.excluded == {"invalid_line_user_id": 1}

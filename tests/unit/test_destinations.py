@@ -16,6 +16,7 @@ from cdp.errors import ConfigError
 from cdp.query import AUDIENCE_COLUMNS, Audience
 from connectors.destinations import google_ads, line, meta, registry, tiktok, x_ads
 from connectors.destinations import normalise as n
+from connectors.destinations.accounting import REASONS, describe, tally
 from connectors.destinations.members import Member, members_from_audience
 
 
@@ -37,7 +38,7 @@ HANAKO = Member(
     region="東京都",
     postal_code="150-0002",
     country="JP",
-    line_user_id="U4af4980629",
+    line_user_id="U4af4980629a1b2c3d4e5f60718293a4b",
     x_user_id="143567",
 )
 
@@ -118,8 +119,12 @@ def test_google_api_example_records() -> None:
     [
         ("Jane.Doe@Gmail.com ", "janedoe@gmail.com"),  # dots before @gmail.com removed
         ("j.a.n.e@googlemail.com", "jane@googlemail.com"),
-        ("jane.doe+shop@gmail.com", "janedoe+shop@gmail.com"),  # +tag: not documented, kept
-        ("Jane.Doe@example.jp", "jane.doe@example.jp"),  # other domains keep their dots
+        # Data Manager API "Format user data": gmail drops dots and the +suffix ...
+        ("cloudy.sanfrancisco+shopping@gmail.com", "cloudysanfrancisco@gmail.com"),
+        ("jane.doe+shop@googlemail.com", "janedoe@googlemail.com"),
+        # ... every other domain keeps both: "user.name+NYC@Example.com → user.name+nyc@example.com"
+        ("user.name+NYC@Example.com", "user.name+nyc@example.com"),
+        ("Jane.Doe@example.jp", "jane.doe@example.jp"),
     ],
 )
 def test_google_email_normalisation(raw: str, google: str) -> None:
@@ -147,17 +152,54 @@ def test_japanese_names_are_hashed_as_typed_in_utf8() -> None:
     ("raw", "meta_form", "google_form"),
     [
         ("ﾔﾏﾀﾞ", "ヤマダ", "ヤマダ"),  # half-width katakana → full width (NFKC)
-        ("山田 太郎", "山田太郎", "山田 太郎"),  # Meta: no spaces; Google: trimmed only
+        ("山田 太郎", "山田太郎", "山田 太郎"),  # Meta: no spaces; Google: one space kept
+        ("  山田   太郎 ", "山田太郎", "山田 太郎"),  # Google: extra spaces removed
         ("　山田　", "山田", "山田"),  # ideographic spaces trimmed
         ("Ｙａｍａｄａ", "yamada", "yamada"),  # full-width Latin → ASCII, lower-cased
-        ("Mary-Ann O'Neil", "maryannoneil", "mary-ann o'neil"),  # Meta: no punctuation
+        ("Mary-Ann O'Neil", "maryannoneil", "maryann oneil"),  # no punctuation (both)
         ("Émilie", "émilie", "émilie"),  # accents kept (UTF-8)
-        ("ヨウコ・オノ", "ヨウコオノ", "ヨウコ・オノ"),  # katakana middle dot is punctuation
+        ("ヨウコ・オノ", "ヨウコオノ", "ヨウコオノ"),  # katakana middle dot is punctuation
+        ("佐々木", "佐々木", "佐々木"),  # 々 is a letter (Lm), never stripped
+        ("ユーコ", "ユーコ", "ユーコ"),  # ー is a letter (Lm), never stripped
+        ("はなこ。", "はなこ", "はなこ"),  # 。 is punctuation
     ],
 )
 def test_name_normal_forms(raw: str, meta_form: str, google_form: str) -> None:
     assert n.name_meta(raw) == meta_form
-    assert n.text_nfkc(raw) == google_form
+    assert n.name_google(raw) == google_form
+
+
+def test_google_names_lower_case_without_punctuation() -> None:
+    # OfflineUserAddressInfo.hashed_last_name: "lower case only and no punctuation";
+    # hashed_first_name: "Lowercase all characters; Remove any extra spaces before,
+    # after, and in between". O'Brien is hashed as "obrien".
+    member = Member(
+        "c", first_name=" Seán  Óg ", last_name="O'Brien", country="ie", postal_code="D02 X285"
+    )
+    assert google_ads.user_identifiers(member) == [
+        {
+            "addressInfo": {
+                "hashedFirstName": sha("seán óg"),
+                "hashedLastName": sha("obrien"),
+                "countryCode": "IE",
+                "postalCode": "d02x285",
+            }
+        }
+    ]
+    assert google_ads.csv_rows([member], hashed=False) == [
+        ["", "", "seán óg", "obrien", "IE", "d02x285"]
+    ]
+    # Only punctuation is no name at all: the address is incomplete and not sent.
+    assert n.name_google("'-.") is None
+    assert google_ads.exclusion(Member("c", first_name="-", last_name="?", country="JP")) == (
+        "no_email_phone_or_address"
+    )
+
+
+def test_japanese_names_survive_every_no_punctuation_rule() -> None:
+    # A "no punctuation" rule must never strip kanji or kana to nothing.
+    for raw in ("山田", "花子", "ヤマダ", "やまだ", "佐々木", "ﾊﾅｺ"):
+        assert n.name_google(raw) and n.name_meta(raw), raw
 
 
 def test_japanese_places_postcode_gender_and_year_for_meta() -> None:
@@ -304,7 +346,7 @@ def test_members_from_audience_reads_every_field() -> None:
         "first_name": "花子",
         "region": "東京都",
         "country": "JP",
-        "line_user_id": "U4af4980629",
+        "line_user_id": "U4af4980629a1b2c3d4e5f60718293a4b",
         "lifecycle_stage": "customer",
         "lead_score_now": 12.5,
         "gender": "female",
@@ -343,3 +385,52 @@ def test_registry_names_and_option_errors() -> None:
         registry.get("google_ads_csv").resolve_options({"hashed": "no"})
     with pytest.raises(ConfigError, match="'mailchimp' is not supported"):
         registry.get("mailchimp")
+
+
+# ----------------------------------------------------------- who is left out, why
+def test_line_user_ids_must_have_lines_form() -> None:
+    # Messaging API "Get user IDs": "formatted as U[0-9a-f]{32}", e.g. U8189cf6745fc0d808977bdb0b9f22995.
+    documented = Member("c", line_user_id="U8189cf6745fc0d808977bdb0b9f22995")
+    assert line.user_id(documented) == "U8189cf6745fc0d808977bdb0b9f22995"
+    assert line.exclusion(documented) is None
+    for typed in ("U8189CF6745FC0D808977BDB0B9F22995", "U8189cf6745", "hanako_line", "@hanako"):
+        member = Member("c", line_user_id=typed)
+        assert line.user_id(member) is None and line.exclusion(member) == "invalid_line_user_id"
+        assert line.messaging_audience([member]) == []
+    assert line.exclusion(Member("c")) == "no_line_user_id"
+    assert line.exclusion(Member("c", line_user_id="  ")) == "no_line_user_id"
+
+
+def test_every_format_states_why_a_member_is_left_out() -> None:
+    nobody = Member("c")
+    assert google_ads.exclusion(nobody) == "no_email_phone_or_address"
+    assert meta.exclusion(nobody) == "no_email_phone_or_name"
+    assert tiktok.exclusion(nobody) == "no_email_or_phone"
+    assert line.ads_exclusion(nobody, "email") == "no_email"
+    assert line.ads_exclusion(nobody, "phone") == "no_phone"
+    assert x_ads.exclusion(nobody, "email") == "no_email"
+    assert x_ads.exclusion(nobody, "user_id") == "no_x_user_id"
+    assert x_ads.exclusion(Member("c", x_user_id="@jack"), "user_id") == "invalid_x_user_id"
+    for reason in (google_ads.exclusion, meta.exclusion, tiktok.exclusion, line.exclusion):
+        assert reason(HANAKO) is None
+    # Each format's rows are exactly the members its exclusion lets through.
+    members = [HANAKO, nobody, Member("d", phone="090-1234-5678")]
+    kept, excluded = tally(members, meta.exclusion)
+    assert kept == [HANAKO, members[2]] and excluded == {"no_email_phone_or_name": 1}
+    assert len(meta.csv_rows(members)) == len(kept)
+    kept, excluded = tally(members, google_ads.exclusion)
+    assert len(google_ads.csv_rows(members)) == len(kept) == 2
+    assert set(REASONS) >= {"no_consent", *excluded}
+
+
+def test_describe_names_each_reason_with_its_count() -> None:
+    text = describe({"no_consent": 3, "no_line_user_id": 1, "invalid_line_user_id": 0}, "line")
+    assert text == "3 no line consent, 1 consenting but no LINE user id"
+    assert describe({"no_consent": 0}, "none") == "none"
+
+
+def test_a_gmail_address_that_is_only_a_tag_is_no_address() -> None:
+    assert n.email_google("+promo@gmail.com") is None
+    assert google_ads.exclusion(Member("c", email="+promo@gmail.com")) == (
+        "no_email_phone_or_address"
+    )

@@ -12,7 +12,10 @@
    last synced set: *adds* are members who are new or whose row changed
    (re-adding updates the platform's identifiers), *removes* are members who
    left (or lost consent). A remove whose identifiers still belong to a
-   current member is not sent (see ``Platform.match_keys``).
+   current member is not sent (see ``Platform.match_keys``). Members left
+   out (no consent, nothing the platform can match) are counted by reason
+   in the report (``SyncReport.excluded``), so its numbers add up to the
+   segment.
 3. **Plan.** The changes cut into chunks within the platform's limits, the
    plan persisted (rows, then the journal) before the first request, then
    executed as in 1.
@@ -26,6 +29,7 @@ from __future__ import annotations
 
 import secrets
 import time
+from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -38,6 +42,7 @@ import orjson
 from cdp.errors import ConfigError
 from cdp.query import audience
 from cdp.segment_lang import SegmentCatalog
+from connectors.destinations.accounting import NO_CONSENT
 from connectors.destinations.members import members_from_audience
 from connectors.destinations.push.base import Platform, Run
 from connectors.destinations.push.config import AnyDestination, GoogleAds, Line, Meta
@@ -61,6 +66,11 @@ class SyncReport:
     segment: str
     status: str = "up to date"  # "synced" | "up to date" | "dry run"
     members: int = 0
+    """Consenting members the platform can match: the audience now."""
+    segment_members: int = 0
+    """Everyone in the segment: ``members`` plus every count in ``excluded``."""
+    excluded: dict[str, int] = field(default_factory=dict)
+    """Members left out of the audience, by reason (``accounting.REASONS``)."""
     adds: int = 0
     removes: int = 0
     removes_skipped: int = 0
@@ -128,15 +138,26 @@ def _json_row(row: Any) -> Any:
     return orjson.loads(orjson.dumps(row, option=orjson.OPT_SORT_KEYS))
 
 
-def current_rows(
+@dataclass(frozen=True)
+class CurrentAudience:
+    """The segment's members as platform rows, and who was left out and why."""
+
+    rows: dict[str, Any]
+    """Platform rows by customer id: consenting members the platform can match."""
+    segment_members: int
+    excluded: dict[str, int]
+    """``{"no_consent": n, reason: n, ...}``; ``rows`` + these = ``segment_members``."""
+
+
+def current_audience(
     con: Connection,
     catalog: SegmentCatalog | None,
     destination: AnyDestination,
     segment: str,
     platform: Platform,
     overrides: Mapping[str, str] | None = None,
-) -> dict[str, Any]:
-    """The segment's consenting members as platform rows, by customer id."""
+) -> CurrentAudience:
+    """The segment's consenting members as platform rows, by customer id, with the tally."""
     consent = None if destination.consent == "none" else destination.consent
     connection = con() if callable(con) else con
     try:
@@ -145,11 +166,20 @@ def current_rows(
         if callable(con):
             connection.close()
     rows: dict[str, Any] = {}
+    excluded: Counter[str] = Counter({NO_CONSENT: found.excluded_without_consent})
     for member in members_from_audience(found):
         row = platform.row(member)
         if row is not None:
             rows[member.customer_id] = _json_row(row)
-    return rows
+        else:
+            excluded[platform.exclusion(member)] += 1
+    return CurrentAudience(rows, found.members, dict(excluded))
+
+
+def _count(report: SyncReport, current: CurrentAudience) -> None:
+    report.members = len(current.rows)
+    report.segment_members = current.segment_members
+    report.excluded = current.excluded
 
 
 def diff(current: Mapping[str, Any], synced: Mapping[str, Any]) -> tuple[list[str], list[str]]:
@@ -235,10 +265,11 @@ def sync(
         synced = journal.synced()
         if dry_run:
             members = _apply(synced.members, pending) if pending else synced.members
-            current = current_rows(con, catalog, destination, segment, platform, overrides)
+            now = current_audience(con, catalog, destination, segment, platform, overrides)
+            current = now.rows
             plan, skipped = new_plan(platform, destination, current, members, synced.extra)
             report.status = "dry run"
-            report.members = len(current)
+            _count(report, now)
             report.adds, report.removes = len(plan.adds), len(plan.removes)
             report.removes_skipped = skipped
             report.chunks = len(plan.chunks)
@@ -252,8 +283,9 @@ def sync(
                 report.resumed_plan_id = pending.id
                 _execute(platform, journal, transport, pending, segment, after_chunk, report)
                 synced = journal.synced()
-            current = current_rows(con, catalog, destination, segment, platform, overrides)
-            report.members = len(current)
+            now = current_audience(con, catalog, destination, segment, platform, overrides)
+            current = now.rows
+            _count(report, now)
             plan, skipped = new_plan(platform, destination, current, synced.members, synced.extra)
             report.removes_skipped += skipped
             if plan.adds or plan.removes:

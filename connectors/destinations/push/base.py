@@ -70,6 +70,11 @@ class Platform(abc.ABC):
         """The member as this platform's JSON row, or None if it cannot be matched."""
         raise NotImplementedError
 
+    def exclusion(self, member: Member) -> str:
+        """Why ``row`` gave None for ``member``: a reason key of
+        ``connectors.destinations.accounting.REASONS`` for the sync report."""
+        return "no_usable_identifier"
+
     def match_keys(self, row: Any) -> set[str]:
         """Identifiers in a row by which the platform finds a person.
 

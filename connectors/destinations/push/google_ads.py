@@ -61,6 +61,9 @@ class GoogleAdsPlatform(Platform):
         identifiers = formats.user_identifiers(member)
         return identifiers or None
 
+    def exclusion(self, member: Member) -> str:
+        return formats.exclusion(member) or super().exclusion(member)
+
     def match_keys(self, row: Any) -> set[str]:
         keys: set[str] = set()
         for identifier in row:

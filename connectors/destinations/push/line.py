@@ -55,6 +55,9 @@ class LinePlatform(Platform):
         ids = formats.messaging_audience([member])
         return ids[0]["id"] if ids else None
 
+    def exclusion(self, member: Member) -> str:
+        return formats.exclusion(member) or super().exclusion(member)
+
     def match_keys(self, row: Any) -> set[str]:
         return {str(row)}
 

@@ -56,6 +56,9 @@ class MetaPlatform(Platform):
     def row(self, member: Member) -> Any | None:
         return formats.row(member) if formats.matchable(member) else None
 
+    def exclusion(self, member: Member) -> str:
+        return formats.exclusion(member) or super().exclusion(member)
+
     def match_keys(self, row: Any) -> set[str]:
         return {
             f"{column}:{value}"
