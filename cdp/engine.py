@@ -6,6 +6,11 @@ takes DuckDB's single-writer lock on the file: a second writer gets a
 restores the last checkpoint and folds whatever the log holds past it.
 ``Engine.open_read_only`` gives a connection that cannot change anything
 (no writes, no file access) for ``cdp sql``, lookups and segments.
+
+One owner per data directory: while ``cdp serve`` holds the file, both ask
+it over the directory's local socket (``cdp.local_client``) instead of
+racing for the lock. ``open_read_only`` then returns the server's read
+connection; ``open`` refuses with a ``ServerRunningError`` that names it.
 """
 
 from __future__ import annotations
@@ -14,10 +19,11 @@ import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import TracebackType
+from typing import cast
 
 import duckdb
 
-from cdp import deadletters, store, views
+from cdp import deadletters, local_client, store, views
 from cdp.config import Settings
 from cdp.duckdb_log import DuckDBEventLog
 from cdp.errors import LogUnavailableError
@@ -57,6 +63,30 @@ def _connect(path: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
         raise
 
 
+def _served_connection(settings: Settings) -> duckdb.DuckDBPyConnection:
+    """The read connection of the ``cdp serve`` owning the directory, or the lock error."""
+    remote = local_client.connect(settings.data_dir)
+    if remote is None:
+        raise LogUnavailableError(
+            f"data directory {settings.data_dir} is in use by another cdp process that does "
+            f"not answer on {settings.data_dir / 'cdp.sock'} (an ingest, a replay, a server "
+            "still starting); wait for it to finish or stop it"
+        )
+    # Not a DuckDB connection, but the part of its API the read paths call.
+    return cast(duckdb.DuckDBPyConnection, remote)
+
+
+def _raise_if_served(settings: Settings) -> None:
+    """``ServerRunningError`` when a ``cdp serve`` answers for the directory."""
+    info = local_client.serving(settings.data_dir)
+    if info is not None:
+        raise local_client.ServerRunningError(
+            f"cdp serve (pid {info.get('pid')}) is running on {settings.data_dir}: stop it first",
+            settings.data_dir,
+            info.get("pid"),
+        )
+
+
 class Engine:
     """Event log + projections of one data directory, opened for writing."""
 
@@ -87,7 +117,11 @@ class Engine:
     ) -> Engine:
         """Open (creating if needed) a data directory and catch its projections up."""
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-        con = _connect(settings.database, read_only=False)
+        try:
+            con = _connect(settings.database, read_only=False)
+        except LogUnavailableError:
+            _raise_if_served(settings)
+            raise
         try:
             engine = cls(settings, con, runtime_config or settings.runtime_config())
             if engine.runtime.next_offset < engine.log.high_water():
@@ -100,13 +134,24 @@ class Engine:
 
     @staticmethod
     def open_read_only(settings: Settings) -> duckdb.DuckDBPyConnection:
-        """A read-only connection (no writes, no file access), projections caught up first."""
+        """A read-only connection (no writes, no file access), projections caught up first.
+
+        The one way CLI reads reach the data. While ``cdp serve`` owns the
+        directory this is its ``RemoteConnection`` (``cdp.local_client``):
+        the subset of the DuckDB API the read paths use (``execute``,
+        ``fetchall``/``fetchone``/``fetchmany``, ``description``, ``close``),
+        the same checks (read statements only, no files), data as of the
+        server's last commit for the log and last checkpoint for projections.
+        """
         if not settings.database.exists():
             raise LogUnavailableError(
                 f"no data in {settings.data_dir}: run `cdp ingest` or `cdp demo` first"
             )
         lagging = False
-        probe = _connect(settings.database, read_only=True)
+        try:
+            probe = _connect(settings.database, read_only=True)
+        except LogUnavailableError:
+            return _served_connection(settings)
         try:
             row = probe.execute(
                 'SELECT (SELECT coalesce(max("offset") + 1, 0) FROM event_log), '
@@ -119,7 +164,10 @@ class Engine:
             probe.close()
         if lagging:  # a writer stopped before its checkpoint: fold the tail first
             Engine.open(settings).close()
-        return _connect(settings.database, read_only=True)
+        try:
+            return _connect(settings.database, read_only=True)
+        except LogUnavailableError:  # a server took the directory meanwhile
+            return _served_connection(settings)
 
     def append(self, records: Sequence[Record]) -> AppendResult:
         """Append durably, then fold what was new into the projections (in memory)."""
