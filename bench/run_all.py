@@ -6,7 +6,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from bench import collector, demo, ingest, lookup, replay
+from bench import cli_startup, collector, demo, folds, ingest, lookup, replay
 
 
 def main() -> None:
@@ -17,11 +17,15 @@ def main() -> None:
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
         print()
+    folds.run(200_000, 5)
+    print()
     demo.run()
     print()
     collector.main([])
     print()
     lookup.main([])
+    print()
+    cli_startup.main([])
 
 
 if __name__ == "__main__":

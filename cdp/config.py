@@ -5,18 +5,22 @@ holds everything: ``cdp.duckdb`` (event log + projections) and optional rule
 files. Lead-scoring rules come from ``<data dir>/scoring.toml`` when present,
 else the packaged defaults (``cdp/defaults/scoring.toml``); a broken file is a
 ``ConfigError`` naming the file and key.
+
+Importing this module is cheap (the CLI resolves settings before every
+command, ``--help`` included): the fold rules and the runtime load only when a
+command asks for them.
 """
 
 from __future__ import annotations
 
 import os
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from cdp.errors import ConfigError
-from cdp.runtime import RuntimeConfig
-from projections import lead_score
+if TYPE_CHECKING:
+    from cdp.runtime import RuntimeConfig
+    from projections import lead_score
 
 DEFAULT_DATA_DIR = Path(".cdp-data")
 DATA_DIR_ENV = "CDP_DATA_DIR"
@@ -48,11 +52,18 @@ class Settings:
 
     def runtime_config(self) -> RuntimeConfig:
         """The fold rules for this data directory."""
+        from cdp.runtime import RuntimeConfig  # noqa: PLC0415  (heavy; see the module doc)
+
         return RuntimeConfig(scoring=load_scoring(self.scoring_file))
 
 
 def load_scoring(path: Path) -> lead_score.Rules:
     """Lead-scoring rules from a TOML file; ``ConfigError`` naming file and key."""
+    import tomllib  # noqa: PLC0415
+
+    from cdp.errors import ConfigError  # noqa: PLC0415
+    from projections import lead_score  # noqa: PLC0415
+
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as error:

@@ -156,7 +156,9 @@ def run_demo(
         view = None
         if email is not None:
             t = time.perf_counter()
-            view = lookup.lookup(engine.con, f"email:{email}", engine.runtime.config.scoring, 5)
+            view = lookup.lookup(
+                engine.con, f"email:{email}", engine.runtime.config.scoring, 5, reasons=None
+            )
             timings["lookup"] = time.perf_counter() - t
             say(f"[bold]5. looked up[/] email:{email}")
             if not as_json:

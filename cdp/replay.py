@@ -7,6 +7,11 @@ one: every customer's profile and lead-score state, every identifier's
 customer, and the stored rows (``customers`` table) — any difference is
 listed. ``as_of`` instead builds a point-in-time copy (``asof_*`` tables) from
 the events whose event time is at or before it, leaving the live tables alone.
+
+An ``as_of`` before the first event is refused (``ConfigError`` naming the
+first event time): the tables would be empty, which is never what was meant.
+One at or after the last event is allowed (a script may ask for "as of now")
+and the report says the tables equal the live state.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from datetime import datetime
 from cdp import store
 from cdp.bulk import paused_gc
 from cdp.engine import Engine
+from cdp.errors import ConfigError
 from cdp.log import StoredEvent
 from cdp.runtime import EmbeddedRuntime
 
@@ -38,6 +44,7 @@ class ReplayReport:
     verified: bool | None = None
     differences: list[str] = field(default_factory=list)
     tables: str = ""
+    notes: list[str] = field(default_factory=list)
 
     @property
     def events_per_second(self) -> float:
@@ -128,7 +135,24 @@ def _until(engine: Engine, as_of: datetime) -> Iterator[list[StoredEvent]]:
 def rebuild_as_of(
     engine: Engine, as_of: datetime, progress: Callable[[int], None] | None = None
 ) -> ReplayReport:
-    """Projections as they were at event time ``as_of``, in the ``asof_*`` tables."""
+    """Projections as they were at event time ``as_of``, in the ``asof_*`` tables.
+
+    ``ConfigError`` when ``as_of`` is before the first event (or the log is empty)."""
+    first, last = event_time_range(engine)
+    if first is None or last is None:
+        raise ConfigError("the event log is empty: there is nothing to replay as of any time")
+    if as_of < first:
+        raise ConfigError(
+            f"--as-of {as_of.isoformat()} is before the first event "
+            f"({first.isoformat()}): the tables would be empty; "
+            "give a time at or after the first event"
+        )
+    notes = []
+    if as_of >= last:
+        notes.append(
+            f"{as_of.isoformat()} is at or after the last event ({last.isoformat()}): "
+            "the as-of tables equal the live state"
+        )
     started = time.perf_counter()
     fresh = EmbeddedRuntime(engine.runtime.config)
     with paused_gc():
@@ -148,4 +172,13 @@ def rebuild_as_of(
         seconds,
         tables=f"{AS_OF_PREFIX}customers, {AS_OF_PREFIX}identity_graph, {AS_OF_PREFIX}merges "
         f"(as of {as_of.isoformat()})",
+        notes=notes,
     )
+
+
+def event_time_range(engine: Engine) -> tuple[datetime | None, datetime | None]:
+    """The earliest and latest event time in the log (``None`` when it is empty)."""
+    row = engine.con.execute("SELECT min(timestamp), max(timestamp) FROM event_log").fetchone()
+    if row is None:
+        return None, None
+    return row[0], row[1]

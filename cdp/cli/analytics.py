@@ -9,16 +9,17 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import duckdb
 import typer
 
-from cdp import analytics
-from cdp.analytics.cohorts import pivot
 from cdp.cli._app import console, errors, opts_of, print_json, sub_app, table
-from cdp.engine import Engine
-from connectors.destinations.csv_file import write_csv
+from cdp.cli._defaults import ANALYTICS_DEFAULT_TZ
+
+if TYPE_CHECKING:
+    import duckdb
+
+    from cdp import analytics
 
 analytics_app = sub_app(
     "analytics", "CRM analytics over the event log: RFM, cohorts, predictions, patterns, A/B."
@@ -38,6 +39,9 @@ def _run(
     show: Callable[[analytics.Report], None] | None = None,
 ) -> None:
     """Open the data read-only, compute, write the CSV, print JSON or a table."""
+    from cdp.engine import Engine  # noqa: PLC0415
+    from connectors.destinations.csv_file import write_csv  # noqa: PLC0415
+
     opts = opts_of(ctx)
     with errors():
         con = Engine.open_read_only(opts.settings)
@@ -81,6 +85,8 @@ def rfm_command(
     csv_file: CsvOption = None,
 ) -> None:
     """RFM segments (customers, revenue) or, with --customers, each buyer's scores."""
+    from cdp import analytics  # noqa: PLC0415
+
     if customers:
         _run(ctx, lambda con: analytics.rfm_scores(con, segment=segment, limit=limit), csv_file)
     else:
@@ -91,15 +97,18 @@ def rfm_command(
 def ltv_command(
     ctx: typer.Context,
     period: PeriodOption = "month",
-    tz: TzOption = analytics.DEFAULT_TZ,
+    tz: TzOption = ANALYTICS_DEFAULT_TZ,
     currency: Annotated[
         str | None, typer.Option(help="Currency to sum [the most used one].")
     ] = None,
     csv_file: CsvOption = None,
 ) -> None:
     """Cumulative revenue per customer by acquisition cohort and periods since."""
+    from cdp import analytics  # noqa: PLC0415
 
     def show(report: analytics.Report) -> None:
+        from cdp.analytics.cohorts import pivot  # noqa: PLC0415
+
         header, matrix = pivot(report, "ltv")
         console.print(table(f"LTV per customer by {period} since first order", header, matrix))
 
@@ -115,12 +124,15 @@ def ltv_command(
 def retention_command(
     ctx: typer.Context,
     period: PeriodOption = "month",
-    tz: TzOption = analytics.DEFAULT_TZ,
+    tz: TzOption = ANALYTICS_DEFAULT_TZ,
     csv_file: CsvOption = None,
 ) -> None:
     """Share of each acquisition cohort that ordered again, period by period."""
+    from cdp import analytics  # noqa: PLC0415
 
     def show(report: analytics.Report) -> None:
+        from cdp.analytics.cohorts import pivot  # noqa: PLC0415
+
         header, matrix = pivot(report, "retention", _percent)
         console.print(table(f"purchase retention by {period} since first order", header, matrix))
 
@@ -142,6 +154,8 @@ def next_purchase_command(
     csv_file: CsvOption = None,
 ) -> None:
     """Predicted next order per repeat customer, with an interval and an overdue flag."""
+    from cdp import analytics  # noqa: PLC0415
+
     if backtest:
         _run(ctx, lambda con: analytics.backtest(con, prior_weight=prior_weight), csv_file)
         return
@@ -167,6 +181,8 @@ def sequences_command(
     csv_file: CsvOption = None,
 ) -> None:
     """Patterns "buyers of X buy Y within N days", ranked by lift."""
+    from cdp import analytics  # noqa: PLC0415
+
     _run(
         ctx,
         lambda con: analytics.sequences(
@@ -189,10 +205,14 @@ def email_ab_command(
     csv_file: CsvOption = None,
 ) -> None:
     """Open and click rates per campaign variant, z-tested against the control."""
+    from cdp import analytics  # noqa: PLC0415
+
     _run(ctx, lambda con: analytics.email_ab(con, campaign=campaign, alpha=alpha), csv_file)
 
 
 @analytics_app.command("funnel")
 def funnel_command(ctx: typer.Context, csv_file: CsvOption = None) -> None:
     """Customers per funnel stage and lifecycle rung, with conversion ratios."""
+    from cdp import analytics  # noqa: PLC0415
+
     _run(ctx, analytics.funnel, csv_file)

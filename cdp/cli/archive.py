@@ -6,25 +6,25 @@ import signal
 import threading
 from pathlib import Path
 from types import FrameType
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from cdp.archive.layout import ArchiveTopics, resolve
-from cdp.archive.manifest import Manifest, Roll
 from cdp.cli._app import console, err_console, errors, opts_of, print_json, sub_app, table
-from cdp.kafka_topics import KafkaSettings
-from connectors.destinations.archive import Archiver, RollPolicy
+from cdp.cli._defaults import KAFKA_BOOTSTRAP_ENV, KAFKA_PREFIX_ENV
+
+if TYPE_CHECKING:
+    from cdp.archive.manifest import Roll
 
 archive_app = sub_app("archive", "Parquet archive of the Kafka topics (distributed mode).")
 
 Bootstrap = Annotated[
     str | None,
-    typer.Option("--bootstrap", envvar="CDP_KAFKA_BOOTSTRAP", help="Kafka HOST:PORT."),
+    typer.Option("--bootstrap", envvar=KAFKA_BOOTSTRAP_ENV, help="Kafka HOST:PORT."),
 ]
 Prefix = Annotated[
     str | None,
-    typer.Option("--prefix", envvar="CDP_KAFKA_PREFIX", help="Topic name prefix [cdp.]."),
+    typer.Option("--prefix", envvar=KAFKA_PREFIX_ENV, help="Topic name prefix [cdp.]."),
 ]
 
 
@@ -43,6 +43,10 @@ def archive_run(
     ] = False,
 ) -> None:
     """Copy cdp.log and the profile/identity topics into hive-partitioned Parquet."""
+    from cdp.archive.layout import ArchiveTopics  # noqa: PLC0415
+    from cdp.kafka_topics import KafkaSettings  # noqa: PLC0415
+    from connectors.destinations.archive import Archiver, RollPolicy  # noqa: PLC0415
+
     opts = opts_of(ctx)
     stop = threading.Event()
 
@@ -86,6 +90,9 @@ def archive_run(
 
 
 def _status(root: Path) -> dict[str, Any]:
+    from cdp.archive.layout import resolve  # noqa: PLC0415
+    from cdp.archive.manifest import Manifest  # noqa: PLC0415
+
     manifest = Manifest.read(root)
     partitions: dict[tuple[str, str, int], dict[str, Any]] = {}
     for roll in manifest.rolls:

@@ -1,16 +1,18 @@
-"""Commands over the event log: generate, ingest, replay, sql, status."""
+"""Commands over the event log: generate, ingest, replay, sql, status.
+
+Heavy modules (the engine, DuckDB, Kafka, the archive) are imported inside the
+commands that use them: see cdp/cli/_app.py on start-up cost.
+"""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from cdp import replay as replay_service
-from cdp.archive.restore import copy_events
-from cdp.archive.session import ArchiveSession
+from cdp.cli import rows
 from cdp.cli._app import (
     Options,
     app,
@@ -22,13 +24,13 @@ from cdp.cli._app import (
     progress,
     table,
 )
-from cdp.engine import Engine
-from cdp.generate import GenerateConfig, generate
-from cdp.ingest import IngestReport, Sink, ingest
-from cdp.kafka_log import KafkaEventLog
-from cdp.kafka_topics import BOOTSTRAP_ENV, DEFAULT_PREFIX, PREFIX_ENV, KafkaSettings
-from cdp.query import run_sql
-from connectors.sources.files import read_items
+from cdp.cli._defaults import KAFKA_BOOTSTRAP_ENV, KAFKA_DEFAULT_PREFIX, KAFKA_PREFIX_ENV
+
+if TYPE_CHECKING:
+    import duckdb
+
+    from cdp.archive.session import ArchiveSession
+    from cdp.ingest import IngestReport, Sink
 
 
 # ------------------------------------------------------------------ generate
@@ -43,6 +45,8 @@ def generate_command(
     ] = None,
 ) -> None:
     """Write a realistic Japanese online shop's year of events (deterministic by --seed)."""
+    from cdp.generate import GenerateConfig, generate  # noqa: PLC0415
+
     opts = opts_of(ctx)
     with errors():
         try:
@@ -80,6 +84,10 @@ def generate_command(
 def _ingest_paths(
     sink: Sink, paths: list[Path], opts: Options, source: str | None, batch_size: int
 ) -> IngestReport:
+    from cdp.engine import Engine  # noqa: PLC0415
+    from cdp.ingest import IngestReport, ingest  # noqa: PLC0415
+    from connectors.sources.files import read_items  # noqa: PLC0415
+
     total = IngestReport()
     for path in paths:
         with progress(opts, f"ingesting {path.name}", None) as step:
@@ -111,18 +119,25 @@ def ingest_command(
         typer.Option(
             "--kafka",
             "--bootstrap",
-            envvar=BOOTSTRAP_ENV,
-            help=f"Append to the Kafka log topic at HOST:PORT instead; also ${BOOTSTRAP_ENV}.",
+            envvar=KAFKA_BOOTSTRAP_ENV,
+            help=f"Append to the Kafka log topic at HOST:PORT instead; also ${KAFKA_BOOTSTRAP_ENV}.",
         ),
     ] = None,
     prefix: Annotated[
-        str | None, typer.Option(help=f"Kafka topic prefix [{DEFAULT_PREFIX}]; also ${PREFIX_ENV}.")
+        str | None,
+        typer.Option(
+            help=f"Kafka topic prefix [{KAFKA_DEFAULT_PREFIX}]; also ${KAFKA_PREFIX_ENV}."
+        ),
     ] = None,
 ) -> None:
     """Validate and append events; bad lines are listed, good ones kept, re-runs add nothing.
 
     With --kafka each batch is one acknowledged append to the log topic (workers
     fold); without, the data directory's log and projections."""
+    from cdp.cli._data import ingest_sink  # noqa: PLC0415
+    from cdp.kafka_log import KafkaEventLog  # noqa: PLC0415
+    from cdp.kafka_topics import KafkaSettings  # noqa: PLC0415
+
     opts = opts_of(ctx)
     with errors():
         if kafka:
@@ -132,8 +147,9 @@ def ingest_command(
             finally:
                 log.close()
         else:
-            with Engine.open(opts.settings) as engine:
-                report = _ingest_paths(engine, paths, opts, source, batch_size)
+            # Beside a running `cdp serve`, the events go through it.
+            with ingest_sink(opts.settings, announce=not opts.json) as sink:
+                report = _ingest_paths(sink, paths, opts, source, batch_size)
     if opts.json:
         print_json(report.as_dict())
     else:
@@ -170,8 +186,13 @@ def replay_command(
     ] = None,
 ) -> None:
     """Rebuild every projection from the event log (offset 0)."""
+    from cdp import replay as replay_service  # noqa: PLC0415
+    from cdp.archive.restore import copy_events  # noqa: PLC0415
+    from cdp.cli._data import open_engine  # noqa: PLC0415
+
     opts = opts_of(ctx)
-    with errors(), Engine.open(opts.settings) as engine:
+    hint = " (a replay rebuilds the tables it writes)"
+    with errors(), open_engine(opts.settings, hint) as engine:
         if archive is not None:
             with progress(opts, "copying the archive", None) as step:
                 copy_events(engine, archive, step)
@@ -191,6 +212,7 @@ def replay_command(
         "tables": report.tables,
         "verified": report.verified,
         "differences": report.differences,
+        "notes": report.notes,
     }
     if opts.json:
         print_json(data)
@@ -199,6 +221,8 @@ def replay_command(
             f"replayed {report.events:,} events → {report.customers:,} customers in "
             f"{report.seconds:.2f}s ({report.events_per_second:,.0f} events/s) into {report.tables}"
         )
+        for note in report.notes:
+            console.print(f"note: {note}", highlight=False, soft_wrap=True)
         if report.verified is True:
             console.print("[green]verified:[/] rebuilt state is identical to the live state")
         elif report.verified is False:
@@ -214,34 +238,100 @@ def replay_command(
 def sql_command(
     ctx: typer.Context,
     query: Annotated[str, typer.Argument(help="One read-only SQL statement.")],
-    limit: Annotated[int, typer.Option(min=1, help="Rows to print at most.")] = 100,
+    limit: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help=f"Rows to print at most [{rows.DEFAULT_TABLE_LIMIT} in a table; "
+            "every row with --json].",
+        ),
+    ] = None,
+    all_rows: Annotated[bool, typer.Option("--all", help="Print every row.")] = False,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Write every row to this CSV file instead.")
+    ] = None,
     archive: Annotated[
         Path | None, typer.Option(help="Query this Parquet archive instead of --data-dir.")
     ] = None,
 ) -> None:
-    """Read-only SQL over the views: events, profiles, identities, merges, log_clock."""
+    """Read-only SQL over the views: events, profiles, identities, merges, log_clock.
+
+    A table shows the first 100 rows (--limit) and says how many it left out;
+    --json prints every row unless --limit is given; --out writes every row to CSV."""
+    from cdp.archive.session import ArchiveSession  # noqa: PLC0415
+    from cdp.engine import Engine  # noqa: PLC0415
+
     opts = opts_of(ctx)
     with errors():
         if archive is not None:
             rules = opts.settings.runtime_config().scoring
             with ArchiveSession.open(archive, rules) as session:
-                result = session.query(query, limit)
+                _print_rows(opts, _archive_cursor(session, query), limit, all_rows, out)
         else:
             con = Engine.open_read_only(opts.settings)
             try:
-                result = run_sql(con, query, limit)
+                _print_rows(opts, rows.execute(con, query), limit, all_rows, out)
             finally:
                 con.close()
+
+
+def _archive_cursor(session: ArchiveSession, sql: str) -> duckdb.DuckDBPyConnection:
+    """Like ``ArchiveSession.query`` (SELECT/EXPLAIN only: the session may read
+    and write files), but returning the cursor so rows can be streamed."""
+    import duckdb  # noqa: PLC0415
+
+    from cdp.archive.session import READ_ONLY_STATEMENTS  # noqa: PLC0415
+    from cdp.errors import QueryError  # noqa: PLC0415
+
+    if sql.strip():
+        try:
+            statements = session.con.extract_statements(sql)
+        except duckdb.Error as error:
+            raise QueryError(str(error).strip()) from None
+        for statement in statements:
+            if statement.type.name not in READ_ONLY_STATEMENTS:
+                raise QueryError(
+                    f"only SELECT queries run over an archive, not {statement.type.name}: "
+                    f"{statement.query.strip()[:60]!r}"
+                )
+    return rows.execute(session.con, sql)
+
+
+def _print_rows(
+    opts: Options,
+    cursor: duckdb.DuckDBPyConnection,
+    limit: int | None,
+    all_rows: bool,
+    out: Path | None,
+) -> None:
+    """A table that says when it is cut, every row as JSON, or every row to CSV."""
+    if out is not None:
+        written = rows.write_csv(cursor, out)
+        if opts.json:
+            print_json({"out": str(out), "rows": written, "columns": rows.columns_of(cursor)})
+        else:
+            console.print(f"wrote {written:,} rows to {out}")
+        return
     if opts.json:
-        print_json([dict(zip(result.columns, row, strict=True)) for row in result.rows])
-    else:
-        console.print(table("", result.columns, result.rows))
+        rows.stream_json(cursor, None if all_rows else limit)
+        return
+    head, total = rows.head_and_count(
+        cursor, None if all_rows else (limit or rows.DEFAULT_TABLE_LIMIT)
+    )
+    console.print(table("", rows.columns_of(cursor), head))
+    note = rows.cut_note(
+        rows.Printed(len(head), total), "rows", "--limit N, --all or --out FILE.csv for all"
+    )
+    if note is not None:
+        console.print(note, style="yellow", highlight=False, soft_wrap=True)
 
 
 # -------------------------------------------------------------------- status
 @app.command("status")
 def status_command(ctx: typer.Context) -> None:
     """What the data directory holds: events, customers, identifiers, position."""
+    from cdp.engine import Engine  # noqa: PLC0415
+
     opts = opts_of(ctx)
     with errors():
         con = Engine.open_read_only(opts.settings)

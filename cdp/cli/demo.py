@@ -15,7 +15,6 @@ from cdp.cli._app import (
     progress,
 )
 from cdp.cli.profile import print_profile
-from cdp.demo import run_demo
 
 
 # ---------------------------------------------------------------------- demo
@@ -27,6 +26,8 @@ def demo_command(
     customers: Annotated[int | None, typer.Option(min=1)] = None,
 ) -> None:
     """The whole platform in one run: generate, ingest, unify, segment, export, look up, replay."""
+    from cdp.demo import run_demo  # noqa: PLC0415
+
     opts = opts_of(ctx)
     with errors():
         run_demo(

@@ -7,23 +7,15 @@ calls ``run_sync`` when NAME is a configured destination.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from cdp.cli._app import Options, app, console, errors, opts_of, params, print_json, sub_app, table
-from cdp.engine import Engine
-from cdp.errors import CdpError
-from cdp.segment_lang import SegmentCatalog
-from connectors.destinations import registry
-from connectors.destinations.push import config as push_config
-from connectors.destinations.push.audience_sync import (
-    platform_for,
-    segments_synced,
-    status,
-    sync,
-    transport_for,
-)
+
+if TYPE_CHECKING:
+    from connectors.destinations.push import config as push_config
+    from connectors.destinations.push.audience_sync import SyncReport
 
 destinations_app = sub_app(
     "destinations", "HTTP push destinations (destinations.toml): list, check, status."
@@ -36,6 +28,9 @@ def is_push_destination(opts: Options, name: str) -> bool:
     File destination names (``csv``, ``meta_csv``...) win, so a broken
     destinations.toml never stops a file export.
     """
+    from connectors.destinations import registry  # noqa: PLC0415
+    from connectors.destinations.push import config as push_config  # noqa: PLC0415
+
     if name in registry.DESTINATIONS:
         return False
     return name in push_config.load_all(opts.settings.data_dir)
@@ -45,6 +40,11 @@ def run_sync(
     opts: Options, segment: str, name: str, overrides: dict[str, str], dry_run: bool
 ) -> None:
     """Sync ``segment`` to destination ``name`` and print the report (inside ``errors()``)."""
+    from cdp.engine import Engine  # noqa: PLC0415
+    from cdp.segment_lang import SegmentCatalog  # noqa: PLC0415
+    from connectors.destinations.push import config as push_config  # noqa: PLC0415
+    from connectors.destinations.push.audience_sync import sync  # noqa: PLC0415
+
     destination = push_config.load(opts.settings.data_dir, name)
     report = sync(
         lambda: Engine.open_read_only(opts.settings),
@@ -67,7 +67,7 @@ def run_sync(
         console.print(
             f"dry run: {report.adds:,} to add, {report.removes:,} to remove "
             f"({report.removes_skipped:,} removes not sent: identifiers still in use) "
-            f"in {report.chunks} chunks; {report.members:,} members now"
+            f"in {report.chunks} chunks; {report.members:,} members now{_left_out(report, destination.consent)}"
         )
         shown = [("add", c) for c in report.add_ids[:20]] + [
             ("remove", c) for c in report.remove_ids[:20]
@@ -80,7 +80,17 @@ def run_sync(
         f"{report.status}: {segment} → {name} ({report.platform}){resumed}: "
         f"[bold]{report.adds:,}[/] added, [bold]{report.removes:,}[/] removed, "
         f"{report.chunks} chunks, {report.requests} requests, {report.retries} retries, "
-        f"{report.duration_s:.2f} s; {report.members:,} members"
+        f"{report.duration_s:.2f} s; {report.members:,} members{_left_out(report, destination.consent)}"
+    )
+
+
+def _left_out(report: SyncReport, consent: str) -> str:
+    """`` of N in the segment (left out: ...)``: members + left out = the segment."""
+    from connectors.destinations.accounting import describe  # noqa: PLC0415
+
+    return (
+        f" of {report.segment_members:,} in the segment "
+        f"(left out: {describe(report.excluded, consent)})"
     )
 
 
@@ -101,6 +111,8 @@ def sync_command(
 
 
 def _secret_state(destination: push_config.AnyDestination) -> str:
+    from cdp.errors import CdpError  # noqa: PLC0415
+
     states = []
     for field in destination.secret_fields:
         try:
@@ -114,6 +126,9 @@ def _secret_state(destination: push_config.AnyDestination) -> str:
 @destinations_app.command("list")
 def list_command(ctx: typer.Context) -> None:
     """Configured destinations, their targets, secrets and synced segments."""
+    from connectors.destinations.push import config as push_config  # noqa: PLC0415
+    from connectors.destinations.push.audience_sync import segments_synced  # noqa: PLC0415
+
     opts = opts_of(ctx)
     with errors():
         every = push_config.load_all(opts.settings.data_dir)
@@ -151,6 +166,9 @@ def check_command(
     ctx: typer.Context, name: Annotated[str, typer.Argument(help="Destination to check.")]
 ) -> None:
     """Resolve the secrets and make one read-only call proving access to the target."""
+    from connectors.destinations.push import config as push_config  # noqa: PLC0415
+    from connectors.destinations.push.audience_sync import platform_for, transport_for  # noqa: PLC0415
+
     opts = opts_of(ctx)
     with errors():
         destination = push_config.load(opts.settings.data_dir, name)
@@ -170,6 +188,9 @@ def status_command(
     segment: Annotated[str | None, typer.Argument(help="One segment [all synced].")] = None,
 ) -> None:
     """Last sync, synced member count and any pending plan, per segment."""
+    from connectors.destinations.push import config as push_config  # noqa: PLC0415
+    from connectors.destinations.push.audience_sync import segments_synced, status  # noqa: PLC0415
+
     opts = opts_of(ctx)
     with errors():
         push_config.load(opts.settings.data_dir, name)

@@ -6,25 +6,34 @@ and the topic prefix from ``--prefix`` or ``CDP_KAFKA_PREFIX`` (``cdp.``).
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from cdp import kafka_topics
 from cdp.cli._app import console, errors, opts_of, print_json, sub_app, table
-from cdp.kafka_topics import BOOTSTRAP_ENV, DEFAULT_PREFIX, PREFIX_ENV, KafkaSettings, TopicsReport
+from cdp.cli._defaults import (
+    KAFKA_BOOTSTRAP_ENV,
+    KAFKA_DEFAULT_PARTITIONS,
+    KAFKA_DEFAULT_PREFIX,
+    KAFKA_PREFIX_ENV,
+)
+
+if TYPE_CHECKING:
+    from cdp.kafka_topics import TopicsReport
 
 kafka_app = sub_app("kafka", "Kafka topics of the distributed runtime.")
 
 Bootstrap = Annotated[
     str | None,
     typer.Option(
-        "--bootstrap", envvar=BOOTSTRAP_ENV, help=f"Broker HOST:PORT; also ${BOOTSTRAP_ENV}."
+        "--bootstrap",
+        envvar=KAFKA_BOOTSTRAP_ENV,
+        help=f"Broker HOST:PORT; also ${KAFKA_BOOTSTRAP_ENV}.",
     ),
 ]
 Prefix = Annotated[
     str | None,
-    typer.Option(help=f"Topic name prefix [{DEFAULT_PREFIX}]; also ${PREFIX_ENV}."),
+    typer.Option(help=f"Topic name prefix [{KAFKA_DEFAULT_PREFIX}]; also ${KAFKA_PREFIX_ENV}."),
 ]
 Partitions = Annotated[
     int,
@@ -39,6 +48,8 @@ def _retention(value: str | None) -> str:
         return ""
     if value == "-1":
         return "forever"
+    from cdp import kafka_topics  # noqa: PLC0415
+
     millis = int(value)
     day = kafka_topics.DAY_MS
     return f"{millis // day} d" if millis % day == 0 else f"{millis} ms"
@@ -77,7 +88,7 @@ def _show(report: TopicsReport, as_json: bool, title: str) -> None:
 def init_command(
     ctx: typer.Context,
     bootstrap: Bootstrap = None,
-    partitions: Partitions = kafka_topics.DEFAULT_PARTITIONS,
+    partitions: Partitions = KAFKA_DEFAULT_PARTITIONS,
     prefix: Prefix = None,
     replication_factor: Annotated[
         int,
@@ -87,6 +98,9 @@ def init_command(
     """Create the missing topics; check the existing ones (running it twice is fine).
 
     Exits 1 when an existing topic differs from the table (never changed here)."""
+    from cdp import kafka_topics  # noqa: PLC0415
+    from cdp.kafka_topics import KafkaSettings  # noqa: PLC0415
+
     opts = opts_of(ctx)
     with errors():
         settings = KafkaSettings.resolve(bootstrap, prefix, partitions)
@@ -107,10 +121,13 @@ def init_command(
 def topics_command(
     ctx: typer.Context,
     bootstrap: Bootstrap = None,
-    partitions: Partitions = kafka_topics.DEFAULT_PARTITIONS,
+    partitions: Partitions = KAFKA_DEFAULT_PARTITIONS,
     prefix: Prefix = None,
 ) -> None:
     """The topics of the runtime as they exist on the broker, checked against the table."""
+    from cdp import kafka_topics  # noqa: PLC0415
+    from cdp.kafka_topics import KafkaSettings  # noqa: PLC0415
+
     opts = opts_of(ctx)
     with errors():
         settings = KafkaSettings.resolve(bootstrap, prefix, partitions)

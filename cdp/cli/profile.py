@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.table import Table
 
-from cdp import lookup as lookup_service
 from cdp.cli._app import (
     app,
     console,
@@ -16,8 +14,9 @@ from cdp.cli._app import (
     print_json,
     table,
 )
-from cdp.engine import Engine
-from schemas.identifiers import normalise_phone
+
+if TYPE_CHECKING:
+    from cdp import lookup as lookup_service
 
 
 # ------------------------------------------------------------------- profile
@@ -34,12 +33,15 @@ def profile_command(
     recent: Annotated[int, typer.Option(min=0, max=1000, help="Recent events to show.")] = 10,
 ) -> None:
     """Look a customer up by any identifier: unified profile, lead score, stage, why."""
+    from cdp import lookup as lookup_service  # noqa: PLC0415
+    from cdp.engine import Engine  # noqa: PLC0415
+
     opts = opts_of(ctx)
     with errors():
         con = Engine.open_read_only(opts.settings)
         try:
             view = lookup_service.lookup(
-                con, identifier, opts.settings.runtime_config().scoring, recent
+                con, identifier, opts.settings.runtime_config().scoring, recent, reasons=None
             )
         finally:
             con.close()
@@ -51,11 +53,31 @@ def profile_command(
 
 def _phone(raw: str | None) -> str | None:
     """A phone trait as typed, shown in E.164 when it parses (full-width digits too)."""
+    from schemas.identifiers import normalise_phone  # noqa: PLC0415
+
     return (normalise_phone(raw) or raw) if raw else None
+
+
+#: Lead-score reasons the table shows (the JSON holds every one).
+SHOWN_REASONS = 5
+#: What an unknown value shows as (never "None").
+MISSING = "—"
+
+
+def _yen(value: object) -> str:
+    """An amount of money as ``¥1,234``; ``—`` when there is none (no orders)."""
+    if value is None:
+        return MISSING
+    try:
+        return f"¥{float(str(value)):,.0f}"
+    except ValueError:
+        return f"¥{value}"
 
 
 def print_profile(view: lookup_service.ProfileView) -> None:
     """A readable rendering of a profile lookup."""
+    from rich.table import Table  # noqa: PLC0415
+
     p, lead = view.profile, view.lead
     console.print(f"[bold]{view.customer_id}[/]  (matched {view.matched})")
     shown = Table(show_header=False, box=None, pad_edge=False)
@@ -78,9 +100,18 @@ def print_profile(view: lookup_service.ProfileView) -> None:
         ),
         (
             "orders / LTV",
-            f"{p.get('orders_count')} / ¥{p.get('revenue')}  (AOV ¥{p.get('avg_order_value')})",
+            f"{p.get('orders_count') or 0} / {_yen(p.get('revenue'))}  "
+            f"(AOV {_yen(p.get('avg_order_value'))})",
         ),
-        ("first / last seen", f"{p.get('first_seen')} / {p.get('last_seen')}"),
+        (
+            "first / last seen",
+            f"{p.get('first_seen') or MISSING} / {p.get('last_seen') or MISSING}",
+        ),
+        (  # the shop's contacts, apart from what the customer did (docs/segments.md)
+            "last contacted",
+            f"{p.get('last_contacted_at') or MISSING}  "
+            f"(contacts in the last 30 days: {p.get('contacts_30d') or 0})",
+        ),
         (
             "consent",
             ", ".join(k for k in ("email", "ads", "line", "sms") if p.get(f"consent_{k}")) or "-",
@@ -89,14 +120,18 @@ def print_profile(view: lookup_service.ProfileView) -> None:
     ):
         shown.add_row(label, "" if value is None else str(value))
     console.print(shown)
-    if lead["explanation"]:
+    reasons = lead["explanation"]
+    if reasons:
+        title = "why this score"
+        if len(reasons) > SHOWN_REASONS:
+            title += f" (top {SHOWN_REASONS} of {len(reasons)} reasons; --json for all)"
         console.print(
             table(
-                "why this score",
+                title,
                 ["rule", "day", "events", "points", "decayed"],
                 [
                     (e["rule"], e["day"], e["events"], e["points"], f"{e['decayed_points']:.2f}")
-                    for e in lead["explanation"]
+                    for e in reasons[:SHOWN_REASONS]
                 ],
             )
         )

@@ -5,46 +5,45 @@ as a definition file (``.yaml``/``.yml``/``.json``) for ``explain`` and
 ``run``. Runs use the read-only connection unless ``--record`` asks to store
 the membership diff, which needs the writer's lock (not while ``cdp serve``
 runs on the same data directory).
+
+``run`` lists 10 members in a table and says how many it left out; with
+``--json`` it lists every member unless ``--limit`` is given.
 """
 
 from __future__ import annotations
 
 import csv
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import duckdb
 import typer
 
-from cdp import segments as segment_service
-from cdp.archive.session import ArchiveSession
-from cdp.cli._app import console, errors, opts_of, params, print_json, sub_app, table
+from cdp.cli._app import console, err_console, errors, opts_of, params, print_json, sub_app, table
+from cdp.cli.rows import Printed, cut_note
 from cdp.config import Settings
-from cdp.engine import Engine
-from cdp.errors import CdpError, InputFileError
-from cdp.segment_lang import SegmentCatalog, history
-from cdp.segment_lang.catalog import (
-    CatalogEntry,
-    definition_entry,
-    dry_run,
-    execute,
-    fill,
-)
-from cdp.segment_lang.fields import FIELDS
-from cdp.segment_lang.parse import parse
-from cdp.segments import SegmentResult
+
+if TYPE_CHECKING:
+    import duckdb
+
+    from cdp.segment_lang import history
+    from cdp.segment_lang.catalog import CatalogEntry
+    from cdp.segments import SegmentResult
 
 segment_app = sub_app(
     "segment", "Segments: list, validate, save, explain, run, record history, delete."
 )
 
 _FILE_SUFFIXES = {".yaml": "yaml", ".yml": "yaml", ".json": "json"}
+#: Members ``segment run`` lists in a table when no --limit is given.
+DEFAULT_MEMBERS = 10
 ParamOption = Annotated[
     list[str] | None, typer.Option("--param", help="Override a parameter: name=value.")
 ]
 
 
 def _read(path: Path) -> tuple[str, str]:
+    from cdp.errors import InputFileError  # noqa: PLC0415
+
     fmt = _FILE_SUFFIXES.get(path.suffix.lower(), "yaml")
     try:
         return path.read_text(encoding="utf-8"), fmt
@@ -52,13 +51,22 @@ def _read(path: Path) -> tuple[str, str]:
         raise InputFileError(f"cannot read {path}: {error.strerror}") from None
 
 
-def _is_file(target: str) -> bool:
+def is_definition_file(target: str) -> bool:
+    """True when a SEGMENT argument names a definition file rather than a segment."""
     return Path(target).suffix.lower() in _FILE_SUFFIXES
 
 
-def _entry(settings: Settings, target: str) -> CatalogEntry:
-    """A catalog entry by name, or the definition in a file."""
-    if _is_file(target):
+def segment_entry(settings: Settings, target: str) -> CatalogEntry:
+    """A catalog entry by name, or the definition in a file (``.yaml``/``.yml``/``.json``).
+
+    ``cdp export`` resolves its SEGMENT argument with this too, so a file
+    works wherever a segment name does.
+    """
+    from cdp.segment_lang import SegmentCatalog  # noqa: PLC0415
+    from cdp.segment_lang.catalog import definition_entry  # noqa: PLC0415
+    from cdp.segment_lang.parse import parse  # noqa: PLC0415
+
+    if is_definition_file(target):
         text, fmt = _read(Path(target))
         return definition_entry(parse(text, fmt), Path(target))
     return SegmentCatalog(settings.data_dir).get(target)
@@ -77,6 +85,9 @@ def _entry_json(entry: CatalogEntry) -> dict[str, Any]:
 @segment_app.command("list")
 def segment_list(ctx: typer.Context) -> None:
     """Built-in and saved segments, their kind and parameters (a broken file shows as invalid)."""
+    from cdp.errors import CdpError  # noqa: PLC0415
+    from cdp.segment_lang import SegmentCatalog  # noqa: PLC0415
+
     opts = opts_of(ctx)
     catalog = SegmentCatalog(opts.settings.data_dir)
     items = []
@@ -111,6 +122,8 @@ def segment_list(ctx: typer.Context) -> None:
 @segment_app.command("fields")
 def segment_fields(ctx: typer.Context) -> None:
     """The profile fields and metrics a trait/metric rule may test, with their kinds."""
+    from cdp.segment_lang.fields import FIELDS  # noqa: PLC0415
+
     opts = opts_of(ctx)
     items = [{"field": f.name, "kind": f.kind, "meaning": f.doc} for f in FIELDS.values()]
     if opts.json:
@@ -126,23 +139,62 @@ def segment_validate(
     ctx: typer.Context,
     file: Annotated[Path, typer.Argument(help="Definition file (.yaml, .yml or .json).")],
 ) -> None:
-    """Check a definition: shape, names, values, and (with data) that its SQL binds."""
+    """Check a definition: shape, names, values, and (with data) that its SQL binds.
+
+    Says whether the file is saved (validating does not save it), and warns
+    about event names that never occur in the data, with the closest one."""
+    from cdp.engine import Engine  # noqa: PLC0415
+    from cdp.segment_lang import SegmentCatalog  # noqa: PLC0415
+    from cdp.segment_lang.catalog import definition_entry, dry_run  # noqa: PLC0415
+    from cdp.segment_lang.checks import EventWarning, event_warnings, save_state  # noqa: PLC0415
+    from cdp.segment_lang.parse import parse  # noqa: PLC0415
+
     opts = opts_of(ctx)
+    warnings: list[EventWarning] = []
     with errors():
         text, fmt = _read(file)
-        entry = definition_entry(parse(text, fmt), file)
+        definition = parse(text, fmt)
+        entry = definition_entry(definition, file)
+        state = save_state(SegmentCatalog(opts.settings.data_dir), definition)
         checked = opts.settings.database.exists()
         if checked:
             con = Engine.open_read_only(opts.settings)
             try:
                 dry_run(con, entry.name, entry.compile())
+                warnings = event_warnings(con, definition)
             finally:
                 con.close()
     if opts.json:
-        print_json({"valid": True, **_entry_json(entry), "checked_against_data": checked})
-    else:
-        against = " (checked against the data)" if checked else ""
-        console.print(f"[green]valid[/]: {entry.name} ({entry.kind}){against}")
+        print_json(
+            {
+                "valid": True,
+                **_entry_json(entry),
+                "save_state": state.value,
+                "checked_against_data": checked,
+                "warnings": [str(w) for w in warnings],
+            }
+        )
+        return
+    shape = "sql" if definition.sql is not None else "rules"
+    against = ", checked against the data" if checked else ", not checked against data (none yet)"
+    console.print(f"[green]valid[/]: {entry.name} ({shape}{against})", highlight=False)
+    console.print(_save_advice(state.name, entry.name, file), highlight=False, soft_wrap=True)
+    for warning in warnings:
+        err_console.print(f"[yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
+
+
+def _save_advice(state: str, name: str, file: Path) -> str:
+    """What validate can truly say about saving (``SaveState`` names)."""
+    if state == "SAVED":
+        return f"saved as {name} (the saved definition is identical)"
+    if state == "SAVED_DIFFERENT":
+        return (
+            f"not saved: a different definition is saved as {name}; "
+            f"`cdp segment save {file} --replace` replaces it"
+        )
+    if state == "BUILTIN_NAME":
+        return f"not saved: {name} is a built-in segment's name; rename it to save it"
+    return f"not saved: `cdp segment save {file}` saves it as {name}"
 
 
 @segment_app.command("save")
@@ -152,6 +204,8 @@ def segment_save(
     replace: Annotated[bool, typer.Option(help="Overwrite a saved segment of that name.")] = False,
 ) -> None:
     """Validate a definition and store it under <data-dir>/segments/NAME.yaml."""
+    from cdp.segment_lang import SegmentCatalog  # noqa: PLC0415
+
     opts = opts_of(ctx)
     with errors():
         text, fmt = _read(file)
@@ -171,7 +225,7 @@ def segment_explain(
     """The SQL a segment runs and the values bound to it."""
     opts = opts_of(ctx)
     with errors():
-        entry = _entry(opts.settings, target)
+        entry = segment_entry(opts.settings, target)
         compiled = entry.compile(params(param))
     if opts.json:
         print_json(
@@ -192,7 +246,10 @@ def segment_explain(
 def _record(
     settings: Settings, name: str, overrides: dict[str, str]
 ) -> tuple[SegmentResult, history.Run]:
-    with Engine.open(settings) as engine:
+    from cdp.cli._data import open_engine  # noqa: PLC0415
+    from cdp.segment_lang import SegmentCatalog, history  # noqa: PLC0415
+
+    with open_engine(settings, ", or leave out --record to see the members now") as engine:
         result = SegmentCatalog(settings.data_dir).run(engine.con, name, overrides)
         return result, history.record(engine.con, result)
 
@@ -202,7 +259,12 @@ def segment_run(
     ctx: typer.Context,
     target: Annotated[str, typer.Argument(help="Segment name or definition file.")],
     param: ParamOption = None,
-    limit: Annotated[int, typer.Option(min=0, help="Members to list (0: count only).")] = 10,
+    limit: Annotated[
+        int | None,
+        typer.Option(
+            min=0, help="Members to list (0: count only) [10 in a table; every one with --json]."
+        ),
+    ] = None,
     all_members: Annotated[bool, typer.Option("--all", help="List every member.")] = False,
     out: Annotated[Path | None, typer.Option(help="Write all member ids to this CSV.")] = None,
     record: Annotated[
@@ -213,15 +275,21 @@ def segment_run(
     ] = None,
 ) -> None:
     """Evaluate a segment: count, a sample or every member, optionally a CSV and history."""
+    from cdp import segments as segment_service  # noqa: PLC0415
+    from cdp.archive.session import ArchiveSession  # noqa: PLC0415
+    from cdp.engine import Engine  # noqa: PLC0415
+    from cdp.errors import InputFileError  # noqa: PLC0415
+    from cdp.segment_lang.catalog import execute, fill  # noqa: PLC0415
+
     opts = opts_of(ctx)
     run: history.Run | None = None
     with errors():
         overrides = params(param)
-        entry = _entry(opts.settings, target)
+        entry = segment_entry(opts.settings, target)
         if record:
             if archive is not None:
                 raise InputFileError("--record works on the data directory, not on --archive")
-            if _is_file(target):
+            if is_definition_file(target):
                 raise InputFileError(
                     "--record needs a saved or built-in segment; save the file first"
                 )
@@ -238,7 +306,10 @@ def segment_run(
                 con.close()
         if out is not None:
             _write_csv(out, result.members)
-    shown = result.members if all_members else result.members[:limit]
+    if all_members or (limit is None and opts.json):
+        shown = result.members
+    else:
+        shown = result.members[: DEFAULT_MEMBERS if limit is None else limit]
     if opts.json:
         payload: dict[str, Any] = {
             "name": result.name,
@@ -264,11 +335,17 @@ def segment_run(
         console.print(f"  {member}")
     if out is not None:
         console.print(f"wrote {result.count:,} ids to {out}")
+    elif shown:  # with --limit 0 the count alone was asked for
+        note = cut_note(Printed(len(shown), result.count), "members", "--all or --out FILE for all")
+        if note is not None:
+            console.print(note, style="yellow", highlight=False, soft_wrap=True)
     if run is not None:
         console.print(f"recorded run {run.run_id}: {run.entered:,} entered, {run.left:,} left")
 
 
 def _write_csv(path: Path, members: list[str]) -> None:
+    from cdp.errors import InputFileError  # noqa: PLC0415
+
     try:
         with path.open("w", encoding="utf-8", newline="") as handle:
             writer = csv.writer(handle)
@@ -297,6 +374,10 @@ def segment_refresh(
     all_segments: Annotated[bool, typer.Option("--all", help="Record every segment.")] = False,
 ) -> None:
     """Run and record segments with their default parameters (e.g. from cron)."""
+    from cdp.cli._data import open_engine  # noqa: PLC0415
+    from cdp.errors import InputFileError  # noqa: PLC0415
+    from cdp.segment_lang import SegmentCatalog, history  # noqa: PLC0415
+
     opts = opts_of(ctx)
     with errors():
         catalog = SegmentCatalog(opts.settings.data_dir)
@@ -306,7 +387,8 @@ def segment_refresh(
         for name in chosen:
             catalog.get(name)  # unknown names fail before the writer's lock is taken
         runs: list[history.Run] = []
-        with Engine.open(opts.settings) as engine:
+        hint = "; `cdp segment run NAME` shows the members now without recording them"
+        with open_engine(opts.settings, hint) as engine:
             for name in chosen:
                 runs.append(history.record(engine.con, catalog.run(engine.con, name)))
     if opts.json:
@@ -330,6 +412,9 @@ def segment_history(
     ] = None,
 ) -> None:
     """Recorded runs with entered/left counts; with --customer, that customer's spells."""
+    from cdp.engine import Engine  # noqa: PLC0415
+    from cdp.segment_lang import history  # noqa: PLC0415
+
     opts = opts_of(ctx)
     with errors():
         con = Engine.open_read_only(opts.settings)
@@ -355,6 +440,14 @@ def segment_history(
             ]
         print_json(payload)
         return
+    if not runs:
+        console.print(
+            f"no recorded runs of {name}: `cdp segment run {name} --record` "
+            "or `cdp segment refresh` records one",
+            highlight=False,
+            soft_wrap=True,
+        )
+        return
     console.print(
         table(
             f"runs of {name}",
@@ -377,6 +470,8 @@ def segment_delete(
     ctx: typer.Context, name: Annotated[str, typer.Argument(help="Saved segment name.")]
 ) -> None:
     """Delete a saved segment (its recorded history stays)."""
+    from cdp.segment_lang import SegmentCatalog  # noqa: PLC0415
+
     opts = opts_of(ctx)
     with errors():
         SegmentCatalog(opts.settings.data_dir).delete(name)

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from cdp.cli._app import console, errors, opts_of, print_json, sub_app, table
-from cdp.tokens import SCOPES, TokenRegistry
+from cdp.cli._defaults import TOKEN_SCOPES
 
 tokens_app = sub_app("tokens", "Read tokens of the profile/segment API (separate from write keys).")
 
@@ -18,10 +18,12 @@ def tokens_add(
     name: Annotated[str, typer.Argument(help="A name for who uses the token (e.g. crm-sync).")],
     scope: Annotated[
         list[str] | None,
-        typer.Option(help=f"What the token may read (repeatable): {', '.join(SCOPES)}."),
+        typer.Option(help=f"What the token may read (repeatable): {', '.join(TOKEN_SCOPES)}."),
     ] = None,
 ) -> None:
     """Create a read token and print it (shown once, stored only hashed)."""
+    from cdp.tokens import TokenRegistry  # noqa: PLC0415
+
     opts = opts_of(ctx)
     with errors():
         registry = TokenRegistry(opts.settings.data_dir)
@@ -37,6 +39,8 @@ def tokens_add(
 @tokens_app.command("list")
 def tokens_list(ctx: typer.Context) -> None:
     """Every read token with its scopes, when it was created and revoked."""
+    from cdp.tokens import TokenRegistry  # noqa: PLC0415
+
     opts = opts_of(ctx)
     with errors():
         items = TokenRegistry(opts.settings.data_dir).list()
@@ -65,6 +69,8 @@ def tokens_list(ctx: typer.Context) -> None:
 @tokens_app.command("revoke")
 def tokens_revoke(ctx: typer.Context, name: Annotated[str, typer.Argument()]) -> None:
     """Refuse a read token from now on (a running server too, without a restart)."""
+    from cdp.tokens import TokenRegistry  # noqa: PLC0415
+
     opts = opts_of(ctx)
     with errors():
         token = TokenRegistry(opts.settings.data_dir).revoke(name)

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from cdp.cli._app import app, errors, opts_of
-from cdp.kafka_topics import BOOTSTRAP_ENV, DEFAULT_PREFIX, PREFIX_ENV, KafkaSettings
+from cdp.cli._defaults import KAFKA_BOOTSTRAP_ENV, KAFKA_DEFAULT_PREFIX, KAFKA_PREFIX_ENV
 
 
 @app.command("worker")
@@ -17,7 +17,9 @@ def worker_command(
     bootstrap: Annotated[
         str | None,
         typer.Option(
-            "--bootstrap", envvar=BOOTSTRAP_ENV, help=f"Kafka HOST:PORT; also ${BOOTSTRAP_ENV}."
+            "--bootstrap",
+            envvar=KAFKA_BOOTSTRAP_ENV,
+            help=f"Kafka HOST:PORT; also ${KAFKA_BOOTSTRAP_ENV}.",
         ),
     ] = None,
     partitions: Annotated[
@@ -37,7 +39,9 @@ def worker_command(
     ] = None,
     prefix: Annotated[
         str | None,
-        typer.Option(help=f"Topic prefix (default {DEFAULT_PREFIX}); also ${PREFIX_ENV}."),
+        typer.Option(
+            help=f"Topic prefix (default {KAFKA_DEFAULT_PREFIX}); also ${KAFKA_PREFIX_ENV}."
+        ),
     ] = None,
     broker_profile: Annotated[
         str | None,
@@ -53,6 +57,7 @@ def worker_command(
     """Run a faust worker: identity, profiles and lead scores from the Kafka log.
 
     Stops cleanly on SIGTERM/SIGINT. Start as many as there are partitions to share."""
+    from cdp.kafka_topics import KafkaSettings  # noqa: PLC0415
     from streams.app import WorkerConfig  # noqa: PLC0415  (faust loads only for this command)
     from streams.worker import run  # noqa: PLC0415
 

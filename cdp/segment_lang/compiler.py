@@ -48,6 +48,7 @@ from cdp.segment_lang.model import (
     TraitRule,
     Value,
 )
+from cdp.segments import check_day_params
 
 _OPS: dict[Kind, set[str]] = {
     "text": {"eq", "ne", "in", "not_in", "gt", "gte", "lt", "lte", "between", "contains"},
@@ -83,7 +84,8 @@ class CompiledSegment:
 def resolve_params(
     declared: Mapping[str, Scalar], overrides: Mapping[str, str] | None, segment: str
 ) -> dict[str, Scalar]:
-    """Declared defaults with text overrides applied, typed like each default."""
+    """Declared defaults with text overrides applied, typed like each default;
+    day-count parameters (``days``, ``*_days``) are checked like the built-ins'."""
     out: dict[str, Scalar] = dict(declared)
     for name, text in (overrides or {}).items():
         if name not in out:
@@ -107,6 +109,7 @@ def resolve_params(
                 f"segment {segment!r}: parameter {name!r} must be a "
                 f"{wanted.get(type(default), 'text')}, not {text!r}"
             ) from None
+    check_day_params(segment, out)
     return out
 
 
@@ -173,7 +176,9 @@ class _Compiler:
         if not isinstance(resolved, int) or isinstance(resolved, bool):
             raise self.fail(path, f"must be a whole number of days, not {resolved!r}")
         if resolved < minimum:
-            raise self.fail(path, "must be > 0" if minimum == 1 else f"must be >= {minimum}")
+            bound = "must be > 0" if minimum == 1 else f"must be >= {minimum}"
+            origin = f" ({value} = {resolved})" if isinstance(value, str) else ""
+            raise self.fail(path, f"{bound} days{origin}")
         return f"to_days(CAST({self.bind(resolved)} AS INTEGER))"
 
     # -- rules ----------------------------------------------------------------------

@@ -213,8 +213,19 @@ def test_parameters_resolve_with_overrides_typed_like_defaults() -> None:
         compile_definition(parsed, {"days": "soon"})
     with pytest.raises(SegmentError, match="has no parameter 'weeks'"):
         compile_definition(parsed, {"weeks": "1"})
-    with pytest.raises(SegmentRuleError, match=r"rules\.event\.within_days: must be > 0"):
+    # A day-count parameter below 1 is refused by name, before it reaches a rule.
+    with pytest.raises(
+        SegmentError, match="parameter 'days' is a number of days and must be at least 1"
+    ):
         compile_definition(parsed, {"days": "0"})
+    # A parameter not named as a day count still meets the rule's own check.
+    window = from_data(
+        definition({"event": {**EVENT, "within_days": "$window"}}, params={"window": 30})
+    )
+    with pytest.raises(
+        SegmentRuleError, match=r"rules\.event\.within_days: must be > 0 days \(\$window = 0\)"
+    ):
+        compile_definition(window, {"window": "0"})
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,23 @@
+"""Constants that command signatures need when the command tree is built.
+
+Typer reads every command's options (names, defaults, help) whenever ``cdp``
+starts, ``--help`` included. Importing the modules that own these values would
+load pydantic, DuckDB or Kafka clients for every invocation, so the CLI keeps
+copies here; tests/e2e/test_cli_hygiene.py fails when a copy drifts from its
+source.
+"""
+
+from __future__ import annotations
+
+#: ``cdp.kafka_topics.BOOTSTRAP_ENV``
+KAFKA_BOOTSTRAP_ENV = "CDP_KAFKA_BOOTSTRAP"
+#: ``cdp.kafka_topics.PREFIX_ENV``
+KAFKA_PREFIX_ENV = "CDP_KAFKA_PREFIX"
+#: ``cdp.kafka_topics.DEFAULT_PREFIX``
+KAFKA_DEFAULT_PREFIX = "cdp."
+#: ``cdp.kafka_topics.DEFAULT_PARTITIONS``
+KAFKA_DEFAULT_PARTITIONS = 4
+#: ``cdp.analytics.DEFAULT_TZ``
+ANALYTICS_DEFAULT_TZ = "Asia/Tokyo"
+#: ``cdp.tokens.SCOPES``
+TOKEN_SCOPES: tuple[str, ...] = ("profiles:read", "segments:read")
