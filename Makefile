@@ -24,6 +24,7 @@ demo: $(VENV)/.installed-runtime
 	$(BIN)/cdp --data-dir $(DATA) demo --fresh
 
 test: $(VENV)/.installed-dev
+	bash tests/browser/install-chromium.sh  # Debian's chromium for tests/browser (once)
 	$(BIN)/python -m pytest -n 2 -q
 
 lint: $(VENV)/.installed-dev

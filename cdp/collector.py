@@ -11,7 +11,13 @@
 - All or nothing: one bad item rejects the whole request, and the error names
   every bad item by index and field.
 - ``receivedAt`` is the server's; ``timestamp`` is corrected as
-  ``receivedAt − (sentAt − originalTimestamp)`` (``schemas.stamp``).
+  ``receivedAt − (sentAt − originalTimestamp)`` (``schemas.stamp``); an
+  event dated more than 24 h after ``receivedAt`` is refused
+  (``schemas.time_bounds``).
+- A message without ``messageId`` gets its own id (``cdp.message_ids``), as
+  Segment assigns one: identical events sent twice are two events.
+- Ids, event names and page/screen names must be strings without NUL; a
+  gzip body must be gzip to its last byte (no trailing junk).
 """
 
 from __future__ import annotations
@@ -26,11 +32,24 @@ import orjson
 from cdp.errors import CdpError, EventValidationError, TerminalError
 from cdp.ingest import to_record
 from cdp.log import Record
+from cdp.message_ids import MessageIds, server_message_id
 from schemas import MAX_EVENT_BYTES
+from schemas.stamp import lacks_message_id
 
 MAX_REQUEST_BYTES = 500 * 1024
 SINGLE_TYPES = ("track", "identify", "page", "screen", "group", "alias")
 BATCH_ENDPOINTS = ("batch", "import")
+#: analytics.js (Segment.io plugin) posts to ``{apiHost}/`` + the type's first
+#: letter, and batches to ``/b``; served under /v1/ as aliases of the long paths.
+SHORT_PATHS = {
+    "t": "track",
+    "i": "identify",
+    "p": "page",
+    "s": "screen",
+    "g": "group",
+    "a": "alias",
+    "b": "batch",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,21 +77,57 @@ class RequestRejected(TerminalError, CdpError):
         super().__init__("; ".join(str(p) for p in problems))
 
 
+GZIP_MAGIC = b"\x1f\x8b"
+
+
+def _gunzip(body: bytes, limit: int) -> bytes:
+    """Every gzip member of ``body`` inflated (at most ``limit`` + 1 bytes).
+
+    RFC 1952 allows several members one after another (``gzip.decompress``
+    reads them all); anything else after a member would be dropped silently,
+    so it is refused, as is a body cut short.
+    """
+    parts: list[bytes] = []
+    size = 0
+    rest = body
+    while True:
+        inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        try:
+            part = inflater.decompress(rest, limit + 1 - size)
+        except zlib.error as error:
+            raise RequestRejected(
+                [Problem(None, "", f"body is not valid gzip ({error})")]
+            ) from None
+        parts.append(part)
+        size += len(part)
+        if size > limit:
+            break  # the caller answers 413
+        if not inflater.eof:
+            raise RequestRejected([Problem(None, "", "gzip body is truncated")])
+        rest = inflater.unused_data
+        if not rest:
+            break
+        if not rest.startswith(GZIP_MAGIC):
+            raise RequestRejected(
+                [
+                    Problem(
+                        None,
+                        "",
+                        f"gzip body has {len(rest)} bytes of trailing data that is not gzip "
+                        "after the end of its gzip stream",
+                    )
+                ]
+            )
+    return b"".join(parts)
+
+
 def decompress(body: bytes, encoding: str | None, limit: int = MAX_REQUEST_BYTES) -> bytes:
     """The request body, gunzipped if ``Content-Encoding: gzip``, at most ``limit`` bytes."""
     coding = (encoding or "identity").strip().lower()
     if coding in ("", "identity"):
         data = body
     elif coding == "gzip":
-        inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
-        try:
-            data = inflater.decompress(body, limit + 1)
-        except zlib.error as error:
-            raise RequestRejected(
-                [Problem(None, "", f"body is not valid gzip ({error})")]
-            ) from None
-        if not inflater.eof and len(data) <= limit:
-            raise RequestRejected([Problem(None, "", "gzip body is truncated")])
+        data = _gunzip(body, limit)
     else:
         raise RequestRejected(
             [Problem(None, "", f"Content-Encoding {encoding!r} is not supported; use gzip")], 415
@@ -131,6 +186,9 @@ def _merge_batch(document: dict[str, Any], items: list[Any]) -> list[dict[str, A
             merged.append(item)  # reported by validation with its index
             continue
         event = dict(item)
+        # analytics.js repeats the write key in every batched event: a secret
+        # must not be copied into the log.
+        event.pop("writeKey", None)
         if context and isinstance(event.get("context", {}), dict):
             event["context"] = {**context, **event.get("context", {})}
         if integrations and isinstance(event.get("integrations", {}), dict):
@@ -147,12 +205,14 @@ def to_records(
     source: str | None,
     single: bool = False,
     server_received_at: bool = False,
+    message_ids: MessageIds = server_message_id,
 ) -> list[Record]:
     """Validate every item; ``RequestRejected`` naming each bad one (all or nothing).
 
     With ``server_received_at`` (the live HTTP API) a ``receivedAt`` sent by the
     client is replaced by the server's, as Segment does; imports and webhooks
-    keep theirs.
+    keep theirs. An item without ``messageId`` gets ``message_ids(index)``:
+    by default a fresh server id, so identical items are distinct events.
     """
     records: list[Record] = []
     problems: list[Problem] = []
@@ -165,7 +225,8 @@ def to_records(
         if server_received_at and "receivedAt" in raw:
             raw = {k: v for k, v in raw.items() if k != "receivedAt"}
         try:
-            records.append(to_record(raw, received_at, source))
+            message_id = message_ids(index) if lacks_message_id(raw) else None
+            records.append(to_record(raw, received_at, source, message_id=message_id))
         except EventValidationError as error:
             problems.extend(Problem(where, p.path, p.reason) for p in error.problems)
     if problems:

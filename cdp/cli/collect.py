@@ -1,16 +1,15 @@
-"""Collecting events: ``cdp serve``, sources and dead letters."""
+"""Collecting events: ``cdp serve``, sources and dead letters.
+
+The web server and the services load inside the commands (start-up cost, see
+cdp/cli/_app.py)."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import orjson
 import typer
-import uvicorn
 
-from cdp import collector, deadletters
-from cdp.api import create_app
 from cdp.cli._app import (
     app,
     console,
@@ -20,14 +19,11 @@ from cdp.cli._app import (
     sub_app,
     table,
 )
-from cdp.engine import Engine
-from cdp.errors import UnmappableError
-from cdp.ingest import to_record
-from cdp.kafka_topics import BOOTSTRAP_ENV, DEFAULT_PREFIX, PREFIX_ENV, KafkaSettings
-from cdp.log import Record
-from cdp.sources import SourceRegistry
-from connectors.sources.webhooks import orders, shopify
-from connectors.sources.webhooks.registry import SIGNED
+from cdp.cli._defaults import KAFKA_BOOTSTRAP_ENV, KAFKA_DEFAULT_PREFIX, KAFKA_PREFIX_ENV
+
+if TYPE_CHECKING:
+    from cdp import deadletters
+    from cdp.log import Record
 
 sources_app = sub_app("sources", "Sources and their write keys.")
 deadletter_app = sub_app("deadletter", "Requests rejected after authentication.")
@@ -43,54 +39,131 @@ def serve_command(
         typer.Option(
             "--kafka",
             "--bootstrap",
-            envvar=BOOTSTRAP_ENV,
+            envvar=KAFKA_BOOTSTRAP_ENV,
             help="Append to Kafka at HOST:PORT (distributed mode) instead of the data "
-            f"directory; also ${BOOTSTRAP_ENV}.",
+            f"directory; also ${KAFKA_BOOTSTRAP_ENV}.",
         ),
     ] = None,
     prefix: Annotated[
-        str | None, typer.Option(help=f"Topic prefix [{DEFAULT_PREFIX}]; also ${PREFIX_ENV}.")
+        str | None,
+        typer.Option(help=f"Topic prefix [{KAFKA_DEFAULT_PREFIX}]; also ${KAFKA_PREFIX_ENV}."),
     ] = None,
 ) -> None:
     """Run the Segment-compatible collector (OpenAPI docs at /docs).
 
     With --kafka a request is acknowledged once the broker has acknowledged its
-    events on the log topic; workers (`cdp worker`) fold them."""
+    events on the log topic; workers (`cdp worker`) fold them.
+
+    A port in use or a data directory already served is one line on stderr and
+    exit status 2."""
+    from cdp.api import create_app  # noqa: PLC0415
+    from cdp.cli import serving  # noqa: PLC0415
+    from cdp.kafka_topics import KafkaSettings  # noqa: PLC0415
+
     opts = opts_of(ctx)
     with errors():
         opts.settings.data_dir.mkdir(parents=True, exist_ok=True)
         settings = KafkaSettings.resolve(kafka, prefix) if kafka else None
-        uvicorn.run(
-            create_app(opts.settings, kafka=settings),
-            host=host,
-            port=port,
-            log_level="info",
-            access_log=False,
-        )
+        serving.serve(create_app(opts.settings, kafka=settings), host, port)
 
 
 # ------------------------------------------------------------------- sources
 @sources_app.command("add")
-def sources_add(ctx: typer.Context, name: Annotated[str, typer.Argument()]) -> None:
+def sources_add(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument()],
+    origin: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--origin",
+            help="A browser origin (https://shop.example.jp) whose pages may send with this "
+            "key (CORS); repeat for several; '*' allows any site.",
+        ),
+    ] = None,
+    snowplow_app_id: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--snowplow-app-id",
+            help="A Snowplow tracker app id (appId/aid) whose events belong to this source "
+            "(POST /com.snowplowanalytics.snowplow/tp2, GET /i); repeatable.",
+        ),
+    ] = None,
+) -> None:
     """Create a source and print its write key (shown once, stored only hashed)."""
+    from cdp.sources import SourceRegistry  # noqa: PLC0415
+
     opts = opts_of(ctx)
     with errors():
-        key = SourceRegistry(opts.settings.data_dir).add(name)
+        registry = SourceRegistry(opts.settings.data_dir)
+        key = registry.add(name, origins=origin or (), snowplow_app_ids=snowplow_app_id or ())
+        origins = next(s.origins for s in registry.list() if s.name == name)
     if opts.json:
-        print_json({"name": name, "write_key": key})
+        print_json(
+            {
+                "name": name,
+                "write_key": key,
+                "origins": list(origins),
+                "snowplow_app_ids": list(snowplow_app_id or ()),
+            }
+        )
     else:
         console.print(f"source [bold]{name}[/] created. Write key (shown once):")
         console.print(key, highlight=False, soft_wrap=True)
+        if origins:
+            console.print(f"browser origins allowed: {', '.join(origins)}", highlight=False)
+        if snowplow_app_id:
+            console.print(f"Snowplow app ids: {', '.join(snowplow_app_id)}", highlight=False)
+
+
+@sources_app.command("origins")
+def sources_origins(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument()],
+    add: Annotated[
+        list[str] | None, typer.Option("--add", help="Allow this origin (repeatable).")
+    ] = None,
+    remove: Annotated[
+        list[str] | None, typer.Option("--remove", help="Stop allowing it (repeatable).")
+    ] = None,
+) -> None:
+    """Show or change the browser origins allowed to send with a source's key.
+
+    Takes effect at once, also in a running `cdp serve`. Without --add/--remove
+    it prints the current list."""
+    from cdp.sources import SourceRegistry  # noqa: PLC0415
+
+    opts = opts_of(ctx)
+    with errors():
+        source = SourceRegistry(opts.settings.data_dir).set_origins(
+            name, add=add or (), remove=remove or ()
+        )
+    if opts.json:
+        print_json({"name": source.name, "origins": list(source.origins)})
+    elif source.origins:
+        console.print(
+            f"source [bold]{name}[/] allows: {', '.join(source.origins)}", highlight=False
+        )
+    else:
+        console.print(f"source [bold]{name}[/] allows no browser origin")
 
 
 @sources_app.command("list")
 def sources_list(ctx: typer.Context) -> None:
     """Every source, with when it was created and revoked."""
+    from cdp.sources import SourceRegistry  # noqa: PLC0415
+
     opts = opts_of(ctx)
     with errors():
         items = SourceRegistry(opts.settings.data_dir).list()
     rows = [
-        {"name": s.name, "created_at": s.created_at, "revoked_at": s.revoked_at, "active": s.active}
+        {
+            "name": s.name,
+            "created_at": s.created_at,
+            "revoked_at": s.revoked_at,
+            "active": s.active,
+            "origins": list(s.origins),
+            "snowplow_app_ids": list(s.snowplow_app_ids),
+        }
         for s in items
     ]
     if opts.json:
@@ -99,8 +172,17 @@ def sources_list(ctx: typer.Context) -> None:
         console.print(
             table(
                 "sources",
-                ["name", "created", "revoked"],
-                [(r["name"], r["created_at"], r["revoked_at"]) for r in rows],
+                ["name", "created", "revoked", "origins", "snowplow app ids"],
+                [
+                    (
+                        s.name,
+                        s.created_at,
+                        s.revoked_at,
+                        " ".join(s.origins),
+                        " ".join(s.snowplow_app_ids),
+                    )
+                    for s in items
+                ],
             )
         )
 
@@ -108,6 +190,8 @@ def sources_list(ctx: typer.Context) -> None:
 @sources_app.command("revoke")
 def sources_revoke(ctx: typer.Context, name: Annotated[str, typer.Argument()]) -> None:
     """Refuse a source's write key from now on (401)."""
+    from cdp.sources import SourceRegistry  # noqa: PLC0415
+
     opts = opts_of(ctx)
     with errors():
         source = SourceRegistry(opts.settings.data_dir).revoke(name)
@@ -126,6 +210,9 @@ def deadletter_list(
     body: Annotated[bool, typer.Option(help="Show the stored bodies.")] = False,
 ) -> None:
     """Rejected requests with their reasons."""
+    from cdp import deadletters  # noqa: PLC0415
+    from cdp.engine import Engine  # noqa: PLC0415
+
     opts = opts_of(ctx)
     with errors():
         con = Engine.open_read_only(opts.settings)
@@ -149,9 +236,19 @@ def _rebuild(letter: deadletters.DeadLetter) -> list[Record]:
     """Run a dead letter through the path that rejected it (signatures were checked
     when it arrived). Items a webhook skipped and form posts (their content type
     is not kept) cannot be re-run and stay pending."""
+    import orjson  # noqa: PLC0415
+
+    from cdp import collector, deadletters  # noqa: PLC0415
+    from cdp.errors import UnmappableError  # noqa: PLC0415
+    from cdp.ingest import to_record  # noqa: PLC0415
+    from connectors.sources import snowplow  # noqa: PLC0415
+    from connectors.sources.webhooks import orders, shopify  # noqa: PLC0415
+    from connectors.sources.webhooks.registry import SIGNED  # noqa: PLC0415
+
     endpoint = letter.endpoint
+    ids = deadletters.retry_message_ids(letter)  # the same on every retry: idempotent
     if endpoint == "bulk":  # one JSONL line
-        return [to_record(letter.body, letter.received_at, letter.source)]
+        return [to_record(letter.body, letter.received_at, letter.source, message_id=ids(0))]
     if endpoint.startswith("webhook:"):
         payload = orjson.loads(letter.body)
         platform, _, topic = endpoint.removeprefix("webhook:").partition(":")
@@ -166,7 +263,12 @@ def _rebuild(letter: deadletters.DeadLetter) -> list[Record]:
             events = SIGNED[platform].to_events(payload).events
         else:
             raise UnmappableError(f"dead letter {letter.id} ({endpoint}) cannot be re-run")
-        return collector.to_records(events, letter.received_at, letter.source)
+        return collector.to_records(events, letter.received_at, letter.source, message_ids=ids)
+    if endpoint.startswith("snowplow:"):  # tracker protocol: the body or the pixel's query
+        events = snowplow.dead_letter_events(endpoint, letter.body)
+        return collector.to_records(
+            events, letter.received_at, letter.source, server_received_at=True, message_ids=ids
+        )
     if endpoint in (*collector.SINGLE_TYPES, *collector.BATCH_ENDPOINTS):
         items, _ = collector.parse(endpoint, letter.body)
         return collector.to_records(
@@ -175,6 +277,7 @@ def _rebuild(letter: deadletters.DeadLetter) -> list[Record]:
             letter.source,
             single=endpoint in collector.SINGLE_TYPES,
             server_received_at=True,
+            message_ids=ids,
         )
     raise UnmappableError(f"dead letter {letter.id} ({endpoint}) cannot be re-run by retry")
 
@@ -182,8 +285,11 @@ def _rebuild(letter: deadletters.DeadLetter) -> list[Record]:
 @deadletter_app.command("retry")
 def deadletter_retry(ctx: typer.Context) -> None:
     """Run pending dead letters through validation again; append those that now pass."""
+    from cdp import deadletters  # noqa: PLC0415
+    from cdp.cli._data import open_engine  # noqa: PLC0415
+
     opts = opts_of(ctx)
-    with errors(), Engine.open(opts.settings) as engine:
+    with errors(), open_engine(opts.settings, ", then retry") as engine:
         report = deadletters.retry(engine.con, engine.append, _rebuild, datetime.now(UTC))
     data = {
         "retried": report.retried,
