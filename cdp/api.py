@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import hashlib
+import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -25,39 +25,54 @@ from typing import Any
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
-from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from cdp import collector, deadletters, webhook_settings
+from cdp import api_docs, collector, cors, deadletters, http_errors, webhook_settings
 from cdp.config import Settings
 from cdp.engine import Engine
-from cdp.errors import AuthError, CdpError, TransientError, UnmappableError
+from cdp.errors import AuthError, CdpError, UnmappableError
+from cdp.http_errors import error_body, error_response
 from cdp.ingest import IngestReport, ingest
 from cdp.kafka_codec import DeadLetterMessage
 from cdp.kafka_log import KafkaEventLog, broker_reachable
 from cdp.kafka_read import KafkaLookups
 from cdp.kafka_topics import KafkaSettings
+from cdp.local_server import serve_local
 from cdp.log import AppendResult, Record
+from cdp.message_ids import form_seed
 from cdp.profile_reader import ProfileReader, engine_connection
 from cdp.read_api import read_router
 from cdp.sources import SourceRegistry
 from cdp.tokens import TokenRegistry
 from cdp.writer import Backpressure, GroupCommitWriter
-from connectors.sources import forms
+from connectors.sources import forms, snowplow_routes
 from connectors.sources.webhooks import Mapped, meta, orders, shopify, x
 from connectors.sources.webhooks.registry import SIGNED, SignedWebhook
 
+log = logging.getLogger("cdp.api")
 SUCCESS = {"success": True}
 MAX_BULK_BYTES = 100 * 1024 * 1024  # decompressed JSONL per bulk request
 MAX_WEBHOOK_BYTES = 1024 * 1024
 MAX_FORM_BYTES = 256 * 1024
 
 
-def _error(
-    status: int, message: str, headers: dict[str, str] | None = None, **extra: Any
-) -> JSONResponse:
-    return JSONResponse(
-        {"success": False, "error": message, **extra}, status_code=status, headers=headers
-    )
+# Every 4xx/5xx of every route has one shape: cdp.http_errors says which.
+_error = error_response
+
+
+def _health_problem(body: dict[str, Any]) -> str:
+    """What an unhealthy ``/health`` body says is wrong, in words."""
+    problems = []
+    if body.get("checkpoint_error"):
+        problems.append(
+            f"the last projection checkpoint failed ({body['checkpoint_error']}): events are "
+            "durable in the log, but lookups and SQL are stale"
+        )
+    kafka = body.get("kafka") or {}
+    if kafka and not kafka.get("reachable"):
+        problems.append(f"the Kafka broker {kafka.get('bootstrap')} is not reachable")
+    if kafka.get("last_append_error"):
+        problems.append(f"the last append to Kafka failed ({kafka['last_append_error']})")
+    return "; ".join(problems) or "unhealthy"
 
 
 def basic_username(header: str | None) -> str | None:
@@ -192,9 +207,14 @@ def create_app(
         if own_writer:
             await asyncio.to_thread(the_writer.start)
             await asyncio.to_thread(profiles.warm)  # lookup indexes made at start-up
+        # The CLI's door to this data directory while the server owns it (embedded).
+        embedded = own_writer and kafka is None
+        local = await asyncio.to_thread(serve_local, settings.data_dir, the_writer, embedded)
         try:
             yield
         finally:
+            if local is not None:
+                await asyncio.to_thread(local.close)
             profiles.close()
             if own_writer:
                 await asyncio.to_thread(the_writer.stop)
@@ -204,7 +224,12 @@ def create_app(
         version="0.1.0",
         description="Segment-compatible HTTP tracking API of the event-sourced CDP.",
         lifespan=lifespan,
+        responses=http_errors.DOCUMENTED,
+        docs_url=None,  # FastAPI's pages load from a CDN; api_docs serves them locally
+        redoc_url=None,
     )
+    api_docs.install(app)
+    app.add_middleware(cors.CorsMiddleware, sources=sources)  # browser routes: cdp/cors.py
     app.state.writer = the_writer
     app.state.sources = sources
     app.state.kafka = kafka
@@ -256,6 +281,9 @@ def create_app(
             parse_error = error
         try:
             source = sources.authenticate(header_key or body_key)
+            cors.check_source_origin(request.scope, sources, source)
+        except cors.OriginNotAllowedError as error:  # a page the source does not allow
+            return _error(403, str(error))
         except AuthError as error:
             return _error(401, str(error))
         try:
@@ -306,6 +334,8 @@ def create_app(
     }
     for endpoint in (*collector.SINGLE_TYPES, *collector.BATCH_ENDPOINTS):
         app.post(f"/v1/{endpoint}", openapi_extra=body_doc, tags=["collector"])(route(endpoint))
+    for short, endpoint in collector.SHORT_PATHS.items():  # analytics.js: /v1/t, ..., /v1/b
+        app.post(f"/v1/{short}", include_in_schema=False)(route(endpoint))
 
     @app.post(
         "/v1/bulk",
@@ -322,7 +352,8 @@ def create_app(
 
         Like `cdp ingest`: bad lines are listed by line number and kept as dead
         letters, good lines are appended; re-sending the file adds nothing
-        (dedup by messageId, or a content hash when a line has none), so an
+        (dedup by messageId, or a hash of a line's content and position when it
+        has none, so two identical lines are still two events), so an
         interrupted import is resumed by sending it again. 200 when every line
         was accepted, 422 (with the same report) when some were rejected.
         """
@@ -338,10 +369,13 @@ def create_app(
         except collector.RequestRejected as error:
             return _error(error.status, str(error))
         report = await asyncio.to_thread(_bulk_import, the_writer, body, source, received_at)
-        data: dict[str, Any] = {"success": report.rejected == 0, **report.as_dict()}
         if report.rejected:
-            data["error"] = f"{report.rejected} of {report.read} lines were rejected (see errors)"
-        return JSONResponse(data, status_code=200 if report.rejected == 0 else 422)
+            return _error(
+                422,
+                f"{report.rejected} of {report.read} lines were rejected (see errors)",
+                **report.as_dict(),
+            )
+        return JSONResponse({"success": True, **report.as_dict()})
 
     # ------------------------------------------------------------ webhooks
     hooks = webhook_settings.load(settings.data_dir)
@@ -389,12 +423,20 @@ def create_app(
             {"success": True, "events": len(records), "dead_lettered": len(letters)}
         )
 
-    def disabled(platform: str) -> JSONResponse:
-        return _error(
-            404,
-            f"the {platform} webhook is not configured in "
-            f"{settings.data_dir / webhook_settings.FILE_NAME}",
-        )
+    told_unconfigured: set[str] = set()
+
+    def disabled(platform: str) -> Response:
+        # The caller is not authenticated: the answer names no file; the
+        # operator learns where to configure it from the server log (once).
+        if platform not in told_unconfigured:
+            told_unconfigured.add(platform)
+            log.warning(
+                "a request came for the %s webhook, which is not configured: add [%s] to %s",
+                platform,
+                platform,
+                settings.data_dir / webhook_settings.FILE_NAME,
+            )
+        return _error(404, f"the {platform} webhook is not configured")
 
     @app.post("/v1/webhooks/shopify", tags=["webhooks"])
     async def shopify_webhook(request: Request) -> Response:
@@ -477,7 +519,8 @@ def create_app(
         try:
             mapping = form_config.mapping_for(form_id)
         except UnmappableError as error:  # unconfigured: an unauthenticated caller, not stored
-            return _error(404, str(error))
+            log.info("form post refused: %s", error)  # the hint (a file name) stays here
+            return _error(404, f"the form {form_id!r} is not configured")
         source = f"form:{form_id}"
         try:
             body = await _read_body(request, MAX_FORM_BYTES)
@@ -485,7 +528,7 @@ def create_app(
             return _error(error.status, str(error))
         try:
             fields = forms.parse_body(request.headers.get("content-type", ""), body)
-            seed = hashlib.sha256(form_id.encode() + b"\0" + body).hexdigest()[:32]
+            seed = form_seed()  # every post its own events, as Segment gives every message an id
             events = forms.to_events(form_id, fields, mapping, received_at, seed)
             records = collector.to_records(events, received_at, source)
         except (CdpError, ValueError) as error:
@@ -499,6 +542,11 @@ def create_app(
         if mapping.redirect:
             return RedirectResponse(mapping.redirect, status_code=303)
         return JSONResponse({"success": True, "events": len(records)})
+
+    # Snowplow trackers: POST /com.snowplowanalytics.snowplow/tp2 and the GET /i pixel.
+    snowplow_routes.install(
+        app, sources, lambda records: asyncio.wrap_future(the_writer.submit(records)), dead_letter
+    )
 
     @app.get("/health", tags=["ops"])
     async def health() -> JSONResponse:
@@ -525,18 +573,12 @@ def create_app(
             if isinstance(profiles, KafkaLookups):
                 lag = profiles.lag_seconds()
                 body["profile_reader_lag_seconds"] = None if lag == float("inf") else lag
-        return JSONResponse(body, status_code=200 if body["ok"] else 503)
+        if body["ok"]:
+            return JSONResponse(body)
+        # Unhealthy answers carry the error shape too, with the details beside it.
+        return JSONResponse(error_body(503, _health_problem(body), **body), status_code=503)
 
-    @app.exception_handler(CdpError)
-    async def cdp_error(_: Request, error: CdpError) -> JSONResponse:
-        if isinstance(error, TransientError):  # e.g. the broker is down: nothing acknowledged
-            return _error(503, str(error), headers={"Retry-After": "1"})
-        return _error(400, str(error))
-
-    @app.exception_handler(StarletteHTTPException)
-    async def http_error(_: Request, error: StarletteHTTPException) -> JSONResponse:
-        # Unknown routes and methods answer in the collector's error shape too.
-        headers = dict(error.headers) if error.headers else None
-        return _error(error.status_code, str(error.detail), headers=headers)
-
+    # Unknown routes, wrong methods, validation and unexpected errors answer in
+    # the same error shape as the routes.
+    http_errors.install(app)
     return app

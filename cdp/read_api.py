@@ -35,6 +35,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from cdp.errors import AuthError, CdpError, ForbiddenError, LogUnavailableError, NotFoundError
+from cdp.http_errors import error_response
 from cdp.jsonable import json_default
 from cdp.profile_reader import ProfileReader
 from cdp.read_bodies import ERRORS, ProfileBody, SegmentList, SegmentPage
@@ -51,10 +52,6 @@ def json_response(data: Any, status: int = 200) -> Response:
     """``data`` as JSON (already serialised when it is ``bytes``)."""
     body = data if isinstance(data, bytes) else orjson.dumps(data, default=json_default)
     return Response(body, status_code=status, media_type="application/json")
-
-
-def error_response(status: int, message: str) -> Response:
-    return json_response({"success": False, "error": message, "status": status}, status)
 
 
 def fingerprint(identifier: str) -> str:
