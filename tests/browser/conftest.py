@@ -25,19 +25,14 @@ from __future__ import annotations
 import functools
 import http.server
 import json
-import os
 import signal
-import subprocess
-import sys
 import threading
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import duckdb
-import httpx
 import pytest
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
@@ -45,7 +40,7 @@ from selenium.webdriver.chrome.service import Service
 from cdp.config import Settings
 from cdp.engine import Engine
 from cdp.sources import SourceRegistry
-from tests.loopback import free_port
+from tests.loopback import ServeProcess, start_cdp_serve
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
@@ -144,11 +139,16 @@ def page_server() -> Iterator[Callable[[Path], str]]:
 class CdpServer:
     """A running ``cdp serve`` on its own data directory and loopback port."""
 
-    url: str
-    data_dir: Path
-    process: subprocess.Popen[bytes]
-    output: Path
+    serve: ServeProcess
     stopped: bool = field(default=False)
+
+    @property
+    def url(self) -> str:
+        return self.serve.url
+
+    @property
+    def data_dir(self) -> Path:
+        return self.serve.data_dir
 
     def add_source(self, name: str, **options: Any) -> str:
         """Register a source (``origins=[...]`` and any other ``SourceRegistry.add``
@@ -163,20 +163,14 @@ class CdpServer:
 
     def log(self) -> str:
         """What the server printed so far."""
-        return self.output.read_text(errors="replace")
+        return self.serve.log()
 
     def stop(self) -> None:
         """SIGTERM and wait: the server checkpoints its projections on the way out."""
         if self.stopped:
             return
         self.stopped = True
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            code = self.process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(timeout=10)
-            raise AssertionError(f"cdp serve did not stop on SIGTERM:\n{self.log()}") from None
+        code = self.serve.stop()
         # uvicorn re-raises the SIGTERM it handled once it has shut down cleanly.
         assert code in (0, -signal.SIGTERM), f"cdp serve exited {code}:\n{self.log()}"
 
@@ -193,35 +187,9 @@ class CdpServer:
 @pytest.fixture
 def serve_cdp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CdpServer]:
     """``cdp serve`` (a subprocess) on a fresh data directory and loopback port."""
-    data_dir = tmp_path_factory.mktemp("cdp-data")
-    output = data_dir.parent / f"{data_dir.name}-serve.log"
-    port = free_port()
-    with output.open("wb") as sink:
-        command = [sys.executable, "-m", "cdp.cli", "--data-dir", str(data_dir), "serve"]
-        process = subprocess.Popen(
-            [*command, "--host", "127.0.0.1", "--port", str(port)],
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-            env={**os.environ},
-        )
-    server = CdpServer(f"http://127.0.0.1:{port}", data_dir, process, output)
+    server = CdpServer(start_cdp_serve(tmp_path_factory.mktemp("cdp-data")))
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{server.url}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert process.poll() is None, f"cdp serve exited:\n{server.log()}"
-            assert time.monotonic() < deadline, f"cdp serve did not come up:\n{server.log()}"
-            time.sleep(0.1)
         yield server
     finally:
-        if not server.stopped and process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=10)
+        if not server.stopped:
+            server.serve.stop()

@@ -10,12 +10,10 @@ the server; other writes refuse in one line that says what to do.
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import stat
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -39,7 +37,7 @@ from cdp.ingest import ingest
 from cdp.local_server import LocalServer
 from cdp.local_socket import socket_path
 from cdp.writer import GroupCommitWriter
-from tests.loopback import free_port
+from tests.loopback import start_cdp_serve
 
 pytestmark = pytest.mark.e2e
 
@@ -119,19 +117,6 @@ def run_reads(data_dir: Path, out_dir: Path, email: str) -> dict[str, tuple[int,
     return answers
 
 
-def wait_for_health(url: str, process: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        assert process.poll() is None, process.stdout.read() if process.stdout else ""
-        assert time.monotonic() < deadline, "cdp serve did not come up"
-        time.sleep(0.1)
-
-
 @pytest.fixture(scope="module")
 def shop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shop]:
     root = tmp_path_factory.mktemp("beside-serve")
@@ -159,34 +144,15 @@ def shop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shop]:
     for name, sql in REFUSED.items():
         shop.direct_refusals[name] = cdp(data_dir, "sql", sql).exit_code
 
-    port = free_port()
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "cdp.cli",
-            "--data-dir",
-            str(data_dir),
-            "serve",
-            "--port",
-            str(port),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        env={**os.environ},
-    )
+    server = start_cdp_serve(data_dir)
     try:
-        shop.url = f"http://127.0.0.1:{port}"
-        shop.pid = process.pid
-        wait_for_health(shop.url, process)
+        shop.url = server.url
+        shop.pid = server.pid
         # Before any test writes: the same data as the direct answers.
         shop.served = run_reads(data_dir, root / "served", email)
         yield shop
     finally:
-        process.send_signal(signal.SIGTERM)
-        process.wait(timeout=60)
-        if process.stdout is not None:
-            process.stdout.close()
+        server.stop()
     assert not socket_path(data_dir).exists(), "cdp serve left its socket behind"
 
 

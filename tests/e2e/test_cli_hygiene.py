@@ -4,15 +4,12 @@ that say what is true, and a start-up that does not load the web server."""
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import orjson
 import pytest
 from typer.testing import CliRunner
@@ -20,7 +17,7 @@ from typer.testing import CliRunner
 from cdp import analytics, kafka_topics, tokens
 from cdp.cli import _defaults, app
 from cdp.generate import GenerateConfig, generate
-from tests.loopback import free_port
+from tests.loopback import cdp_serve, free_port
 
 pytestmark = pytest.mark.e2e
 
@@ -174,36 +171,9 @@ def test_an_unexpected_exception_is_one_line_unless_debugging() -> None:
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[tuple[Path, int]]:
     """A running `cdp serve`: its data directory and port."""
-    port = free_port()
     data_dir = tmp_path / "served"
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "cdp.cli",
-            "--data-dir",
-            str(data_dir),
-            "serve",
-            "--port",
-            str(port),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                httpx.get(f"http://127.0.0.1:{port}/health", timeout=1)
-                break
-            except httpx.TransportError:
-                assert process.poll() is None, "cdp serve exited"
-                assert time.monotonic() < deadline, "cdp serve did not come up"
-                time.sleep(0.1)
-        yield data_dir, port
-    finally:
-        process.send_signal(signal.SIGTERM)
-        process.wait(timeout=30)
+    with cdp_serve(data_dir) as server:
+        yield data_dir, int(server.url.rpartition(":")[2])
 
 
 def test_a_second_serve_is_one_line(served: tuple[Path, int], tmp_path: Path) -> None:

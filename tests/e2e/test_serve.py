@@ -2,11 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -19,7 +14,7 @@ from cdp import deadletters
 from cdp.cli import app
 from cdp.config import Settings
 from cdp.engine import Engine
-from tests.loopback import free_port
+from tests.loopback import start_cdp_serve
 from tests.unit.test_webhooks_orders import ORDER
 
 pytestmark = pytest.mark.e2e
@@ -69,33 +64,9 @@ def test_deadletter_list_and_retry(tmp_path: Path) -> None:
 
 def test_serve_accepts_events_and_shuts_down_cleanly(tmp_path: Path) -> None:
     key = cli(tmp_path, "sources", "add", "web")["write_key"]
-    port = free_port()
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "cdp.cli",
-            "--data-dir",
-            str(tmp_path),
-            "serve",
-            "--port",
-            str(port),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        env={**os.environ},
-    )
+    server = start_cdp_serve(tmp_path)
     try:
-        url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                httpx.get(f"{url}/health", timeout=1)
-                break
-            except httpx.TransportError:
-                assert process.poll() is None, process.stdout.read() if process.stdout else ""
-                assert time.monotonic() < deadline, "cdp serve did not come up"
-                time.sleep(0.1)
+        url = server.url
         batch = {
             "batch": [
                 {
@@ -110,10 +81,7 @@ def test_serve_accepts_events_and_shuts_down_cleanly(tmp_path: Path) -> None:
         answer = httpx.post(f"{url}/v1/batch", json=batch, auth=(key, ""), timeout=10)
         assert answer.status_code == 200, answer.text
     finally:
-        process.send_signal(signal.SIGTERM)
-        process.wait(timeout=30)
-        if process.stdout is not None:
-            process.stdout.close()
+        server.stop()
     assert cli(tmp_path, "status")["events"] == 25
     profile = cli(tmp_path, "profile", "email:user7@shop.jp")
     assert "user_id:u-7" in profile["identifiers"]

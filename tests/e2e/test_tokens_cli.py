@@ -2,11 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +13,7 @@ from typer.testing import CliRunner
 from cdp.cli import app
 from tests.factories import at_days as _at
 from tests.factories import raw_identify, raw_order, raw_page
-from tests.loopback import free_port
+from tests.loopback import start_cdp_serve
 
 pytestmark = pytest.mark.e2e
 
@@ -73,26 +68,11 @@ def test_serve_answers_lookups_like_cdp_profile_and_honours_revocation(tmp_path:
     source.write_bytes(b"\n".join(orjson.dumps(e) for e in events))
     assert run(tmp_path, "ingest", str(source)).exit_code == 0
     token = cli(tmp_path, "tokens", "add", "crm", "--scope", "profiles:read")["token"]
-    port = free_port()
     log = tmp_path / "serve.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "cdp.cli", "--data-dir", str(tmp_path), "serve",
-             "--port", str(port)],
-            stdout=out, stderr=subprocess.STDOUT, env={**os.environ},
-        )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
+    server = start_cdp_serve(tmp_path, log_path=log)
+    url = server.url
     headers = {"authorization": f"Bearer {token}"}
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                httpx.get(f"{url}/health", timeout=1)
-                break
-            except httpx.TransportError:
-                assert process.poll() is None, log.read_text()
-                assert time.monotonic() < deadline, "cdp serve did not come up"
-                time.sleep(0.1)
         answers = {
             text: httpx.get(f"{url}/v1/profiles/{text}", headers=headers, timeout=10)
             for text in ("email:HANAKO%40shop.jp", "phone:%2B819012345678", "anonymous_id:anon-1")
@@ -104,8 +84,7 @@ def test_serve_answers_lookups_like_cdp_profile_and_honours_revocation(tmp_path:
         refused = httpx.get(f"{url}/v1/profiles/user_id:u-1", headers=headers, timeout=10)
         assert refused.status_code == 401 and "revoked" in refused.json()["error"]
     finally:
-        process.send_signal(signal.SIGTERM)
-        process.wait(timeout=30)
+        server.stop()
     profile = cli(tmp_path, "profile", "email:hanako@shop.jp")
     api = {k: v for k, v in bodies[0].items() if k not in {"segments", "freshness"}}
     assert api == profile
