@@ -25,7 +25,7 @@ demo: $(VENV)/.installed-runtime
 
 test: $(VENV)/.installed-dev
 	bash tests/browser/install-chromium.sh  # Debian's chromium for tests/browser (once)
-	$(BIN)/python -m pytest -n 2 -q
+	$(BIN)/python -m pytest -n 4 -q  # 4 workers on 2 cores: most tests wait on brokers and servers
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/mypy

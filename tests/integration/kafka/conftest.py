@@ -23,7 +23,7 @@ KINDS = ["external"] if os.environ.get(brokers.ENV_BOOTSTRAP) else list(brokers.
 
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Run the ``long`` tests first: under ``pytest -n 2`` each then starts on its
+    """Run the ``long`` tests first: under ``pytest -n 4`` each then starts on its
     own worker at once and overlaps the short tests, instead of trailing them."""
     items.sort(key=lambda item: item.get_closest_marker("long") is None)
 
