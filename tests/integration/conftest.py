@@ -9,6 +9,9 @@ import pytest
 
 from cdp.config import Settings
 from cdp.engine import Engine
+from cdp.sources import SourceRegistry
+from cdp.writer import GroupCommitWriter
+from tests.integration.test_collector import Service, serve
 
 
 @pytest.fixture
@@ -23,3 +26,18 @@ def engine(settings: Settings) -> Iterator[Engine]:
         yield opened
     finally:
         opened.close()
+
+
+@pytest.fixture
+def service(tmp_path: Path) -> Iterator[Service]:
+    """The collector app on loopback over a fresh data directory, with a ``web``
+    source; modules that need another service define their own ``service``."""
+    settings = Settings(tmp_path / "data")
+    key = SourceRegistry(settings.data_dir).add("web")
+    writer = GroupCommitWriter(lambda: Engine.open(settings), checkpoint_every=0.2)
+    writer.start()
+    try:
+        for url in serve(settings, writer):
+            yield Service(url, key, settings, writer)
+    finally:
+        writer.stop()

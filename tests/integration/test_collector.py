@@ -53,19 +53,6 @@ def serve(settings: Settings, writer: GroupCommitWriter) -> Iterator[str]:
     yield from serve_app(create_app(settings, writer))
 
 
-@pytest.fixture
-def service(tmp_path: Path) -> Iterator[Service]:
-    settings = Settings(tmp_path / "data")
-    key = SourceRegistry(settings.data_dir).add("web")
-    writer = GroupCommitWriter(lambda: Engine.open(settings), checkpoint_every=0.2)
-    writer.start()
-    try:
-        for url in serve(settings, writer):
-            yield Service(url, key, settings, writer)
-    finally:
-        writer.stop()
-
-
 def page(message_id: str, **extra: Any) -> dict[str, Any]:
     return {
         "type": "page",

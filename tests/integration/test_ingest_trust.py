@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import gzip
 import shutil
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -28,37 +27,21 @@ import pytest
 
 from cdp import deadletters, lookup, segments
 from cdp.cli.collect import _rebuild
-from cdp.config import Settings
 from cdp.engine import Engine
 from cdp.generate import GenerateConfig, generate
 from cdp.ingest import ingest, to_record
 from cdp.log import Record
 from cdp.log_clock import AS_OF_SQL, COUNTS_SQL
-from cdp.sources import SourceRegistry
-from cdp.writer import GroupCommitWriter
 from connectors.sources.files import read_items
 from schemas import EventValidationError, decode, dumps, stamp
 from schemas.time_bounds import MAX_AHEAD, moves_clock
-from tests.integration.test_collector import Service, serve
+from tests.integration.test_collector import Service
 from tests.integration.test_webhook_routes import forms_service  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.integration
 
 VIEWED = {"userId": "F9", "event": "Product Viewed", "properties": {"product_id": "TEA-STARTER"}}
 N = 3
-
-
-@pytest.fixture
-def service(tmp_path: Path) -> Iterator[Service]:
-    settings = Settings(tmp_path / "data")
-    key = SourceRegistry(settings.data_dir).add("web")
-    writer = GroupCommitWriter(lambda: Engine.open(settings), checkpoint_every=0.2)
-    writer.start()
-    try:
-        for url in serve(settings, writer):
-            yield Service(url, key, settings, writer)
-    finally:
-        writer.stop()
 
 
 def letters(service: Service) -> list[deadletters.DeadLetter]:
