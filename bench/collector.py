@@ -22,11 +22,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import os
 import shutil
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import threading
@@ -38,14 +34,13 @@ from pathlib import Path
 import httpx
 import orjson
 
-from bench.common import line, machine, timed
+from bench.common import Server, line, machine, timed
 from cdp import collector
 from cdp.config import Settings
 from cdp.engine import Engine
 from cdp.generate import GenerateConfig, iter_events
 from cdp.sources import SourceRegistry
 
-ROOT = Path(__file__).resolve().parents[1]
 SENT_AT = "2026-11-01T00:00:00Z"
 
 
@@ -77,53 +72,6 @@ def parse_and_validate(bodies: list[bytes]) -> int:
         items, _ = collector.parse("batch", body)
         count += len(collector.to_records(items, now, "bench"))
     return count
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-@dataclass
-class Server:
-    """``cdp serve`` in a subprocess on a fresh data directory."""
-
-    data_dir: Path
-    log_path: Path
-    port: int = field(default_factory=free_port)
-    process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> None:
-        command = [sys.executable, "-m", "cdp.cli", "--data-dir", str(self.data_dir)]
-        command += ["serve", "--port", str(self.port)]
-        with self.log_path.open("wb") as log:
-            self.process = subprocess.Popen(
-                command, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=log,
-                stderr=subprocess.STDOUT,
-            )  # fmt: skip
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                httpx.get(f"{self.url}/health", timeout=1).raise_for_status()
-                return
-            except httpx.TransportError:
-                if self.process.poll() is not None or time.monotonic() > deadline:
-                    sys.exit(f"cdp serve did not start:\n{self.log_path.read_text()[-2000:]}")
-                time.sleep(0.05)
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)  # graceful: drains and checkpoints
-            try:
-                self.process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
 
 
 @dataclass

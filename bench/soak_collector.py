@@ -41,30 +41,23 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing
-import os
 import random
 import shutil
-import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
 import time
-from dataclasses import dataclass, field
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
 import duckdb
-import httpx
 
-from bench.common import machine
+from bench.common import Server, machine
 from cdp.config import Settings
 from cdp.sources import SourceRegistry
 
-ROOT = Path(__file__).resolve().parents[1]
 SOURCE = "soak"
 # The SDK's retry budget: its backoff is 0, 0.5, 1, 2, 4 ... 60 s between tries,
 # so 12 tries span about 3.5 minutes, far more than a restart takes, and the
@@ -72,12 +65,6 @@ SOURCE = "soak"
 SDK_RETRIES = 12
 SDK_MAX_BACKOFF_S = 300
 SDK_TIMEOUT_S = 10
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 # ----------------------------------------------------------------- clients
@@ -167,61 +154,6 @@ def client_main(
             }
         )
     )
-
-
-# ------------------------------------------------------------------ server
-@dataclass
-class Server:
-    """``cdp serve`` in a subprocess on one data directory and one port, restartable."""
-
-    data_dir: Path
-    log_path: Path
-    port: int = field(default_factory=free_port)
-    process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> None:
-        """Start it and wait until ``/health`` answers (three tries, then give up)."""
-        for _attempt in range(3):
-            command = [sys.executable, "-m", "cdp.cli", "--data-dir", str(self.data_dir)]
-            command += ["serve", "--port", str(self.port)]
-            with self.log_path.open("ab") as log:
-                self.process = subprocess.Popen(
-                    command, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=log,
-                    stderr=subprocess.STDOUT,
-                )  # fmt: skip
-            deadline = time.monotonic() + 120
-            while self.process.poll() is None and time.monotonic() < deadline:
-                try:
-                    if httpx.get(f"{self.url}/health", timeout=2).status_code < 500:
-                        return
-                except httpx.TransportError:
-                    pass
-                time.sleep(0.05)
-            self.kill()
-            print(f"cdp serve did not come up; log tail:\n{self.tail()}", file=sys.stderr)
-        sys.exit("cdp serve did not start three times in a row")
-
-    def kill(self) -> None:
-        """SIGKILL: no drain, no checkpoint, no goodbye."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGKILL)
-            self.process.wait(timeout=30)
-
-    def stop(self) -> None:
-        """SIGTERM: drains and checkpoints."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=120)
-            except subprocess.TimeoutExpired:
-                self.kill()
-
-    def tail(self) -> str:
-        return self.log_path.read_text(errors="replace")[-3000:]
 
 
 # -------------------------------------------------------------------- run
