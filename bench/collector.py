@@ -3,7 +3,7 @@
 Starts ``cdp serve`` as a subprocess on a free port with a fresh data
 directory (the durable embedded log, group commit, projections folded in
 process), then ``--clients`` threads, each with its own keep-alive httpx
-client, post batches of ``--batch`` generated events (``cdp.generate``,
+client, post batches of ``--batch`` generated events (``cdp.demo.generate``,
 realistic payloads, serialised with orjson before timing) until ``--events``
 are acknowledged. A 503 is retried after its ``Retry-After``, as an SDK would,
 and counts towards that request's latency. Printed:
@@ -11,8 +11,8 @@ and counts towards that request's latency. Printed:
 - events/s acknowledged (a 2xx means durable in the log) and the p50/p99
   acknowledgement latency per request;
 - beside it, measured in the same run on the same bodies, the raw
-  parse-and-validate rate of the collector (``cdp.collector.parse`` +
-  ``cdp.collector.to_records`` in-process, one core, no HTTP, no log), and the
+  parse-and-validate rate of the collector (``cdp.services.collector.parse`` +
+  ``cdp.services.collector.to_records`` in-process, one core, no HTTP, no log), and the
   ratio of the two.
 
     python -m bench.collector [--events 100000] [--clients 8] [--batch 100] [--keep DIR]
@@ -35,11 +35,11 @@ import httpx
 import orjson
 
 from bench.common import Server, line, machine, timed
-from cdp import collector
 from cdp.config import Settings
-from cdp.engine import Engine
-from cdp.generate import GenerateConfig, iter_events
-from cdp.sources import SourceRegistry
+from cdp.demo.generate import GenerateConfig, iter_events
+from cdp.runtime.engine import Engine
+from cdp.services import collector
+from cdp.services.sources import SourceRegistry
 
 SENT_AT = "2026-11-01T00:00:00Z"
 

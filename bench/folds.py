@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from bench.common import line, machine, timed
-from cdp.generate import GenerateConfig, iter_events
+from cdp.demo.generate import GenerateConfig, iter_events
 from projections import lead_score, profile
 from schemas import AnyEvent, decode
 

@@ -36,7 +36,7 @@ import httpx
 import orjson
 
 from bench.common import machine
-from cdp import kafka_topics
+from cdp.adapters.kafka import topics as kafka_topics
 from tests.brokers import start as start_broker
 from tests.loopback import free_port
 

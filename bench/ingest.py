@@ -1,7 +1,7 @@
 """Ingest benchmark: JSONL file → embedded log + projections.
 
 Prints the end-to-end ingest rate and, measured in the same run on the same
-lines, the raw parse-and-validate rate (``cdp.ingest.to_record``: orjson,
+lines, the raw parse-and-validate rate (``cdp.services.ingest.to_record``: orjson,
 stamping, pydantic validation) and the ratio of the two.
 
     python -m bench.ingest [--events 200000] [--keep DIR]
@@ -17,9 +17,9 @@ from pathlib import Path
 
 from bench.common import line, machine, timed
 from cdp.config import Settings
-from cdp.engine import Engine
-from cdp.generate import GenerateConfig, generate
-from cdp.ingest import ingest, to_record
+from cdp.demo.generate import GenerateConfig, generate
+from cdp.runtime.engine import Engine
+from cdp.services.ingest import ingest, to_record
 from connectors.sources.files import read_items
 
 

@@ -4,7 +4,7 @@ Builds a data directory from the demo generator once (cached under the
 system temp directory, ``cdp-bench-lookup/shop-<customers>``), then:
 
 1. in-process baselines on a read-only connection: the analyst-view lookup
-   ``cdp profile`` ran before (``views``) and ``cdp.lookup.lookup`` itself;
+   ``cdp profile`` ran before (``views``) and ``cdp.read.lookup.lookup`` itself;
 2. ``cdp serve`` in a subprocess with a fresh read token, driven by an
    open-loop load generator: request ``i`` is due at ``start + i / rate``
    whatever happened to the others, and its latency is measured from when it
@@ -42,14 +42,14 @@ import duckdb
 
 from bench.collector import Server
 from bench.common import machine
-from cdp import lookup
 from cdp.config import Settings
-from cdp.engine import Engine
-from cdp.generate import GenerateConfig, iter_events
-from cdp.ingest import ingest
-from cdp.profile_reader import ProfileReader, engine_connection
-from cdp.read_model import ReadModel
-from cdp.tokens import FILE_NAME, TokenRegistry
+from cdp.demo.generate import GenerateConfig, iter_events
+from cdp.read import lookup
+from cdp.read.model import ReadModel
+from cdp.read.reader import ProfileReader, engine_connection
+from cdp.runtime.engine import Engine
+from cdp.services.ingest import ingest
+from cdp.services.tokens import FILE_NAME, TokenRegistry
 
 CACHE = Path(tempfile.gettempdir()) / "cdp-bench-lookup"
 
@@ -280,7 +280,9 @@ def run(customers: int, rate: float, seconds: float, clients: int, threads: int)
         print(f"profile lookup benchmark on {machine()}: {people:,} customers, {events:,} events")
         in_process("views (before)", lambda t: views_lookup(con, t), cold[:100])
         clock = lookup.LogClock()
-        in_process("cdp.lookup.lookup", lambda t: lookup.lookup(con, t, clock=clock), cold[:1000])
+        in_process(
+            "cdp.read.lookup.lookup", lambda t: lookup.lookup(con, t, clock=clock), cold[:1000]
+        )
     finally:
         con.close()
     read_model(settings, cold[:3000])

@@ -1,6 +1,6 @@
 """Replay benchmark: rebuild every projection from the log.
 
-Prints the replay rate of ``cdp.replay.rebuild`` and, in the same run over the
+Prints the replay rate of ``cdp.runtime.replay.rebuild`` and, in the same run over the
 same stored events, a plain-dict fold baseline: read the payloads, parse them
 with orjson and fold into per-user dicts (event counts, revenue, last seen)
 with no validation and no identity resolution. The ratio says what the typed
@@ -21,11 +21,11 @@ from typing import Any
 import orjson
 
 from bench.common import line, machine, timed
-from cdp import replay
 from cdp.config import Settings
-from cdp.engine import Engine
-from cdp.generate import GenerateConfig, generate
-from cdp.ingest import ingest
+from cdp.demo.generate import GenerateConfig, generate
+from cdp.runtime import replay
+from cdp.runtime.engine import Engine
+from cdp.services.ingest import ingest
 from connectors.sources.files import read_items
 
 

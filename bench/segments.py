@@ -4,7 +4,7 @@ Runs on the large data directory of ``bench.large_data`` (~10.75M events,
 1M customers; built once and cached). For each built-in segment restated in
 the segment language (``docs/segments/examples``), and for the sequence
 segments, it times the compiled query and the equivalent hand-written SQL
-(the built-ins of ``cdp/segments.py``, or SQL written here), checks both give
+(the built-ins of ``cdp/services/segments.py``, or SQL written here), checks both give
 the same members, and prints the best of ``--repeat`` runs and the ratio.
 Targets: each built-in under 1 s, a sequence segment under 3 s, ratio ≤ 1.2.
 
@@ -22,11 +22,11 @@ import duckdb
 
 from bench.common import machine
 from bench.large_data import build
-from cdp import segments as builtin_segments
 from cdp.config import Settings
-from cdp.engine import Engine
-from cdp.segment_lang.catalog import definition_entry
-from cdp.segment_lang.parse import parse
+from cdp.runtime.engine import Engine
+from cdp.services import segments as builtin_segments
+from cdp.services.segment_lang.catalog import definition_entry
+from cdp.services.segment_lang.parse import parse
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "docs" / "segments" / "examples"
 

@@ -56,7 +56,7 @@ import duckdb
 
 from bench.common import Server, machine
 from cdp.config import Settings
-from cdp.sources import SourceRegistry
+from cdp.services.sources import SourceRegistry
 
 SOURCE = "soak"
 # The SDK's retry budget: its backoff is 0, 0.5, 1, 2, 4 ... 60 s between tries,

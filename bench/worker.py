@@ -25,11 +25,12 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import machine
-from cdp import kafka_codec, kafka_topics
-from cdp.generate import GenerateConfig, iter_events
-from cdp.ingest import to_record
-from cdp.log import Record, StoredEvent
-from cdp.runtime import EmbeddedRuntime
+from cdp.adapters.kafka import codec as kafka_codec
+from cdp.adapters.kafka import topics as kafka_topics
+from cdp.demo.generate import GenerateConfig, iter_events
+from cdp.ports.log import Record, StoredEvent
+from cdp.runtime.embedded import EmbeddedRuntime
+from cdp.services.ingest import to_record
 from streams import snapshot
 from tests.brokers import start as start_broker
 

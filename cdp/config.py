@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from cdp.runtime import RuntimeConfig
+    from cdp.runtime.embedded import RuntimeConfig
     from projections import lead_score
 
 DEFAULT_DATA_DIR = Path(".cdp-data")
@@ -52,7 +52,7 @@ class Settings:
 
     def runtime_config(self) -> RuntimeConfig:
         """The fold rules for this data directory."""
-        from cdp.runtime import RuntimeConfig  # noqa: PLC0415  (heavy; see the module doc)
+        from cdp.runtime.embedded import RuntimeConfig  # noqa: PLC0415  (heavy; see the module doc)
 
         return RuntimeConfig(scoring=load_scoring(self.scoring_file))
 

@@ -92,7 +92,7 @@ TraitValue = str | date | int
 #: Version of the ``to_json`` layout; ``from_json`` refuses others. Version 2
 #: (contacts apart from activity) changed what ``first_seen``/``last_seen``
 #: mean, so a version 1 snapshot cannot be read as one: the projections are
-#: rebuilt from the log (``cdp.store.create`` does it for the embedded tables).
+#: rebuilt from the log (``cdp.adapters.duckdb.store.create`` does it for the embedded tables).
 JSON_VERSION: Final = 2
 
 

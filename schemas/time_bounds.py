@@ -15,7 +15,7 @@ from happening:
   (``schemas.stamp``). Events far in the *past* are accepted: history
   imports and replays are the point of an event log, and an old event cannot
   move the clock forward.
-- **In the clock** (``moves_clock``; its SQL twin is ``cdp.log_clock``): only
+- **In the clock** (``moves_clock``; its SQL twin is ``cdp.runtime.clock``): only
   events dated at most 24 h after their own ``receivedAt`` count, so an
   event accepted before the door rule existed (a data directory holding a
   2099 event) cannot move "now" either.

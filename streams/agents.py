@@ -11,7 +11,7 @@
 Both fold a partition's records only in unbroken offset order and seek back
 over a gap (``streams.gaps`` says why faust's consumer makes that necessary).
 
-The folds themselves are ``projections`` via ``cdp.customer`` (the embedded
+The folds themselves are ``projections`` via ``cdp.runtime.customer`` (the embedded
 runtime's own code).
 """
 
@@ -25,7 +25,7 @@ from typing import Any
 
 import faust.streams as faust_streams
 
-from cdp import kafka_codec
+from cdp.adapters.kafka import codec as kafka_codec
 from streams import messages
 from streams.app import Wiring
 from streams.gaps import Cursors, Seeks

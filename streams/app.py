@@ -28,9 +28,9 @@ from typing import Any, Final
 
 import faust
 
-from cdp import kafka_topics
+from cdp.adapters.kafka import topics as kafka_topics
 from cdp.errors import ConfigError
-from cdp.runtime import RuntimeConfig
+from cdp.runtime.embedded import RuntimeConfig
 
 PROFILE_ENV: Final = "CDP_KAFKA_BROKER_PROFILE"
 STORES: Final = ("memory", "rocksdb")
@@ -109,7 +109,7 @@ class WorkerConfig:
         return f"{self.kafka.prefix}{self.app_id}"
 
     def topic(self, name: str) -> str:
-        """Full name of a logical topic of ``cdp.kafka_topics``."""
+        """Full name of a logical topic of ``cdp.adapters.kafka.topics``."""
         return self.kafka.topic(name)
 
 

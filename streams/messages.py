@@ -50,7 +50,7 @@ class ByCustomer:
     source: str | None = None
     """``absorb``: the loser whose state this is."""
     state: Mapping[str, Any] | None = None
-    """``absorb``: the loser's state (``cdp.customer.to_json``), ``None`` if it had none."""
+    """``absorb``: the loser's state (``cdp.runtime.customer.to_json``), ``None`` if it had none."""
     absorbed: tuple[str, ...] = ()
     """``absorb``: losers ``source`` had absorbed itself (they must not count twice)."""
 
@@ -182,5 +182,5 @@ def _default(value: object) -> object:
 
 
 def profile_value(row: Mapping[str, Any]) -> bytes:
-    """A profile snapshot (``cdp.store.customer_row``) as JSON; dates ISO, money as text."""
+    """A profile snapshot (``cdp.adapters.duckdb.store.customer_row``) as JSON; dates ISO, money as text."""
     return orjson.dumps(row, default=_default)

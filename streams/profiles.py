@@ -35,7 +35,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from cdp import customer, store
+from cdp.adapters.duckdb import store
+from cdp.runtime import customer
 from projections import lead_score
 from schemas import AnyEvent
 from streams import messages

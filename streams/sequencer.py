@@ -32,7 +32,7 @@ from typing import Any, Final, Literal
 
 import orjson
 
-from cdp import kafka_codec
+from cdp.adapters.kafka import codec as kafka_codec
 from projections import identity
 from schemas import AnyEvent, EventValidationError, decode_stored
 from streams import messages

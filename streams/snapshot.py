@@ -6,7 +6,7 @@ their current end (kafka-python, no consumer group, nothing committed) and
 returns what the embedded runtime keeps in its ``customers`` and
 ``identity_graph`` tables, so tests and tools can compare the two runtimes:
 
-- ``profiles``: customer id → the snapshot row (``cdp.store.customer_row``
+- ``profiles``: customer id → the snapshot row (``cdp.adapters.duckdb.store.customer_row``
   columns; ``profile_state``/``lead_state`` are the exact fold states as JSON);
 - ``identity_rows``: the identity graph's rows (``IdentityGraph.to_rows()``
   order and shape);
@@ -28,13 +28,14 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from cdp import kafka_topics, store
+from cdp.adapters.duckdb import store
+from cdp.adapters.kafka import topics as kafka_topics
 from cdp.errors import NotFoundError
 from projections import identity
 from streams import messages
 
 if TYPE_CHECKING:
-    from cdp.runtime import EmbeddedRuntime
+    from cdp.runtime.embedded import EmbeddedRuntime
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,7 +59,7 @@ class DistributedState:
 def comparable(row: Mapping[str, Any]) -> dict[str, Any]:
     """What two runtimes must agree on for one customer: the exact fold states, score and stage.
 
-    ``row`` is a customers-table row (``cdp.store.customer_row``), embedded or published."""
+    ``row`` is a customers-table row (``cdp.adapters.duckdb.store.customer_row``), embedded or published."""
     return {
         "profile_state": orjson.loads(row["profile_state"]),
         "lead_state": orjson.loads(row["lead_state"]),

@@ -12,7 +12,7 @@ import logging
 
 import faust
 
-from cdp import kafka_topics
+from cdp.adapters.kafka import topics as kafka_topics
 from cdp.errors import ConfigError
 from streams import agents
 from streams.app import Wiring, WorkerConfig, create_app

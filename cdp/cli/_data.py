@@ -17,15 +17,15 @@ from typing import TYPE_CHECKING
 from cdp.config import Settings
 
 if TYPE_CHECKING:
-    from cdp.engine import Engine
-    from cdp.ingest import Sink
+    from cdp.runtime.engine import Engine
+    from cdp.services.ingest import Sink
 
 
 def open_engine(settings: Settings, instead: str = "") -> Engine:
     """``Engine.open``; beside a running server, a ``ServerRunningError`` whose
     message ends with ``instead`` (what the user can do without stopping it)."""
-    from cdp.engine import Engine  # noqa: PLC0415
-    from cdp.local_client import ServerRunningError  # noqa: PLC0415
+    from cdp.adapters.socket.client import ServerRunningError  # noqa: PLC0415
+    from cdp.runtime.engine import Engine  # noqa: PLC0415
 
     try:
         return Engine.open(settings)
@@ -41,9 +41,9 @@ def ingest_sink(settings: Settings, announce: bool) -> Iterator[Sink]:
     group-commit writer (durable when the call returns), and the server saves
     its projections at the end, so the next command sees the new events.
     ``announce`` prints on stderr that the server is taking them."""
-    from cdp import local_client  # noqa: PLC0415
+    from cdp.adapters.socket import client as local_client  # noqa: PLC0415
     from cdp.cli._app import err_console  # noqa: PLC0415
-    from cdp.engine import Engine  # noqa: PLC0415
+    from cdp.runtime.engine import Engine  # noqa: PLC0415
 
     try:
         engine = Engine.open(settings)

@@ -9,15 +9,15 @@ source.
 
 from __future__ import annotations
 
-#: ``cdp.kafka_topics.BOOTSTRAP_ENV``
+#: ``cdp.adapters.kafka.topics.BOOTSTRAP_ENV``
 KAFKA_BOOTSTRAP_ENV = "CDP_KAFKA_BOOTSTRAP"
-#: ``cdp.kafka_topics.PREFIX_ENV``
+#: ``cdp.adapters.kafka.topics.PREFIX_ENV``
 KAFKA_PREFIX_ENV = "CDP_KAFKA_PREFIX"
-#: ``cdp.kafka_topics.DEFAULT_PREFIX``
+#: ``cdp.adapters.kafka.topics.DEFAULT_PREFIX``
 KAFKA_DEFAULT_PREFIX = "cdp."
-#: ``cdp.kafka_topics.DEFAULT_PARTITIONS``
+#: ``cdp.adapters.kafka.topics.DEFAULT_PARTITIONS``
 KAFKA_DEFAULT_PARTITIONS = 4
-#: ``cdp.analytics.DEFAULT_TZ``
+#: ``cdp.services.analytics.DEFAULT_TZ``
 ANALYTICS_DEFAULT_TZ = "Asia/Tokyo"
-#: ``cdp.tokens.SCOPES``
+#: ``cdp.services.tokens.SCOPES``
 TOKEN_SCOPES: tuple[str, ...] = ("profiles:read", "segments:read")

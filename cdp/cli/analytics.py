@@ -19,7 +19,7 @@ from cdp.cli._defaults import ANALYTICS_DEFAULT_TZ
 if TYPE_CHECKING:
     import duckdb
 
-    from cdp import analytics
+    from cdp.services import analytics
 
 analytics_app = sub_app(
     "analytics", "CRM analytics over the event log: RFM, cohorts, predictions, patterns, A/B."
@@ -39,7 +39,7 @@ def _run(
     show: Callable[[analytics.Report], None] | None = None,
 ) -> None:
     """Open the data read-only, compute, write the CSV, print JSON or a table."""
-    from cdp.engine import Engine  # noqa: PLC0415
+    from cdp.runtime.engine import Engine  # noqa: PLC0415
     from connectors.destinations.csv_file import write_csv  # noqa: PLC0415
 
     opts = opts_of(ctx)
@@ -85,7 +85,7 @@ def rfm_command(
     csv_file: CsvOption = None,
 ) -> None:
     """RFM segments (customers, revenue) or, with --customers, each buyer's scores."""
-    from cdp import analytics  # noqa: PLC0415
+    from cdp.services import analytics  # noqa: PLC0415
 
     if customers:
         _run(ctx, lambda con: analytics.rfm_scores(con, segment=segment, limit=limit), csv_file)
@@ -104,10 +104,10 @@ def ltv_command(
     csv_file: CsvOption = None,
 ) -> None:
     """Cumulative revenue per customer by acquisition cohort and periods since."""
-    from cdp import analytics  # noqa: PLC0415
+    from cdp.services import analytics  # noqa: PLC0415
 
     def show(report: analytics.Report) -> None:
-        from cdp.analytics.cohorts import pivot  # noqa: PLC0415
+        from cdp.services.analytics.cohorts import pivot  # noqa: PLC0415
 
         header, matrix = pivot(report, "ltv")
         console.print(table(f"LTV per customer by {period} since first order", header, matrix))
@@ -128,10 +128,10 @@ def retention_command(
     csv_file: CsvOption = None,
 ) -> None:
     """Share of each acquisition cohort that ordered again, period by period."""
-    from cdp import analytics  # noqa: PLC0415
+    from cdp.services import analytics  # noqa: PLC0415
 
     def show(report: analytics.Report) -> None:
-        from cdp.analytics.cohorts import pivot  # noqa: PLC0415
+        from cdp.services.analytics.cohorts import pivot  # noqa: PLC0415
 
         header, matrix = pivot(report, "retention", _percent)
         console.print(table(f"purchase retention by {period} since first order", header, matrix))
@@ -154,7 +154,7 @@ def next_purchase_command(
     csv_file: CsvOption = None,
 ) -> None:
     """Predicted next order per repeat customer, with an interval and an overdue flag."""
-    from cdp import analytics  # noqa: PLC0415
+    from cdp.services import analytics  # noqa: PLC0415
 
     if backtest:
         _run(ctx, lambda con: analytics.backtest(con, prior_weight=prior_weight), csv_file)
@@ -181,7 +181,7 @@ def sequences_command(
     csv_file: CsvOption = None,
 ) -> None:
     """Patterns "buyers of X buy Y within N days", ranked by lift."""
-    from cdp import analytics  # noqa: PLC0415
+    from cdp.services import analytics  # noqa: PLC0415
 
     _run(
         ctx,
@@ -205,7 +205,7 @@ def email_ab_command(
     csv_file: CsvOption = None,
 ) -> None:
     """Open and click rates per campaign variant, z-tested against the control."""
-    from cdp import analytics  # noqa: PLC0415
+    from cdp.services import analytics  # noqa: PLC0415
 
     _run(ctx, lambda con: analytics.email_ab(con, campaign=campaign, alpha=alpha), csv_file)
 
@@ -213,6 +213,6 @@ def email_ab_command(
 @analytics_app.command("funnel")
 def funnel_command(ctx: typer.Context, csv_file: CsvOption = None) -> None:
     """Customers per funnel stage and lifecycle rung, with conversion ratios."""
-    from cdp import analytics  # noqa: PLC0415
+    from cdp.services import analytics  # noqa: PLC0415
 
     _run(ctx, analytics.funnel, csv_file)

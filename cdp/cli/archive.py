@@ -14,7 +14,7 @@ from cdp.cli._app import console, err_console, errors, opts_of, print_json, sub_
 from cdp.cli._defaults import KAFKA_BOOTSTRAP_ENV, KAFKA_PREFIX_ENV
 
 if TYPE_CHECKING:
-    from cdp.archive.manifest import Roll
+    from cdp.adapters.archive.manifest import Roll
 
 archive_app = sub_app("archive", "Parquet archive of the Kafka topics (distributed mode).")
 
@@ -43,8 +43,8 @@ def archive_run(
     ] = False,
 ) -> None:
     """Copy cdp.log and the profile/identity topics into hive-partitioned Parquet."""
-    from cdp.archive.layout import ArchiveTopics  # noqa: PLC0415
-    from cdp.kafka_topics import KafkaSettings  # noqa: PLC0415
+    from cdp.adapters.archive.layout import ArchiveTopics  # noqa: PLC0415
+    from cdp.adapters.kafka.topics import KafkaSettings  # noqa: PLC0415
     from connectors.destinations.archive import Archiver, RollPolicy  # noqa: PLC0415
 
     opts = opts_of(ctx)
@@ -90,8 +90,8 @@ def archive_run(
 
 
 def _status(root: Path) -> dict[str, Any]:
-    from cdp.archive.layout import resolve  # noqa: PLC0415
-    from cdp.archive.manifest import Manifest  # noqa: PLC0415
+    from cdp.adapters.archive.layout import resolve  # noqa: PLC0415
+    from cdp.adapters.archive.manifest import Manifest  # noqa: PLC0415
 
     manifest = Manifest.read(root)
     partitions: dict[tuple[str, str, int], dict[str, Any]] = {}

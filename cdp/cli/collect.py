@@ -22,8 +22,8 @@ from cdp.cli._app import (
 from cdp.cli._defaults import KAFKA_BOOTSTRAP_ENV, KAFKA_DEFAULT_PREFIX, KAFKA_PREFIX_ENV
 
 if TYPE_CHECKING:
-    from cdp import deadletters
-    from cdp.log import Record
+    from cdp.ports.log import Record
+    from cdp.services import deadletters
 
 sources_app = sub_app("sources", "Sources and their write keys.")
 deadletter_app = sub_app("deadletter", "Requests rejected after authentication.")
@@ -56,9 +56,9 @@ def serve_command(
 
     A port in use or a data directory already served is one line on stderr and
     exit status 2."""
-    from cdp.api import create_app  # noqa: PLC0415
+    from cdp.adapters.kafka.topics import KafkaSettings  # noqa: PLC0415
     from cdp.cli import serving  # noqa: PLC0415
-    from cdp.kafka_topics import KafkaSettings  # noqa: PLC0415
+    from cdp.http.app import create_app  # noqa: PLC0415
 
     opts = opts_of(ctx)
     with errors():
@@ -90,7 +90,7 @@ def sources_add(
     ] = None,
 ) -> None:
     """Create a source and print its write key (shown once, stored only hashed)."""
-    from cdp.sources import SourceRegistry  # noqa: PLC0415
+    from cdp.services.sources import SourceRegistry  # noqa: PLC0415
 
     opts = opts_of(ctx)
     with errors():
@@ -130,7 +130,7 @@ def sources_origins(
 
     Takes effect at once, also in a running `cdp serve`. Without --add/--remove
     it prints the current list."""
-    from cdp.sources import SourceRegistry  # noqa: PLC0415
+    from cdp.services.sources import SourceRegistry  # noqa: PLC0415
 
     opts = opts_of(ctx)
     with errors():
@@ -150,7 +150,7 @@ def sources_origins(
 @sources_app.command("list")
 def sources_list(ctx: typer.Context) -> None:
     """Every source, with when it was created and revoked."""
-    from cdp.sources import SourceRegistry  # noqa: PLC0415
+    from cdp.services.sources import SourceRegistry  # noqa: PLC0415
 
     opts = opts_of(ctx)
     with errors():
@@ -190,7 +190,7 @@ def sources_list(ctx: typer.Context) -> None:
 @sources_app.command("revoke")
 def sources_revoke(ctx: typer.Context, name: Annotated[str, typer.Argument()]) -> None:
     """Refuse a source's write key from now on (401)."""
-    from cdp.sources import SourceRegistry  # noqa: PLC0415
+    from cdp.services.sources import SourceRegistry  # noqa: PLC0415
 
     opts = opts_of(ctx)
     with errors():
@@ -210,8 +210,8 @@ def deadletter_list(
     body: Annotated[bool, typer.Option(help="Show the stored bodies.")] = False,
 ) -> None:
     """Rejected requests with their reasons."""
-    from cdp import deadletters  # noqa: PLC0415
-    from cdp.engine import Engine  # noqa: PLC0415
+    from cdp.runtime.engine import Engine  # noqa: PLC0415
+    from cdp.services import deadletters  # noqa: PLC0415
 
     opts = opts_of(ctx)
     with errors():
@@ -238,9 +238,9 @@ def _rebuild(letter: deadletters.DeadLetter) -> list[Record]:
     is not kept) cannot be re-run and stay pending."""
     import orjson  # noqa: PLC0415
 
-    from cdp import collector, deadletters  # noqa: PLC0415
     from cdp.errors import UnmappableError  # noqa: PLC0415
-    from cdp.ingest import to_record  # noqa: PLC0415
+    from cdp.services import collector, deadletters  # noqa: PLC0415
+    from cdp.services.ingest import to_record  # noqa: PLC0415
     from connectors.sources import snowplow  # noqa: PLC0415
     from connectors.sources.webhooks import orders, shopify  # noqa: PLC0415
     from connectors.sources.webhooks.registry import SIGNED  # noqa: PLC0415
@@ -285,8 +285,8 @@ def _rebuild(letter: deadletters.DeadLetter) -> list[Record]:
 @deadletter_app.command("retry")
 def deadletter_retry(ctx: typer.Context) -> None:
     """Run pending dead letters through validation again; append those that now pass."""
-    from cdp import deadletters  # noqa: PLC0415
     from cdp.cli._data import open_engine  # noqa: PLC0415
+    from cdp.services import deadletters  # noqa: PLC0415
 
     opts = opts_of(ctx)
     with errors(), open_engine(opts.settings, ", then retry") as engine:

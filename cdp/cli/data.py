@@ -29,8 +29,8 @@ from cdp.cli._defaults import KAFKA_BOOTSTRAP_ENV, KAFKA_DEFAULT_PREFIX, KAFKA_P
 if TYPE_CHECKING:
     import duckdb
 
-    from cdp.archive.session import ArchiveSession
-    from cdp.ingest import IngestReport, Sink
+    from cdp.adapters.archive.session import ArchiveSession
+    from cdp.services.ingest import IngestReport, Sink
 
 
 # ------------------------------------------------------------------ generate
@@ -45,7 +45,7 @@ def generate_command(
     ] = None,
 ) -> None:
     """Write a realistic Japanese online shop's year of events (deterministic by --seed)."""
-    from cdp.generate import GenerateConfig, generate  # noqa: PLC0415
+    from cdp.demo.generate import GenerateConfig, generate  # noqa: PLC0415
 
     opts = opts_of(ctx)
     with errors():
@@ -84,8 +84,8 @@ def generate_command(
 def _ingest_paths(
     sink: Sink, paths: list[Path], opts: Options, source: str | None, batch_size: int
 ) -> IngestReport:
-    from cdp.engine import Engine  # noqa: PLC0415
-    from cdp.ingest import IngestReport, ingest  # noqa: PLC0415
+    from cdp.runtime.engine import Engine  # noqa: PLC0415
+    from cdp.services.ingest import IngestReport, ingest  # noqa: PLC0415
     from connectors.sources.files import read_items  # noqa: PLC0415
 
     total = IngestReport()
@@ -134,9 +134,9 @@ def ingest_command(
 
     With --kafka each batch is one acknowledged append to the log topic (workers
     fold); without, the data directory's log and projections."""
+    from cdp.adapters.kafka.log import KafkaEventLog  # noqa: PLC0415
+    from cdp.adapters.kafka.topics import KafkaSettings  # noqa: PLC0415
     from cdp.cli._data import ingest_sink  # noqa: PLC0415
-    from cdp.kafka_log import KafkaEventLog  # noqa: PLC0415
-    from cdp.kafka_topics import KafkaSettings  # noqa: PLC0415
 
     opts = opts_of(ctx)
     with errors():
@@ -186,9 +186,9 @@ def replay_command(
     ] = None,
 ) -> None:
     """Rebuild every projection from the event log (offset 0)."""
-    from cdp import replay as replay_service  # noqa: PLC0415
-    from cdp.archive.restore import copy_events  # noqa: PLC0415
+    from cdp.adapters.archive.restore import copy_events  # noqa: PLC0415
     from cdp.cli._data import open_engine  # noqa: PLC0415
+    from cdp.runtime import replay as replay_service  # noqa: PLC0415
 
     opts = opts_of(ctx)
     hint = " (a replay rebuilds the tables it writes)"
@@ -258,8 +258,8 @@ def sql_command(
 
     A table shows the first 100 rows (--limit) and says how many it left out;
     --json prints every row unless --limit is given; --out writes every row to CSV."""
-    from cdp.archive.session import ArchiveSession  # noqa: PLC0415
-    from cdp.engine import Engine  # noqa: PLC0415
+    from cdp.adapters.archive.session import ArchiveSession  # noqa: PLC0415
+    from cdp.runtime.engine import Engine  # noqa: PLC0415
 
     opts = opts_of(ctx)
     with errors():
@@ -280,7 +280,7 @@ def _archive_cursor(session: ArchiveSession, sql: str) -> duckdb.DuckDBPyConnect
     and write files), but returning the cursor so rows can be streamed."""
     import duckdb  # noqa: PLC0415
 
-    from cdp.archive.session import READ_ONLY_STATEMENTS  # noqa: PLC0415
+    from cdp.adapters.archive.session import READ_ONLY_STATEMENTS  # noqa: PLC0415
     from cdp.errors import QueryError  # noqa: PLC0415
 
     if sql.strip():
@@ -330,7 +330,7 @@ def _print_rows(
 @app.command("status")
 def status_command(ctx: typer.Context) -> None:
     """What the data directory holds: events, customers, identifiers, position."""
-    from cdp.engine import Engine  # noqa: PLC0415
+    from cdp.runtime.engine import Engine  # noqa: PLC0415
 
     opts = opts_of(ctx)
     with errors():

@@ -26,7 +26,7 @@ def demo_command(
     customers: Annotated[int | None, typer.Option(min=1)] = None,
 ) -> None:
     """The whole platform in one run: generate, ingest, unify, segment, export, look up, replay."""
-    from cdp.demo import run_demo  # noqa: PLC0415
+    from cdp.demo.run import run_demo  # noqa: PLC0415
 
     opts = opts_of(ctx)
     with errors():

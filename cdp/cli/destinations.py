@@ -40,8 +40,8 @@ def run_sync(
     opts: Options, segment: str, name: str, overrides: dict[str, str], dry_run: bool
 ) -> None:
     """Sync ``segment`` to destination ``name`` and print the report (inside ``errors()``)."""
-    from cdp.engine import Engine  # noqa: PLC0415
-    from cdp.segment_lang import SegmentCatalog  # noqa: PLC0415
+    from cdp.runtime.engine import Engine  # noqa: PLC0415
+    from cdp.services.segment_lang import SegmentCatalog  # noqa: PLC0415
     from connectors.destinations.push import config as push_config  # noqa: PLC0415
     from connectors.destinations.push.audience_sync import sync  # noqa: PLC0415
 

@@ -19,7 +19,7 @@ from cdp.cli.segments import is_definition_file, segment_entry
 
 if TYPE_CHECKING:
     from cdp.cli._app import Options
-    from cdp.query import Audience
+    from cdp.services.query import Audience
     from connectors.destinations.accounting import Written
 
 
@@ -158,9 +158,9 @@ def _audience(
     opts: Options, segment: str, overrides: dict[str, str], consent: str | None
 ) -> Audience:
     """The consenting audience of a segment name or definition file (read-only)."""
-    from cdp.engine import Engine  # noqa: PLC0415  (DuckDB only for commands that use it)
-    from cdp.query import audience_of  # noqa: PLC0415
-    from cdp.segment_lang.catalog import execute  # noqa: PLC0415
+    from cdp.runtime.engine import Engine  # noqa: PLC0415  (DuckDB only for commands that use it)
+    from cdp.services.query import audience_of  # noqa: PLC0415
+    from cdp.services.segment_lang.catalog import execute  # noqa: PLC0415
 
     entry = segment_entry(opts.settings, segment)  # built-in, saved, or a file
     con = Engine.open_read_only(opts.settings)

@@ -19,7 +19,7 @@ from cdp.cli._defaults import (
 )
 
 if TYPE_CHECKING:
-    from cdp.kafka_topics import TopicsReport
+    from cdp.adapters.kafka.topics import TopicsReport
 
 kafka_app = sub_app("kafka", "Kafka topics of the distributed runtime.")
 
@@ -48,7 +48,7 @@ def _retention(value: str | None) -> str:
         return ""
     if value == "-1":
         return "forever"
-    from cdp import kafka_topics  # noqa: PLC0415
+    from cdp.adapters.kafka import topics as kafka_topics  # noqa: PLC0415
 
     millis = int(value)
     day = kafka_topics.DAY_MS
@@ -98,8 +98,8 @@ def init_command(
     """Create the missing topics; check the existing ones (running it twice is fine).
 
     Exits 1 when an existing topic differs from the table (never changed here)."""
-    from cdp import kafka_topics  # noqa: PLC0415
-    from cdp.kafka_topics import KafkaSettings  # noqa: PLC0415
+    from cdp.adapters.kafka import topics as kafka_topics  # noqa: PLC0415
+    from cdp.adapters.kafka.topics import KafkaSettings  # noqa: PLC0415
 
     opts = opts_of(ctx)
     with errors():
@@ -125,8 +125,8 @@ def topics_command(
     prefix: Prefix = None,
 ) -> None:
     """The topics of the runtime as they exist on the broker, checked against the table."""
-    from cdp import kafka_topics  # noqa: PLC0415
-    from cdp.kafka_topics import KafkaSettings  # noqa: PLC0415
+    from cdp.adapters.kafka import topics as kafka_topics  # noqa: PLC0415
+    from cdp.adapters.kafka.topics import KafkaSettings  # noqa: PLC0415
 
     opts = opts_of(ctx)
     with errors():

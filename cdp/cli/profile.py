@@ -16,7 +16,7 @@ from cdp.cli._app import (
 )
 
 if TYPE_CHECKING:
-    from cdp import lookup as lookup_service
+    from cdp.read import lookup as lookup_service
 
 
 # ------------------------------------------------------------------- profile
@@ -33,8 +33,8 @@ def profile_command(
     recent: Annotated[int, typer.Option(min=0, max=1000, help="Recent events to show.")] = 10,
 ) -> None:
     """Look a customer up by any identifier: unified profile, lead score, stage, why."""
-    from cdp import lookup as lookup_service  # noqa: PLC0415
-    from cdp.engine import Engine  # noqa: PLC0415
+    from cdp.read import lookup as lookup_service  # noqa: PLC0415
+    from cdp.runtime.engine import Engine  # noqa: PLC0415
 
     opts = opts_of(ctx)
     with errors():

@@ -25,9 +25,9 @@ from cdp.config import Settings
 if TYPE_CHECKING:
     import duckdb
 
-    from cdp.segment_lang import history
-    from cdp.segment_lang.catalog import CatalogEntry
-    from cdp.segments import SegmentResult
+    from cdp.services.segment_lang import history
+    from cdp.services.segment_lang.catalog import CatalogEntry
+    from cdp.services.segments import SegmentResult
 
 segment_app = sub_app(
     "segment", "Segments: list, validate, save, explain, run, record history, delete."
@@ -62,9 +62,9 @@ def segment_entry(settings: Settings, target: str) -> CatalogEntry:
     ``cdp export`` resolves its SEGMENT argument with this too, so a file
     works wherever a segment name does.
     """
-    from cdp.segment_lang import SegmentCatalog  # noqa: PLC0415
-    from cdp.segment_lang.catalog import definition_entry  # noqa: PLC0415
-    from cdp.segment_lang.parse import parse  # noqa: PLC0415
+    from cdp.services.segment_lang import SegmentCatalog  # noqa: PLC0415
+    from cdp.services.segment_lang.catalog import definition_entry  # noqa: PLC0415
+    from cdp.services.segment_lang.parse import parse  # noqa: PLC0415
 
     if is_definition_file(target):
         text, fmt = _read(Path(target))
@@ -86,7 +86,7 @@ def _entry_json(entry: CatalogEntry) -> dict[str, Any]:
 def segment_list(ctx: typer.Context) -> None:
     """Built-in and saved segments, their kind and parameters (a broken file shows as invalid)."""
     from cdp.errors import CdpError  # noqa: PLC0415
-    from cdp.segment_lang import SegmentCatalog  # noqa: PLC0415
+    from cdp.services.segment_lang import SegmentCatalog  # noqa: PLC0415
 
     opts = opts_of(ctx)
     catalog = SegmentCatalog(opts.settings.data_dir)
@@ -122,7 +122,7 @@ def segment_list(ctx: typer.Context) -> None:
 @segment_app.command("fields")
 def segment_fields(ctx: typer.Context) -> None:
     """The profile fields and metrics a trait/metric rule may test, with their kinds."""
-    from cdp.segment_lang.fields import FIELDS  # noqa: PLC0415
+    from cdp.services.segment_lang.fields import FIELDS  # noqa: PLC0415
 
     opts = opts_of(ctx)
     items = [{"field": f.name, "kind": f.kind, "meaning": f.doc} for f in FIELDS.values()]
@@ -143,11 +143,11 @@ def segment_validate(
 
     Says whether the file is saved (validating does not save it), and warns
     about event names that never occur in the data, with the closest one."""
-    from cdp.engine import Engine  # noqa: PLC0415
-    from cdp.segment_lang import SegmentCatalog  # noqa: PLC0415
-    from cdp.segment_lang.catalog import definition_entry, dry_run  # noqa: PLC0415
-    from cdp.segment_lang.checks import EventWarning, event_warnings, save_state  # noqa: PLC0415
-    from cdp.segment_lang.parse import parse  # noqa: PLC0415
+    from cdp.runtime.engine import Engine  # noqa: PLC0415
+    from cdp.services.segment_lang import SegmentCatalog  # noqa: PLC0415
+    from cdp.services.segment_lang.catalog import definition_entry, dry_run  # noqa: PLC0415
+    from cdp.services.segment_lang.checks import EventWarning, event_warnings, save_state  # noqa: PLC0415
+    from cdp.services.segment_lang.parse import parse  # noqa: PLC0415
 
     opts = opts_of(ctx)
     warnings: list[EventWarning] = []
@@ -204,7 +204,7 @@ def segment_save(
     replace: Annotated[bool, typer.Option(help="Overwrite a saved segment of that name.")] = False,
 ) -> None:
     """Validate a definition and store it under <data-dir>/segments/NAME.yaml."""
-    from cdp.segment_lang import SegmentCatalog  # noqa: PLC0415
+    from cdp.services.segment_lang import SegmentCatalog  # noqa: PLC0415
 
     opts = opts_of(ctx)
     with errors():
@@ -247,7 +247,7 @@ def _record(
     settings: Settings, name: str, overrides: dict[str, str]
 ) -> tuple[SegmentResult, history.Run]:
     from cdp.cli._data import open_engine  # noqa: PLC0415
-    from cdp.segment_lang import SegmentCatalog, history  # noqa: PLC0415
+    from cdp.services.segment_lang import SegmentCatalog, history  # noqa: PLC0415
 
     with open_engine(settings, ", or leave out --record to see the members now") as engine:
         result = SegmentCatalog(settings.data_dir).run(engine.con, name, overrides)
@@ -275,11 +275,11 @@ def segment_run(
     ] = None,
 ) -> None:
     """Evaluate a segment: count, a sample or every member, optionally a CSV and history."""
-    from cdp import segments as segment_service  # noqa: PLC0415
-    from cdp.archive.session import ArchiveSession  # noqa: PLC0415
-    from cdp.engine import Engine  # noqa: PLC0415
+    from cdp.adapters.archive.session import ArchiveSession  # noqa: PLC0415
     from cdp.errors import InputFileError  # noqa: PLC0415
-    from cdp.segment_lang.catalog import execute, fill  # noqa: PLC0415
+    from cdp.runtime.engine import Engine  # noqa: PLC0415
+    from cdp.services import segments as segment_service  # noqa: PLC0415
+    from cdp.services.segment_lang.catalog import execute, fill  # noqa: PLC0415
 
     opts = opts_of(ctx)
     run: history.Run | None = None
@@ -376,7 +376,7 @@ def segment_refresh(
     """Run and record segments with their default parameters (e.g. from cron)."""
     from cdp.cli._data import open_engine  # noqa: PLC0415
     from cdp.errors import InputFileError  # noqa: PLC0415
-    from cdp.segment_lang import SegmentCatalog, history  # noqa: PLC0415
+    from cdp.services.segment_lang import SegmentCatalog, history  # noqa: PLC0415
 
     opts = opts_of(ctx)
     with errors():
@@ -412,8 +412,8 @@ def segment_history(
     ] = None,
 ) -> None:
     """Recorded runs with entered/left counts; with --customer, that customer's spells."""
-    from cdp.engine import Engine  # noqa: PLC0415
-    from cdp.segment_lang import history  # noqa: PLC0415
+    from cdp.runtime.engine import Engine  # noqa: PLC0415
+    from cdp.services.segment_lang import history  # noqa: PLC0415
 
     opts = opts_of(ctx)
     with errors():
@@ -470,7 +470,7 @@ def segment_delete(
     ctx: typer.Context, name: Annotated[str, typer.Argument(help="Saved segment name.")]
 ) -> None:
     """Delete a saved segment (its recorded history stays)."""
-    from cdp.segment_lang import SegmentCatalog  # noqa: PLC0415
+    from cdp.services.segment_lang import SegmentCatalog  # noqa: PLC0415
 
     opts = opts_of(ctx)
     with errors():

@@ -22,7 +22,7 @@ def tokens_add(
     ] = None,
 ) -> None:
     """Create a read token and print it (shown once, stored only hashed)."""
-    from cdp.tokens import TokenRegistry  # noqa: PLC0415
+    from cdp.services.tokens import TokenRegistry  # noqa: PLC0415
 
     opts = opts_of(ctx)
     with errors():
@@ -39,7 +39,7 @@ def tokens_add(
 @tokens_app.command("list")
 def tokens_list(ctx: typer.Context) -> None:
     """Every read token with its scopes, when it was created and revoked."""
-    from cdp.tokens import TokenRegistry  # noqa: PLC0415
+    from cdp.services.tokens import TokenRegistry  # noqa: PLC0415
 
     opts = opts_of(ctx)
     with errors():
@@ -69,7 +69,7 @@ def tokens_list(ctx: typer.Context) -> None:
 @tokens_app.command("revoke")
 def tokens_revoke(ctx: typer.Context, name: Annotated[str, typer.Argument()]) -> None:
     """Refuse a read token from now on (a running server too, without a restart)."""
-    from cdp.tokens import TokenRegistry  # noqa: PLC0415
+    from cdp.services.tokens import TokenRegistry  # noqa: PLC0415
 
     opts = opts_of(ctx)
     with errors():

@@ -57,7 +57,7 @@ def worker_command(
     """Run a faust worker: identity, profiles and lead scores from the Kafka log.
 
     Stops cleanly on SIGTERM/SIGINT. Start as many as there are partitions to share."""
-    from cdp.kafka_topics import KafkaSettings  # noqa: PLC0415
+    from cdp.adapters.kafka.topics import KafkaSettings  # noqa: PLC0415
     from streams.app import WorkerConfig  # noqa: PLC0415  (faust loads only for this command)
     from streams.worker import run  # noqa: PLC0415
 

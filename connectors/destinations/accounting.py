@@ -1,7 +1,7 @@
 """Where every member of an exported segment went: into the file, or left out and why.
 
 An export summary must add up: the segment's members are the members
-exported plus the members left out for each reason. ``cdp.query.audience``
+exported plus the members left out for each reason. ``cdp.services.query.audience``
 removes the members without the destination's consent; each format then
 leaves out the consenting members it has no usable identifier for
 (``exclusion`` in the format modules). ``tally`` splits the consenting

@@ -1,6 +1,6 @@
 """Audience members as the ad-platform formats see them.
 
-``cdp.query.audience`` returns rows of ``AUDIENCE_COLUMNS`` (consenting
+``cdp.services.query.audience`` returns rows of ``AUDIENCE_COLUMNS`` (consenting
 members only, email trimmed and lower-cased, phone in E.164). This module
 turns them into ``Member`` values, the one input of every destination format
 (``google_ads``, ``meta``, ``line``, ``x_ads``, ``tiktok``). Each format then
@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from cdp.query import Audience
+from cdp.services.query import Audience
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """File destinations by name: what each writes, its default extension and consent.
 
 ``cdp export SEGMENT --to NAME --out FILE`` looks the name up here. Every
-writer takes the consenting audience (``cdp.query.Audience``), the options
+writer takes the consenting audience (``cdp.services.query.Audience``), the options
 given with ``--option key=value`` and the output path, writes the file
 atomically and returns a ``Written``: the records written (rows, lines or
 ids), the members they stand for and the consenting members left out for
@@ -19,7 +19,7 @@ from typing import Any, Final, cast
 import orjson
 
 from cdp.errors import ConfigError
-from cdp.query import Audience
+from cdp.services.query import Audience
 from connectors.destinations import google_ads, line, meta, tiktok, x_ads
 from connectors.destinations.accounting import Written, tally
 from connectors.destinations.csv_file import write_csv

@@ -1,6 +1,6 @@
 """Bulk import of Segment-format events from JSONL, CSV or Parquet files.
 
-Each reader yields ``(location, raw)`` pairs for ``cdp.ingest.ingest``:
+Each reader yields ``(location, raw)`` pairs for ``cdp.services.ingest.ingest``:
 ``location`` is ``file:line`` (JSONL, CSV) or ``file:row`` (Parquet) so every
 error points at the offending record.
 
@@ -20,7 +20,7 @@ error points at the offending record.
   customer-id column to string when exporting.
 
 Items are yielded in file order and nothing is skipped silently but blank
-JSONL lines: ``cdp.ingest`` gives a row without ``messageId`` an id from its
+JSONL lines: ``cdp.services.ingest`` gives a row without ``messageId`` an id from its
 content and its occurrence in the file, so identical rows are distinct events
 and importing the same file again adds nothing.
 """

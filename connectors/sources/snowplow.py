@@ -40,7 +40,7 @@ given), ``dtm`` (device created) → ``originalTimestamp``, ``stm`` (device
 sent) → ``sentAt``, so the server corrects the device clock as
 ``receivedAt − (sentAt − originalTimestamp)``. ``eid`` is the ``messageId``,
 so a tracker's retries are stored once; an event without one (a hand-written
-pixel) is left without, and the door gives it its own id (``cdp.message_ids``).
+pixel) is left without, and the door gives it its own id (``cdp.services.message_ids``).
 
 Every parameter not consumed above is kept under ``context.snowplow`` with
 its tracker name, so nothing the tracker sent is lost. Problems are reported

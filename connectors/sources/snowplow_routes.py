@@ -12,7 +12,7 @@ sources add NAME --snowplow-app-id AID``. Requests without a known app id are
 refused before anything is stored (app ids are public, but an unknown caller
 must not be able to fill the disk); a request from a known app id whose
 payload is wrong is kept as a dead letter under that source, with the reason.
-CORS for both paths is ``cdp.cors`` (path based); the routes only check that
+CORS for both paths is ``cdp.http.cors`` (path based); the routes only check that
 the page's origin is one the source allows.
 """
 
@@ -25,12 +25,13 @@ from typing import Any, Final
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
-from cdp import collector, cors
 from cdp.errors import AuthError
-from cdp.http_errors import error_response
-from cdp.log import Record
-from cdp.sources import SourceRegistry
-from cdp.writer import Backpressure
+from cdp.http import cors
+from cdp.http.errors import error_response
+from cdp.ports.log import Record
+from cdp.runtime.writer import Backpressure
+from cdp.services import collector
+from cdp.services.sources import SourceRegistry
 from connectors.sources import snowplow
 
 POST_PATH: Final = "/com.snowplowanalytics.snowplow/tp2"

@@ -38,8 +38,8 @@ from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 
 from cdp.config import Settings
-from cdp.engine import Engine
-from cdp.sources import SourceRegistry
+from cdp.runtime.engine import Engine
+from cdp.services.sources import SourceRegistry
 from tests.loopback import ServeProcess, start_cdp_serve
 
 CHROMIUM = Path("/usr/bin/chromium")

@@ -12,9 +12,9 @@ from typer.testing import CliRunner
 
 from cdp.cli import app
 from cdp.config import Settings
-from cdp.engine import Engine
-from cdp.generate import GenerateConfig, iter_events
-from cdp.ingest import ingest
+from cdp.demo.generate import GenerateConfig, iter_events
+from cdp.runtime.engine import Engine
+from cdp.services.ingest import ingest
 
 pytestmark = pytest.mark.e2e
 

@@ -28,15 +28,17 @@ import orjson
 import pytest
 from typer.testing import CliRunner, Result
 
-from cdp import deadletters, local_client, read_guard
+from cdp.adapters.duckdb import guard as read_guard
+from cdp.adapters.socket import client as local_client
+from cdp.adapters.socket.protocol import socket_path
+from cdp.adapters.socket.server import LocalServer
 from cdp.cli import app
 from cdp.config import Settings
-from cdp.engine import Engine
-from cdp.generate import GenerateConfig, iter_events
-from cdp.ingest import ingest
-from cdp.local_server import LocalServer
-from cdp.local_socket import socket_path
-from cdp.writer import GroupCommitWriter
+from cdp.demo.generate import GenerateConfig, iter_events
+from cdp.runtime.engine import Engine
+from cdp.runtime.writer import GroupCommitWriter
+from cdp.services import deadletters
+from cdp.services.ingest import ingest
 from tests.loopback import start_cdp_serve
 
 pytestmark = pytest.mark.e2e
@@ -412,7 +414,7 @@ def test_a_busy_directory_without_a_server_says_so(tmp_path: Path) -> None:
         [
             sys.executable,
             "-c",
-            "import sys, pathlib; from cdp.config import Settings; from cdp.engine import Engine; "
+            "import sys, pathlib; from cdp.config import Settings; from cdp.runtime.engine import Engine; "
             f"e = Engine.open(Settings(pathlib.Path({str(settings.data_dir)!r}))); "
             "print('held', flush=True); "
             "sys.stdin.read(); e.close()",

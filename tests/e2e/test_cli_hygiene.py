@@ -14,9 +14,10 @@ import orjson
 import pytest
 from typer.testing import CliRunner
 
-from cdp import analytics, kafka_topics, tokens
+from cdp.adapters.kafka import topics as kafka_topics
 from cdp.cli import _defaults, app
-from cdp.generate import GenerateConfig, generate
+from cdp.demo.generate import GenerateConfig, generate
+from cdp.services import analytics, tokens
 from tests.loopback import cdp_serve, free_port
 
 pytestmark = pytest.mark.e2e
@@ -37,10 +38,10 @@ HEAVY = (
     "yaml",
     "schemas",
     "projections",
-    "cdp.engine",
-    "cdp.api",
-    "cdp.analytics",
-    "cdp.archive",
+    "cdp.runtime.engine",
+    "cdp.http.app",
+    "cdp.services.analytics",
+    "cdp.adapters.archive",
 )
 
 

@@ -19,7 +19,7 @@ import pytest
 from typer.testing import CliRunner
 
 from cdp.cli import app
-from cdp.query import AUDIENCE_COLUMNS
+from cdp.services.query import AUDIENCE_COLUMNS
 
 pytestmark = pytest.mark.e2e
 SEGMENT = ("lapsed_repeaters", "--param", "lapsed_days=30")

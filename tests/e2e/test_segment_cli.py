@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from cdp.cli import app
-from cdp.generate import GenerateConfig, generate
+from cdp.demo.generate import GenerateConfig, generate
 
 pytestmark = pytest.mark.e2e
 

@@ -10,10 +10,10 @@ import orjson
 import pytest
 from typer.testing import CliRunner
 
-from cdp import deadletters
 from cdp.cli import app
 from cdp.config import Settings
-from cdp.engine import Engine
+from cdp.runtime.engine import Engine
+from cdp.services import deadletters
 from tests.loopback import start_cdp_serve
 from tests.unit.test_webhooks_orders import ORDER
 

@@ -14,8 +14,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from cdp.config import Settings
-from cdp.engine import Engine
-from cdp.ingest import ingest
+from cdp.runtime.engine import Engine
+from cdp.services.ingest import ingest
 from tests.factories import at_days, raw_identify, raw_order, raw_page, raw_track
 
 SEGMENT = "new_customers"

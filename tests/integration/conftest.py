@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from cdp.config import Settings
-from cdp.engine import Engine
-from cdp.sources import SourceRegistry
-from cdp.writer import GroupCommitWriter
+from cdp.runtime.engine import Engine
+from cdp.runtime.writer import GroupCommitWriter
+from cdp.services.sources import SourceRegistry
 from tests.integration.test_collector import Service, serve
 
 

@@ -26,14 +26,14 @@ import duckdb
 import orjson
 import pytest
 
-from cdp import analytics
-from cdp.analytics import cohorts
-from cdp.analytics.rfm import SEGMENTS
 from cdp.config import Settings
-from cdp.engine import Engine
+from cdp.demo.generate import PRODUCT_A, PRODUCT_B, GenerateConfig, iter_events
 from cdp.errors import AnalyticsError
-from cdp.generate import PRODUCT_A, PRODUCT_B, GenerateConfig, iter_events
-from cdp.ingest import ingest
+from cdp.runtime.engine import Engine
+from cdp.services import analytics
+from cdp.services.analytics import cohorts
+from cdp.services.analytics.rfm import SEGMENTS
+from cdp.services.ingest import ingest
 from tests.factories import at_days, raw_order, raw_track
 
 pytestmark = pytest.mark.integration

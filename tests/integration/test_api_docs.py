@@ -1,4 +1,4 @@
-"""``/docs`` and ``/redoc`` of ``cdp serve`` work without internet (cdp/api_docs.py).
+"""``/docs`` and ``/redoc`` of ``cdp serve`` work without internet (cdp/http/docs.py).
 
 The pages may reference nothing outside the server, and every asset they
 reference must be served by it with the right content type. (That the pages
@@ -15,10 +15,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from cdp.api import create_app
 from cdp.config import Settings
-from cdp.engine import Engine
-from cdp.writer import GroupCommitWriter
+from cdp.http.app import create_app
+from cdp.runtime.engine import Engine
+from cdp.runtime.writer import GroupCommitWriter
 from tests.loopback import serve_app
 
 pytestmark = pytest.mark.integration

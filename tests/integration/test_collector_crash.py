@@ -38,9 +38,9 @@ import orjson
 import pytest
 
 from cdp.config import Settings
-from cdp.engine import Engine
-from cdp.replay import rebuild
-from cdp.sources import SourceRegistry
+from cdp.runtime.engine import Engine
+from cdp.runtime.replay import rebuild
+from cdp.services.sources import SourceRegistry
 from tests.loopback import free_port
 
 pytestmark = pytest.mark.integration

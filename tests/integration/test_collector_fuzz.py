@@ -51,14 +51,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cdp import collector
-from cdp.api import MAX_FORM_BYTES, MAX_WEBHOOK_BYTES, basic_username, create_app
 from cdp.config import Settings
-from cdp.engine import Engine
-from cdp.ingest import to_record
-from cdp.log import AppendResult, Record
-from cdp.sources import SourceRegistry
-from cdp.writer import GroupCommitWriter
+from cdp.http.app import MAX_FORM_BYTES, MAX_WEBHOOK_BYTES, basic_username, create_app
+from cdp.ports.log import AppendResult, Record
+from cdp.runtime.engine import Engine
+from cdp.runtime.writer import GroupCommitWriter
+from cdp.services import collector
+from cdp.services.ingest import to_record
+from cdp.services.sources import SourceRegistry
 from connectors.sources import forms
 from schemas import MAX_EVENT_BYTES
 from tests.loopback import serve_app

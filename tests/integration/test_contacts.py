@@ -16,13 +16,14 @@ from typing import Any
 
 import pytest
 
-from cdp import lookup, store
+from cdp.adapters.duckdb import store
 from cdp.config import Settings
-from cdp.engine import Engine
-from cdp.generate import GenerateConfig, iter_events
-from cdp.ingest import ingest
-from cdp.segment_lang import compile_definition, parse
-from cdp.segment_lang.catalog import execute
+from cdp.demo.generate import GenerateConfig, iter_events
+from cdp.read import lookup
+from cdp.runtime.engine import Engine
+from cdp.services.ingest import ingest
+from cdp.services.segment_lang import compile_definition, parse
+from cdp.services.segment_lang.catalog import execute
 from projections.outbound import CONTACT_EVENTS, CONTACT_WINDOWS, SHOP_EVENTS
 
 pytestmark = pytest.mark.integration

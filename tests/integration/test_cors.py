@@ -16,11 +16,11 @@ import httpx
 import orjson
 import pytest
 
-from cdp.api import create_app
 from cdp.config import Settings
-from cdp.engine import Engine
-from cdp.sources import SourceRegistry
-from cdp.writer import GroupCommitWriter
+from cdp.http.app import create_app
+from cdp.runtime.engine import Engine
+from cdp.runtime.writer import GroupCommitWriter
+from cdp.services.sources import SourceRegistry
 from tests.loopback import serve_app
 
 pytestmark = pytest.mark.integration

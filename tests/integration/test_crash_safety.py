@@ -29,8 +29,8 @@ from typing import IO
 import pytest
 
 from cdp.config import Settings
-from cdp.engine import Engine
-from cdp.replay import rebuild
+from cdp.runtime.engine import Engine
+from cdp.runtime.replay import rebuild
 
 pytestmark = pytest.mark.integration
 
@@ -46,8 +46,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from cdp.config import Settings
-from cdp.engine import Engine
-from cdp.ingest import ingest
+from cdp.runtime.engine import Engine
+from cdp.services.ingest import ingest
 from tests.factories import T0, raw_identify, raw_order, raw_page, raw_track
 
 data_dir, first, count, resend, per_batch = sys.argv[1:6]

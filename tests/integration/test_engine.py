@@ -11,13 +11,16 @@ from typing import Any
 
 import pytest
 
-from cdp import lookup, replay, segments, store
+from cdp.adapters.duckdb import store
 from cdp.config import Settings
-from cdp.engine import Engine
 from cdp.errors import LogUnavailableError, NotFoundError, QueryError, SegmentError
-from cdp.ingest import ingest
-from cdp.query import audience, run_sql
-from cdp.runtime import EmbeddedRuntime
+from cdp.read import lookup
+from cdp.runtime import replay
+from cdp.runtime.embedded import EmbeddedRuntime
+from cdp.runtime.engine import Engine
+from cdp.services import segments
+from cdp.services.ingest import ingest
+from cdp.services.query import audience, run_sql
 from projections import lead_score
 from tests.factories import (
     at_days,
@@ -338,7 +341,7 @@ def test_read_only_sql_cannot_write_or_touch_files(settings: Settings) -> None:
 def test_a_second_writer_is_refused_with_a_clear_error(settings: Settings) -> None:
     with Engine.open(settings):
         code = (
-            "from cdp.engine import Engine; from cdp.config import Settings; from pathlib import Path;"
+            "from cdp.runtime.engine import Engine; from cdp.config import Settings; from pathlib import Path;"
             f"Engine.open(Settings(Path({str(settings.data_dir)!r})))"
         )
         result = subprocess.run(

@@ -25,13 +25,13 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from cdp import http_errors
-from cdp.api import create_app
 from cdp.config import Settings
-from cdp.engine import Engine
 from cdp.errors import ForbiddenError, LogUnavailableError
-from cdp.sources import SourceRegistry
-from cdp.writer import GroupCommitWriter
+from cdp.http import errors as http_errors
+from cdp.http.app import create_app
+from cdp.runtime.engine import Engine
+from cdp.runtime.writer import GroupCommitWriter
+from cdp.services.sources import SourceRegistry
 from tests.loopback import serve_app
 
 try:  # FastAPI >= 0.16x keeps included routers nested; this expands them

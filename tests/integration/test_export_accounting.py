@@ -19,11 +19,11 @@ from typer.testing import CliRunner
 
 from cdp.cli import app
 from cdp.config import Settings
-from cdp.engine import Engine
-from cdp.ingest import ingest
-from cdp.query import audience_of
-from cdp.segment_lang.catalog import definition_entry, execute
-from cdp.segment_lang.parse import parse
+from cdp.runtime.engine import Engine
+from cdp.services.ingest import ingest
+from cdp.services.query import audience_of
+from cdp.services.segment_lang.catalog import definition_entry, execute
+from cdp.services.segment_lang.parse import parse
 from connectors.destinations.push.audience_sync import status
 from tests.factories import T0, raw_identify, raw_order, raw_track
 from tests.fakes.harness import running

@@ -13,7 +13,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from cdp.query import AUDIENCE_COLUMNS, Audience
+from cdp.services.query import AUDIENCE_COLUMNS, Audience
 from connectors.destinations import registry
 from connectors.destinations.accounting import Written
 from connectors.destinations.csv_file import write_csv

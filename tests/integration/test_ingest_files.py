@@ -1,7 +1,7 @@
 """Bulk import from files into a real data directory: readers + ingest + engine.
 
 Each test writes a file the way a producer would, ingests it through
-``connectors.sources.files.read_items`` and ``cdp.ingest.ingest`` into an
+``connectors.sources.files.read_items`` and ``cdp.services.ingest.ingest`` into an
 ``Engine`` on a DuckDB file, and checks what the report says and what the log
 durably holds afterwards (read back through a freshly opened engine). The
 ``settings`` and ``engine`` fixtures (a data directory under ``tmp_path``) come
@@ -24,9 +24,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from cdp.config import Settings
-from cdp.engine import Engine
 from cdp.errors import InputFileError
-from cdp.ingest import IngestReport, ingest
+from cdp.runtime.engine import Engine
+from cdp.services.ingest import IngestReport, ingest
 from connectors.sources.files import read_items
 from schemas import MAX_EVENT_BYTES, AnyEvent
 from tests.factories import T0, raw_identify, raw_order, raw_page, raw_track

@@ -25,13 +25,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from cdp import deadletters, lookup, segments
 from cdp.cli.collect import _rebuild
-from cdp.engine import Engine
-from cdp.generate import GenerateConfig, generate
-from cdp.ingest import ingest, to_record
-from cdp.log import Record
-from cdp.log_clock import AS_OF_SQL, COUNTS_SQL
+from cdp.demo.generate import GenerateConfig, generate
+from cdp.ports.log import Record
+from cdp.read import lookup
+from cdp.runtime.clock import AS_OF_SQL, COUNTS_SQL
+from cdp.runtime.engine import Engine
+from cdp.services import deadletters, segments
+from cdp.services.ingest import ingest, to_record
 from connectors.sources.files import read_items
 from schemas import EventValidationError, decode, dumps, stamp
 from schemas.time_bounds import MAX_AHEAD, moves_clock
@@ -270,7 +271,7 @@ def test_gzip_with_trailing_junk_is_a_400(service: Service) -> None:
 
 
 def test_the_clock_sql_is_the_python_bound() -> None:
-    """``cdp.log_clock`` (SQL) and ``schemas.time_bounds.moves_clock`` agree at the edge."""
+    """``cdp.runtime.clock`` (SQL) and ``schemas.time_bounds.moves_clock`` agree at the edge."""
     received = datetime(2026, 5, 1, tzinfo=UTC)
     gaps = [timedelta(days=-400), timedelta(0), MAX_AHEAD, MAX_AHEAD + timedelta(microseconds=1)]
     gaps += [timedelta(days=3), timedelta(days=30000)]

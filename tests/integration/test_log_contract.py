@@ -20,10 +20,10 @@ from typing import Any
 import duckdb
 import pytest
 
-from cdp import duckdb_log
-from cdp.duckdb_log import EVENT_LOG_DDL, DuckDBEventLog
-from cdp.ingest import to_record
-from cdp.log import EventLog, Record, StoredEvent
+from cdp.adapters.duckdb import log as duckdb_log
+from cdp.adapters.duckdb.log import EVENT_LOG_DDL, DuckDBEventLog
+from cdp.ports.log import EventLog, Record, StoredEvent
+from cdp.services.ingest import to_record
 from tests.factories import T0, at_days, raw_identify, raw_order, raw_page, raw_track
 
 pytestmark = pytest.mark.integration

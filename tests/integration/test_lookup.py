@@ -1,4 +1,4 @@
-"""The fast profile lookup (``cdp.lookup``) against the analyst views it replaces.
+"""The fast profile lookup (``cdp.read.lookup``) against the analyst views it replaces.
 
 ``reference_lookup`` answers "who is this?" the slow, obvious way: straight
 from the ``profiles``, ``identities``, ``merges``, ``events`` and
@@ -20,12 +20,13 @@ import duckdb
 import orjson
 import pytest
 
-from cdp import lookup, replay
 from cdp.config import Settings
-from cdp.engine import Engine
+from cdp.demo.generate import GenerateConfig, iter_events
 from cdp.errors import NotFoundError
-from cdp.generate import GenerateConfig, iter_events
-from cdp.ingest import ingest, to_record
+from cdp.read import lookup
+from cdp.runtime import replay
+from cdp.runtime.engine import Engine
+from cdp.services.ingest import ingest, to_record
 from projections import lead_score
 from tests.factories import at_days, raw_identify, raw_page, raw_track
 

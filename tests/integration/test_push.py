@@ -12,8 +12,8 @@ from collections.abc import Iterator
 import pytest
 
 from cdp.config import Settings
-from cdp.engine import Engine
 from cdp.errors import DestinationRejectedError, DestinationUnavailableError
+from cdp.runtime.engine import Engine
 from connectors.destinations.push.audience_sync import SyncReport, status, sync
 from connectors.destinations.push.config import AnyDestination
 from connectors.destinations.push.http import RetryPolicy

@@ -14,8 +14,8 @@ import orjson
 import pytest
 
 from cdp.config import Settings
-from cdp.engine import Engine
 from cdp.errors import ConfigError, DestinationUnavailableError
+from cdp.runtime.engine import Engine
 from connectors.destinations import meta as meta_format
 from connectors.destinations.members import Member
 from connectors.destinations.push.audience_sync import new_plan, status, sync

@@ -23,15 +23,15 @@ import httpx
 import orjson
 import pytest
 
-from cdp import lookup
-from cdp.api import create_app
 from cdp.config import Settings
-from cdp.engine import Engine
-from cdp.read_api import json_default
-from cdp.segment_lang import SegmentCatalog
-from cdp.sources import SourceRegistry
-from cdp.tokens import TokenRegistry
-from cdp.writer import GroupCommitWriter
+from cdp.http.app import create_app
+from cdp.http.read import json_default
+from cdp.read import lookup
+from cdp.runtime.engine import Engine
+from cdp.runtime.writer import GroupCommitWriter
+from cdp.services.segment_lang import SegmentCatalog
+from cdp.services.sources import SourceRegistry
+from cdp.services.tokens import TokenRegistry
 from tests.factories import at_days, raw_identify, raw_page
 from tests.integration.test_lookup import build_shop, owners, reference_lookup
 from tests.loopback import serve_app

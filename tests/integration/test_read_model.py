@@ -1,4 +1,4 @@
-"""The lookup read model (``cdp.read_model``) against the DuckDB tables and views.
+"""The lookup read model (``cdp.read.model``) against the DuckDB tables and views.
 
 The model is kept up to date by the runtime's checkpoints; after ingest, merges
 and a replay, every customer's answer built from it must equal what the
@@ -17,14 +17,15 @@ from typing import Any
 import orjson
 import pytest
 
-from cdp import lookup, replay
 from cdp.config import Settings
-from cdp.engine import Engine
-from cdp.generate import GenerateConfig, iter_events
-from cdp.ingest import to_record
+from cdp.demo.generate import GenerateConfig, iter_events
 from cdp.jsonable import json_default
-from cdp.profile_reader import ProfileReader, engine_connection
-from cdp.read_model import ReadModel
+from cdp.read import lookup
+from cdp.read.model import ReadModel
+from cdp.read.reader import ProfileReader, engine_connection
+from cdp.runtime import replay
+from cdp.runtime.engine import Engine
+from cdp.services.ingest import to_record
 from tests.factories import at_days, raw_identify, raw_page, raw_track
 from tests.integration.test_lookup import owners, reference_lookup
 

@@ -9,13 +9,13 @@ from typing import Any
 
 import pytest
 
-from cdp import segments
 from cdp.config import Settings
-from cdp.engine import Engine
 from cdp.errors import NotFoundError, SegmentError
-from cdp.ingest import ingest
-from cdp.query import audience
-from cdp.segment_lang import SegmentCatalog, SegmentRuleError, history
+from cdp.runtime.engine import Engine
+from cdp.services import segments
+from cdp.services.ingest import ingest
+from cdp.services.query import audience
+from cdp.services.segment_lang import SegmentCatalog, SegmentRuleError, history
 from tests.factories import T0, raw_identify, raw_order, raw_track
 
 pytestmark = pytest.mark.integration

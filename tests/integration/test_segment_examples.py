@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 
 from cdp.config import Settings
-from cdp.engine import Engine
-from cdp.generate import GenerateConfig, iter_events
-from cdp.ingest import ingest
-from cdp.segment_lang import SegmentCatalog, compile_definition, parse
-from cdp.segment_lang.catalog import dry_run, execute
+from cdp.demo.generate import GenerateConfig, iter_events
+from cdp.runtime.engine import Engine
+from cdp.services.ingest import ingest
+from cdp.services.segment_lang import SegmentCatalog, compile_definition, parse
+from cdp.services.segment_lang.catalog import dry_run, execute
 
 pytestmark = pytest.mark.integration
 

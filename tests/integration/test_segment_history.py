@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from cdp.engine import Engine
-from cdp.ingest import ingest
-from cdp.segment_lang import SegmentCatalog, current_segments, history
+from cdp.runtime.engine import Engine
+from cdp.services.ingest import ingest
+from cdp.services.segment_lang import SegmentCatalog, current_segments, history
 from tests.factories import T0, raw_order
 
 pytestmark = pytest.mark.integration

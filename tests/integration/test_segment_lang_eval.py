@@ -26,12 +26,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cdp.config import Settings
-from cdp.engine import Engine
-from cdp.generate import PRODUCT_A, PRODUCT_B, GenerateConfig, iter_events
-from cdp.ingest import ingest
-from cdp.segment_lang import compile_definition
-from cdp.segment_lang.catalog import execute
-from cdp.segment_lang.model import (
+from cdp.demo.generate import PRODUCT_A, PRODUCT_B, GenerateConfig, iter_events
+from cdp.runtime.engine import Engine
+from cdp.services.ingest import ingest
+from cdp.services.segment_lang import compile_definition
+from cdp.services.segment_lang.catalog import execute
+from cdp.services.segment_lang.model import (
     AllRule,
     AnyRule,
     EventRule,
@@ -42,7 +42,7 @@ from cdp.segment_lang.model import (
     SequenceRule,
     TraitRule,
 )
-from cdp.segment_lang.parse import from_data
+from cdp.services.segment_lang.parse import from_data
 from tests.factories import raw_order
 
 pytestmark = pytest.mark.integration

@@ -30,14 +30,14 @@ from snowplow_tracker import (
 )
 from typer.testing import CliRunner
 
-from cdp import deadletters
-from cdp.api import create_app
 from cdp.cli import app as cli_app
 from cdp.config import Settings
-from cdp.engine import Engine
 from cdp.errors import AuthError, ConfigError
-from cdp.sources import SourceRegistry
-from cdp.writer import GroupCommitWriter
+from cdp.http.app import create_app
+from cdp.runtime.engine import Engine
+from cdp.runtime.writer import GroupCommitWriter
+from cdp.services import deadletters
+from cdp.services.sources import SourceRegistry
 from connectors.sources.snowplow_routes import PIXEL_GIF, POST_PATH
 from tests.loopback import serve_app
 

@@ -30,11 +30,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from cdp import collector
-from cdp.api import create_app
 from cdp.config import Settings
-from cdp.sources import SourceRegistry
-from cdp.writer import GroupCommitWriter
+from cdp.http.app import create_app
+from cdp.runtime.writer import GroupCommitWriter
+from cdp.services import collector
+from cdp.services.sources import SourceRegistry
 from connectors.sources import snowplow
 from connectors.sources.snowplow_routes import POST_PATH
 from tests.integration.test_collector_fuzz import (

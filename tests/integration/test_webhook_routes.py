@@ -14,12 +14,12 @@ import httpx
 import orjson
 import pytest
 
-from cdp import deadletters, webhook_settings
 from cdp.config import Settings
-from cdp.engine import Engine
 from cdp.errors import ConfigError
-from cdp.sources import SourceRegistry
-from cdp.writer import GroupCommitWriter
+from cdp.runtime.engine import Engine
+from cdp.runtime.writer import GroupCommitWriter
+from cdp.services import deadletters, webhook_settings
+from cdp.services.sources import SourceRegistry
 from tests.integration.test_collector import Service, serve
 from tests.unit import test_webhooks_line as line_samples
 from tests.unit import test_webhooks_meta as meta_samples

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from cdp.analytics.stats import two_proportion_z
+from cdp.services.analytics.stats import two_proportion_z
 
 
 def test_hives_example_from_illowsky_and_dean() -> None:

@@ -13,7 +13,7 @@ from datetime import date
 import pytest
 
 from cdp.errors import ConfigError
-from cdp.query import AUDIENCE_COLUMNS, Audience
+from cdp.services.query import AUDIENCE_COLUMNS, Audience
 from connectors.destinations import google_ads, line, meta, registry, tiktok, x_ads
 from connectors.destinations import normalise as n
 from connectors.destinations.accounting import REASONS, describe, tally

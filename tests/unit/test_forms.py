@@ -13,9 +13,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from cdp.collector import RequestRejected
 from cdp.errors import ConfigError, UnmappableError
-from cdp.ingest import to_record
+from cdp.services.collector import RequestRejected
+from cdp.services.ingest import to_record
 from connectors.sources.forms import (
     FormMapping,
     FormsConfig,

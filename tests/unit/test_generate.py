@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 import pytest
 
-from cdp.generate import (
+from cdp.demo.generate import (
     PRODUCT_A,
     PRODUCT_B,
     GenerateConfig,
@@ -25,9 +25,9 @@ from cdp.generate import (
     generate,
     iter_events,
 )
-from cdp.generate import writer as writer_module
-from cdp.generate.clock import IsoFormatter, Window
-from cdp.generate.japan import PREFECTURES
+from cdp.demo.generate import writer as writer_module
+from cdp.demo.generate.clock import IsoFormatter, Window
+from cdp.demo.generate.japan import PREFECTURES
 from schemas import decode
 
 SMALL = GenerateConfig(seed=7, events=3_000)

@@ -22,7 +22,7 @@ ALLOWED = {
     "streams": {"schemas", "projections", "cdp", "streams"},
 }
 COMPOSITION_DIRS = ("cdp/cli/",)
-COMPOSITION = {"cdp/demo.py", "cdp/api.py"}
+COMPOSITION = {"cdp/demo/run.py", "cdp/http/app.py"}
 IMPURE = {
     "duckdb",
     "faust",

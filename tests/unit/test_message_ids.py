@@ -15,9 +15,9 @@ from typing import Any
 import orjson
 import pytest
 
-from cdp import collector, deadletters
-from cdp.ingest import ContentIds, to_record
-from cdp.message_ids import SERVER_PREFIX, form_seed, server_message_id
+from cdp.services import collector, deadletters
+from cdp.services.ingest import ContentIds, to_record
+from cdp.services.message_ids import SERVER_PREFIX, form_seed, server_message_id
 from schemas import EventValidationError, decode, stamp
 from schemas.stamp import content_message_id, lacks_message_id
 from schemas.time_bounds import MAX_AHEAD, check_event_times, moves_clock

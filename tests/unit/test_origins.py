@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from cdp import cors
 from cdp.errors import ConfigError
-from cdp.origins import Grant, grant, normalize
+from cdp.http import cors
+from cdp.services.origins import Grant, grant, normalize
 
 
 @pytest.mark.parametrize(

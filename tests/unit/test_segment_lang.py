@@ -12,9 +12,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cdp.errors import SegmentError
-from cdp.segment_lang import SegmentRuleError, compile_definition, parse
-from cdp.segment_lang.parse import from_data, to_yaml
-from cdp.segment_lang.rawsql import check
+from cdp.services.segment_lang import SegmentRuleError, compile_definition, parse
+from cdp.services.segment_lang.parse import from_data, to_yaml
+from cdp.services.segment_lang.rawsql import check
 
 
 def definition(rules: Any, **extra: Any) -> dict[str, Any]:

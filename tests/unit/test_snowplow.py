@@ -14,7 +14,7 @@ from typing import Any
 import orjson
 import pytest
 
-from cdp import collector
+from cdp.services import collector
 from connectors.sources import snowplow
 from connectors.sources.snowplow import PayloadRejected
 from schemas import AnyEvent, OrderCompleted, decode, stamp

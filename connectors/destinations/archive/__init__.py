@@ -2,7 +2,7 @@
 
 ``Archiver`` (``archiver.py``) consumes the topics; ``files.py`` writes a
 roll's files atomically. The layout, the manifest and the readers live in
-``cdp.archive`` so that the core (``cdp sql --archive``, replay) can read an
+``cdp.adapters.archive`` so that the core (``cdp sql --archive``, replay) can read an
 archive without depending on this package.
 """
 

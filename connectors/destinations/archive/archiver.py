@@ -6,7 +6,7 @@ assigned partitions (no consumer group, no commits: the manifest is the only
 record of progress), buffers each partition's records and *rolls* them into
 files when a buffer holds ``max_records`` records, ``max_bytes`` bytes, or
 has waited ``max_seconds``. A roll is written file by file (temp, fsync,
-rename), then recorded in the manifest (``cdp.archive.manifest``).
+rename), then recorded in the manifest (``cdp.adapters.archive.manifest``).
 
 Restart is where correctness lives: on start the archiver takes the
 directory's lock, cuts a torn manifest line, removes temp files and files
@@ -34,11 +34,11 @@ import pyarrow as pa
 from kafka import KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError, OffsetOutOfRangeError
 
-from cdp.archive.layout import DATASETS, EVENTS, LOCK_FILE, ArchiveTopics, resolve
-from cdp.archive.manifest import Manifest, Roll
+from cdp.adapters.archive.layout import DATASETS, EVENTS, LOCK_FILE, ArchiveTopics, resolve
+from cdp.adapters.archive.manifest import Manifest, Roll
+from cdp.adapters.kafka.codec import decode_event, source_of
+from cdp.adapters.kafka.log import id_digest
 from cdp.errors import ArchiveError, EventValidationError
-from cdp.kafka_codec import decode_event, source_of
-from cdp.kafka_log import id_digest
 from connectors.destinations.archive.files import BeforeRecord, clean_unrecorded, write_roll
 
 

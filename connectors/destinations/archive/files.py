@@ -18,7 +18,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from cdp.archive.layout import DATASETS, TEMP_SUFFIX, resolve
+from cdp.adapters.archive.layout import DATASETS, TEMP_SUFFIX, resolve
 from cdp.errors import ArchiveError
 
 #: Called after a roll's files are in place and before the manifest records

@@ -7,7 +7,7 @@
    resending the others with the same payloads and idempotency keys (Meta
    session and batch number, Google job, webhook ``Idempotency-Key``, LINE
    group). When it completes, the synced set advances by it.
-2. **Diff.** The segment's current audience (``cdp.query.audience``, only
+2. **Diff.** The segment's current audience (``cdp.services.query.audience``, only
    members with the destination's consent) as platform rows, against the
    last synced set: *adds* are members who are new or whose row changed
    (re-adding updates the platform's identifiers), *removes* are members who
@@ -40,8 +40,8 @@ import duckdb
 import orjson
 
 from cdp.errors import ConfigError
-from cdp.query import audience
-from cdp.segment_lang import SegmentCatalog
+from cdp.services.query import audience
+from cdp.services.segment_lang import SegmentCatalog
 from connectors.destinations.accounting import NO_CONSENT
 from connectors.destinations.members import members_from_audience
 from connectors.destinations.push.base import Platform, Run

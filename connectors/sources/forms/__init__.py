@@ -9,7 +9,7 @@ apart from reading the configuration file:
 - ``parse_body(content_type, body)`` turns an urlencoded, multipart or JSON
   body into ``{field: value}`` (a repeated field becomes a list);
 - ``to_events(form_id, fields, mapping, received_at, message_seed)`` maps the
-  fields to raw Segment-format events for ``cdp.ingest.to_record``.
+  fields to raw Segment-format events for ``cdp.services.ingest.to_record``.
 
 The configuration::
 
@@ -31,7 +31,7 @@ means no form is configured, and a post to a form that is not configured is
 refused (``FormsConfig.mapping_for`` raises ``UnmappableError``) so that junk
 posts to made-up form ids are dead-lettered, not stored as customer data.
 
-Errors: ``parse_body`` raises ``cdp.collector.RequestRejected`` (the client
+Errors: ``parse_body`` raises ``cdp.services.collector.RequestRejected`` (the client
 sent something malformed: HTTP 400, or 415 for an unsupported content type,
 naming the field); ``to_events`` raises ``cdp.errors.UnmappableError`` when a
 well-formed post cannot become events (no identity, an invalid email or

@@ -12,7 +12,7 @@ import orjson
 from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, MultipartState, parse_options_header
 
-from cdp.collector import Problem, RequestRejected
+from cdp.services.collector import Problem, RequestRejected
 
 Fields = dict[str, str | list[str]]
 """Posted form fields: one value, or a list when the field was posted more than once."""

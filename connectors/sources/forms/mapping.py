@@ -113,7 +113,7 @@ def to_events(
     form); so is a mapped field posted several times with different values.
 
     ``messageId``s derive from ``message_seed``: the same seed gives the same
-    ids. The HTTP route draws a fresh seed per post (``cdp.message_ids``), so
+    ids. The HTTP route draws a fresh seed per post (``cdp.services.message_ids``), so
     two posts are two submissions even when their bodies are identical, as
     Segment gives every message its own id. All events are timestamped
     ``received_at`` (a form has no client clock worth trusting).

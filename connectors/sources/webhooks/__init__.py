@@ -2,7 +2,7 @@
 
 Pure and I/O-free: each module takes the raw request body, header values and
 the configured secret, and returns raw Segment-format event dicts (camelCase
-envelope) ready for ``cdp.ingest`` (``schemas.stamp`` then ``schemas.decode``).
+envelope) ready for ``cdp.services.ingest`` (``schemas.stamp`` then ``schemas.decode``).
 The HTTP routes that call them own the I/O.
 
 Modules:

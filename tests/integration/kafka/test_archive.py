@@ -18,10 +18,10 @@ import orjson
 import pytest
 from typer.testing import CliRunner
 
-from cdp.archive.layout import EVENTS, LOCK_FILE, ArchiveTopics, resolve
-from cdp.archive.log import ArchiveEventLog
-from cdp.archive.manifest import Manifest, Roll
-from cdp.archive.session import ArchiveSession
+from cdp.adapters.archive.layout import EVENTS, LOCK_FILE, ArchiveTopics, resolve
+from cdp.adapters.archive.log import ArchiveEventLog
+from cdp.adapters.archive.manifest import Manifest, Roll
+from cdp.adapters.archive.session import ArchiveSession
 from cdp.cli import app
 from cdp.config import Settings
 from cdp.errors import ArchiveError

@@ -17,15 +17,15 @@ import duckdb
 import orjson
 from kafka import KafkaProducer
 
-from cdp import store
+from cdp.adapters.duckdb import store
+from cdp.adapters.kafka.codec import encode
+from cdp.adapters.kafka.topics import init_topics
 from cdp.config import Settings
-from cdp.engine import Engine
-from cdp.generate import GenerateConfig, generate
-from cdp.ingest import ingest
-from cdp.kafka_codec import encode
-from cdp.kafka_topics import init_topics
-from cdp.log import Record
-from cdp.runtime import EmbeddedRuntime
+from cdp.demo.generate import GenerateConfig, generate
+from cdp.ports.log import Record
+from cdp.runtime.embedded import EmbeddedRuntime
+from cdp.runtime.engine import Engine
+from cdp.services.ingest import ingest
 from connectors.sources.files import read_items
 from projections import identity
 from schemas import decode_stored

@@ -13,16 +13,16 @@ import orjson
 import pytest
 from typer.testing import CliRunner
 
-from cdp import segments
-from cdp.archive.layout import ArchiveTopics
-from cdp.archive.log import ArchiveEventLog
-from cdp.archive.restore import copy_events
-from cdp.archive.session import ArchiveSession
+from cdp.adapters.archive.layout import ArchiveTopics
+from cdp.adapters.archive.log import ArchiveEventLog
+from cdp.adapters.archive.restore import copy_events
+from cdp.adapters.archive.session import ArchiveSession
+from cdp.adapters.duckdb.log import DuckDBEventLog
 from cdp.cli import app
 from cdp.config import Settings
-from cdp.duckdb_log import DuckDBEventLog
-from cdp.engine import Engine
 from cdp.errors import ArchiveError, QueryError
+from cdp.runtime.engine import Engine
+from cdp.services import segments
 from connectors.destinations.archive import Archiver, RollPolicy
 from tests.brokers import Broker
 from tests.integration.kafka.test_archive_helpers import (

@@ -18,10 +18,10 @@ import orjson
 import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
-from cdp import kafka_codec
-from cdp.kafka_log import KafkaEventLog
-from cdp.kafka_topics import KafkaSettings, init_topics
-from cdp.log import EventLog
+from cdp.adapters.kafka import codec as kafka_codec
+from cdp.adapters.kafka.log import KafkaEventLog
+from cdp.adapters.kafka.topics import KafkaSettings, init_topics
+from cdp.ports.log import EventLog
 from tests.brokers import Broker
 from tests.integration.test_log_contract import (
     EventLogContract,

@@ -12,9 +12,9 @@ import duckdb
 import orjson
 import pytest
 
+from cdp.adapters.kafka.profiles import STATE_COLUMNS, ProfileReader, ProfileTopics
 from cdp.config import Settings
 from cdp.errors import NotFoundError
-from cdp.kafka_profiles import STATE_COLUMNS, ProfileReader, ProfileTopics
 from streams.messages import assignment_key, assignment_value, profile_value
 from tests.brokers import Broker
 from tests.integration.kafka.test_archive_helpers import (

@@ -1,7 +1,7 @@
 """``cdp kafka init`` / ``topics`` and ``cdp ingest --kafka`` against both real brokers.
 
 What exists on the broker is read back with kafka-python's admin client,
-independently of ``cdp.kafka_topics``.
+independently of ``cdp.adapters.kafka.topics``.
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ import pytest
 from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient, NewTopic
 from typer.testing import CliRunner
 
+from cdp.adapters.kafka.log import KafkaEventLog
+from cdp.adapters.kafka.topics import KafkaSettings, init_topics
 from cdp.cli import app
-from cdp.kafka_log import KafkaEventLog
-from cdp.kafka_topics import KafkaSettings, init_topics
 from tests.brokers import Broker
 from tests.factories import raw_identify, raw_order, raw_page
 

@@ -17,13 +17,13 @@ import orjson
 import pytest
 from kafka import KafkaConsumer, TopicPartition
 
-from cdp import kafka_codec
-from cdp.api import create_app
+from cdp.adapters.kafka import codec as kafka_codec
+from cdp.adapters.kafka.log import KafkaEventLog
+from cdp.adapters.kafka.topics import KafkaSettings, init_topics
 from cdp.config import Settings
-from cdp.kafka_log import KafkaEventLog
-from cdp.kafka_topics import KafkaSettings, init_topics
-from cdp.log import StoredEvent
-from cdp.sources import SourceRegistry
+from cdp.http.app import create_app
+from cdp.ports.log import StoredEvent
+from cdp.services.sources import SourceRegistry
 from tests.brokers import Broker
 from tests.loopback import serve_app
 

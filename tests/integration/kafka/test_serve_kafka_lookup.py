@@ -17,10 +17,10 @@ import duckdb
 import httpx
 import pytest
 
-from cdp.api import create_app
+from cdp.adapters.kafka.topics import KafkaSettings, init_topics
 from cdp.config import Settings
-from cdp.kafka_topics import KafkaSettings, init_topics
-from cdp.tokens import TokenRegistry
+from cdp.http.app import create_app
+from cdp.services.tokens import TokenRegistry
 from tests.brokers import Broker
 from tests.integration.kafka.test_archive_helpers import build_reference, publish_projections
 from tests.loopback import serve_app

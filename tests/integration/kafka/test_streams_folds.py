@@ -19,11 +19,11 @@ from typing import TypeVar
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cdp import customer
-from cdp.generate import GenerateConfig, iter_events
-from cdp.ingest import to_record
-from cdp.log import Record, StoredEvent
-from cdp.runtime import EmbeddedRuntime
+from cdp.demo.generate import GenerateConfig, iter_events
+from cdp.ports.log import Record, StoredEvent
+from cdp.runtime import customer
+from cdp.runtime.embedded import EmbeddedRuntime
+from cdp.services.ingest import to_record
 from projections import identity, lead_score
 from streams import messages
 from streams.gaps import Cursors

@@ -3,7 +3,7 @@
 Every test runs ``cdp worker`` as a real subprocess (``python -m cdp.cli
 worker``) against each broker of the fixture, so SIGTERM and SIGKILL are
 real. The expected result is always computed independently, by the embedded runtime
-(``cdp.runtime.EmbeddedRuntime``) folding the same records in the same order
+(``cdp.runtime.embedded.EmbeddedRuntime``) folding the same records in the same order
 as they sit in the log topic; the distributed result is read back from the
 topics with ``streams.snapshot``.
 """
@@ -23,13 +23,14 @@ from pathlib import Path
 import pytest
 from kafka import KafkaProducer
 
-from cdp import kafka_codec, kafka_topics
+from cdp.adapters.kafka import codec as kafka_codec
+from cdp.adapters.kafka import topics as kafka_topics
+from cdp.demo.generate import GenerateConfig, iter_events
+from cdp.demo.generate.config import DEFAULT_CUSTOMERS
 from cdp.errors import NotFoundError
-from cdp.generate import GenerateConfig, iter_events
-from cdp.generate.config import DEFAULT_CUSTOMERS
-from cdp.ingest import to_record
-from cdp.log import Record, StoredEvent
-from cdp.runtime import EmbeddedRuntime
+from cdp.ports.log import Record, StoredEvent
+from cdp.runtime.embedded import EmbeddedRuntime
+from cdp.services.ingest import to_record
 from projections import identity
 from streams import snapshot
 from tests.brokers import Broker
@@ -41,7 +42,7 @@ REPO = Path(__file__).resolve().parents[3]
 
 
 def generated(customers: int, seed: int = 7) -> list[Record]:
-    """Validated records of a generated shop (``cdp.generate``)."""
+    """Validated records of a generated shop (``cdp.demo.generate``)."""
     return [
         to_record(raw, RECEIVED, "test") for raw in iter_events(GenerateConfig(seed, customers))
     ]

@@ -1,0 +1,426 @@
+"""The Kafka ``EventLog``: the one-partition log topic (``cdp.log``) as the source of truth.
+
+Offsets are the topic's own offsets: the topic has one partition, it is
+written only through this adapter (the collector, ``cdp ingest --kafka``),
+and without transactions a Kafka partition numbers its records densely in
+the order the broker appended them. ``append`` returns the offsets the broker
+acknowledged, so they are right even with several writers.
+
+**Durability.** The producer uses ``acks=all`` and is idempotent (both test
+brokers accept ``InitProducerId``; production brokers do too): ``append``
+returns only after the broker acknowledged every record, and the producer's
+own retries never store a record twice.
+
+**Atomicity.** An append is sent as ONE producer batch when its records fit
+in ``max_batch_bytes`` (default 8 MB; the log topic is created with
+``max.message.bytes`` to match): ``linger_ms`` is long and ``batch_size`` is
+that limit, so the producer holds the records until ``append`` flushes them
+together. A broker appends a batch as a unit, so a reader sees all of it or
+none of it. What is *not* atomic:
+
+- an append larger than ``max_batch_bytes`` goes out as several batches; a
+  failure can leave a prefix of whole batches stored;
+- a failure after the broker wrote a batch but before its acknowledgement
+  arrived (timeout, connection lost) leaves the batch stored although
+  ``append`` raised (``LogUnavailableError``).
+
+If ``append`` fails before a batch left the process (an error while handing
+records over, a bug, an interrupt), the unsent batch is discarded: it can
+never reach the broker later. In every failure case the adapter marks itself
+*stale*; the next append first reads the topic from its last known end and
+indexes whatever did land. So a **retry after a failure is exactly-once in
+the log**: records that landed are reported as duplicates with their
+offsets, the rest are stored once.
+
+**Dedup.** Like the DuckDB log: by ``messageId``, keeping the first copy. The
+index (``blake2b-128(messageId) → offset``, about 130 bytes per event) is
+rebuilt at open by reading the whole topic (the retained part: if retention
+has shortened the log, ids older than its start are no longer known). It
+covers this process's appends; two API replicas appending the same
+``messageId`` at the same moment can both store it, which is why the
+distributed worker ALSO dedups by ``messageId`` while reading the log in its
+total order: one customer-visible copy either way.
+
+**High water.** ``high_water()`` asks the broker. ``ListOffsets(latest)`` is
+wrong on tansu when the last batch holds several records (it returns the
+last batch's base offset + 1), so the adapter fetches from that offset − 1
+and takes the fetch response's high watermark and the offsets it returned:
+right on tansu, noida-db and Apache Kafka alike.
+
+Not thread-safe: one thread uses a log at a time (the collector's writer
+thread), as with the DuckDB log.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import socket
+import time
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+from cdp.adapters.kafka import codec as kafka_codec
+from cdp.adapters.kafka.codec import DeadLetterMessage, Message
+from cdp.adapters.kafka.topics import DEADLETTERS, LOG, LOG_MAX_MESSAGE_BYTES, KafkaSettings
+from cdp.errors import ConfigError, LogCorruptError, LogUnavailableError
+from cdp.ports.log import AppendResult, Record, StoredEvent
+from schemas import EventValidationError
+
+log = logging.getLogger(__name__)
+
+RECORD_OVERHEAD = 64  # bytes a record may add to a batch beyond key/value/headers
+BATCH_OVERHEAD = 128
+ProducerFactory = Callable[..., Any]
+
+
+def id_digest(message_id: str) -> bytes:
+    """The 128-bit blake2b digest the dedup index keys on (collision odds ~2⁻¹²⁸ per pair)."""
+    return hashlib.blake2b(message_id.encode(), digest_size=16).digest()
+
+
+def _kafka() -> Any:
+    import kafka  # noqa: PLC0415  (kafka-python loads only when Kafka is used)
+    import kafka.errors  # noqa: PLC0415
+
+    return kafka
+
+
+def _unavailable(what: str, error: BaseException) -> LogUnavailableError:
+    return LogUnavailableError(f"{what}: {type(error).__name__}: {error}")
+
+
+class KafkaEventLog:
+    """``EventLog`` adapter over the log topic; see the module docstring."""
+
+    def __init__(
+        self,
+        bootstrap: str,
+        topic: str,
+        *,
+        dead_letter_topic: str | None = None,
+        timeout: float = 30.0,
+        max_batch_bytes: int = LOG_MAX_MESSAGE_BYTES,
+        producer_factory: ProducerFactory | None = None,
+        client_id: str = "cdp-log",
+    ) -> None:
+        self.bootstrap = bootstrap
+        self.topic = topic
+        self.dead_letter_topic = dead_letter_topic
+        self.timeout = timeout
+        self.max_batch_bytes = max_batch_bytes
+        self._client_id = client_id
+        kafka = _kafka()
+        self._producer_factory: ProducerFactory = producer_factory or kafka.KafkaProducer
+        self._tp = kafka.TopicPartition(topic, 0)
+        self._producer: Any = None
+        self._index: dict[bytes, int] = {}
+        self._indexed_to = 0  # offsets below this are in the index
+        self._stale = False
+        self.last_error: str | None = None
+        self._consumer = self._open_consumer()
+        try:
+            self._check_topic()
+            self._catch_up()
+            self._producer = self._new_producer()
+        except BaseException:
+            self.close()
+            raise
+
+    @classmethod
+    def open(cls, settings: KafkaSettings, **options: Any) -> KafkaEventLog:
+        """The log topic of ``settings`` (``cdp.log``), dead letters to ``cdp.services.deadletters``."""
+        options.setdefault("timeout", settings.timeout)
+        return cls(
+            settings.bootstrap,
+            settings.topic(LOG),
+            dead_letter_topic=settings.topic(DEADLETTERS),
+            **options,
+        )
+
+    # ---------------------------------------------------------------- clients
+    def _open_consumer(self) -> Any:
+        kafka = _kafka()
+        try:
+            return kafka.KafkaConsumer(
+                bootstrap_servers=self.bootstrap,
+                client_id=f"{self._client_id}-reader",
+                group_id=None,
+                enable_auto_commit=False,
+                auto_offset_reset="earliest",
+                allow_auto_create_topics=False,
+                fetch_max_wait_ms=100,
+                fetch_max_bytes=64 * 1024 * 1024,
+                max_partition_fetch_bytes=2 * self.max_batch_bytes,
+                request_timeout_ms=int(self.timeout * 1000) + 5000,
+                bootstrap_timeout_ms=int(self.timeout * 1000),
+            )
+        except kafka.errors.KafkaError as error:
+            raise _unavailable(f"Kafka broker {self.bootstrap} is unreachable", error) from None
+
+    def _new_producer(self) -> Any:
+        kafka = _kafka()
+        timeout_ms = int(self.timeout * 1000)
+        try:
+            return self._producer_factory(
+                bootstrap_servers=self.bootstrap,
+                client_id=f"{self._client_id}-writer",
+                acks="all",
+                enable_idempotence=True,
+                # One append = one batch: hold records until append flushes them.
+                linger_ms=timeout_ms,
+                batch_size=self.max_batch_bytes,
+                max_request_size=self.max_batch_bytes + BATCH_OVERHEAD,
+                request_timeout_ms=timeout_ms,
+                delivery_timeout_ms=2 * timeout_ms + 1000,
+                max_block_ms=timeout_ms,
+                bootstrap_timeout_ms=timeout_ms,
+                allow_auto_create_topics=False,
+            )
+        except kafka.errors.KafkaError as error:
+            raise _unavailable(f"Kafka broker {self.bootstrap} is unreachable", error) from None
+
+    def _check_topic(self) -> None:
+        kafka = _kafka()
+        try:
+            partitions = self._consumer.partitions_for_topic(self.topic)
+        except kafka.errors.KafkaError as error:
+            raise _unavailable(f"cannot read metadata of {self.topic}", error) from None
+        if not partitions:
+            raise ConfigError(
+                f"topic {self.topic} does not exist on {self.bootstrap}: run `cdp kafka init`"
+            )
+        if len(partitions) != 1:
+            raise ConfigError(
+                f"topic {self.topic} has {len(partitions)} partitions; the log must have "
+                "exactly 1 (it is the total order)"
+            )
+        self._consumer.assign([self._tp])
+
+    # ------------------------------------------------------------------ reads
+    def high_water(self) -> int:
+        """One past the last offset stored, asked of the broker (see the module docstring)."""
+        kafka = _kafka()
+        consumer, tp = self._consumer, self._tp
+        try:
+            latest = consumer.end_offsets([tp])[tp]
+            if latest == 0:
+                return 0
+            first = consumer.beginning_offsets([tp])[tp]
+            if latest <= first:
+                return int(latest)
+            consumer.seek(tp, latest - 1)
+            end = latest
+            deadline = time.monotonic() + self.timeout
+            while True:
+                batch = consumer.poll(timeout_ms=200, max_records=100_000).get(tp, [])
+                if batch:
+                    end = max(end, batch[-1].offset + 1, consumer.highwater(tp) or 0)
+                    return int(end)
+                if time.monotonic() > deadline:
+                    raise LogUnavailableError(
+                        f"no answer from {self.bootstrap} reading {self.topic} at {latest - 1}"
+                    )
+        except kafka.errors.KafkaError as error:
+            raise _unavailable(f"cannot read the end of {self.topic}", error) from None
+
+    def _records(self, start: int, stop: int, max_records: int) -> Iterator[list[Any]]:
+        """Raw consumer records with ``start <= offset < stop``, in chunks."""
+        kafka = _kafka()
+        consumer, tp = self._consumer, self._tp
+        if start >= stop:
+            return
+        try:
+            consumer.seek(tp, start)
+            position = start
+            deadline = time.monotonic() + self.timeout
+            while position < stop:
+                chunk = consumer.poll(timeout_ms=200, max_records=max_records).get(tp, [])
+                kept = [m for m in chunk if position <= m.offset < stop]
+                if not kept:
+                    if time.monotonic() > deadline:
+                        raise LogUnavailableError(
+                            f"{self.topic} on {self.bootstrap}: nothing read at offset "
+                            f"{position} within {self.timeout}s (high water {stop})"
+                        )
+                    continue
+                deadline = time.monotonic() + self.timeout
+                position = kept[-1].offset + 1
+                yield kept
+        except kafka.errors.KafkaError as error:
+            raise _unavailable(f"cannot read {self.topic}", error) from None
+
+    def read(
+        self, start: int = 0, stop: int | None = None, batch_size: int = 10_000
+    ) -> Iterator[list[StoredEvent]]:
+        """Events with ``start <= offset < stop`` in offset order, in batches."""
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, not {batch_size}")
+        end = self.high_water() if stop is None else min(stop, self.high_water())
+        pending: list[StoredEvent] = []
+        for chunk in self._records(max(start, 0), end, batch_size):
+            for message in chunk:
+                try:
+                    event = kafka_codec.decode_event(message.value)
+                except EventValidationError as error:
+                    raise LogCorruptError(
+                        f"{self.topic} record at offset {message.offset}: {error}"
+                    ) from None
+                pending.append(StoredEvent(message.offset, event))
+                if len(pending) == batch_size:
+                    yield pending
+                    pending = []
+        if pending:
+            yield pending
+
+    def _catch_up(self) -> None:
+        """Index every record from ``_indexed_to`` to the end of the topic."""
+        end = self.high_water()
+        for chunk in self._records(self._indexed_to, end, 100_000):
+            for message in chunk:
+                try:
+                    mid = kafka_codec.message_id_of(message.value)
+                except ValueError as error:  # read() will say so; the index skips it
+                    log.warning("%s offset %d: %s", self.topic, message.offset, error)
+                    continue
+                self._index.setdefault(id_digest(mid), message.offset)
+        self._indexed_to = max(self._indexed_to, end)
+        self._stale = False
+
+    # ----------------------------------------------------------------- writes
+    def append(self, records: Sequence[Record]) -> AppendResult:
+        """Store the new records (one producer batch when they fit); see the module docstring."""
+        if not records:
+            return AppendResult((), ())
+        if self._stale:
+            self._catch_up()
+        known_offsets: list[int] = []
+        new: list[bool] = []
+        first_in_batch: dict[str, int] = {}  # messageId → position in ``fresh``
+        fresh: list[Record] = []
+        refs: list[int] = []  # for each record: -1 known offset, else index into fresh
+        for record in records:
+            mid = record.message_id
+            known = self._index.get(id_digest(mid))
+            if known is not None:
+                known_offsets.append(known)
+                new.append(False)
+                refs.append(-1)
+            elif mid in first_in_batch:
+                known_offsets.append(-1)
+                new.append(False)
+                refs.append(first_in_batch[mid])
+            else:
+                first_in_batch[mid] = len(fresh)
+                known_offsets.append(-1)
+                new.append(True)
+                refs.append(len(fresh))
+                fresh.append(record)
+
+        stored = self._produce([kafka_codec.encode(r) for r in fresh]) if fresh else []
+        for record, offset in zip(fresh, stored, strict=True):
+            self._index[id_digest(record.message_id)] = offset
+        if stored:
+            self._indexed_to = max(self._indexed_to, stored[-1] + 1)
+        final = tuple(o if r < 0 else stored[r] for o, r in zip(known_offsets, refs, strict=True))
+        return AppendResult(final, tuple(new))
+
+    def _produce(self, messages: list[Message]) -> list[int]:
+        """Send ``messages`` to the log topic and return their acknowledged offsets."""
+        kafka = _kafka()
+        for message in messages:
+            if message.size + RECORD_OVERHEAD + BATCH_OVERHEAD > self.max_batch_bytes:
+                raise LogUnavailableError(
+                    f"a {message.size}-byte record does not fit a {self.max_batch_bytes}-byte batch"
+                )
+        try:
+            if self._producer is None:
+                self._producer = self._new_producer()
+            producer = self._producer
+            futures = [
+                producer.send(self.topic, value=m.value, key=m.key, headers=m.headers, partition=0)
+                for m in messages
+            ]
+            producer.flush(timeout=self.timeout)
+            offsets = [int(f.get(timeout=0).offset) for f in futures]
+        except BaseException as error:
+            self._abandon()
+            self.last_error = f"{type(error).__name__}: {error}"
+            if isinstance(error, kafka.errors.KafkaError):
+                raise _unavailable(
+                    f"append of {len(messages)} records to {self.topic} on {self.bootstrap} "
+                    "failed (retry: records that landed are kept once)",
+                    error,
+                ) from None
+            raise
+        self.last_error = None
+        return offsets
+
+    def _abandon(self) -> None:
+        """After a failed append: drop the producer and every record it has not sent,
+        and re-read the topic's end before the next append (some batch may have landed)."""
+        self._stale = True
+        producer, self._producer = self._producer, None
+        if producer is not None:
+            discard(producer)
+
+    def add_dead_letter(self, letter: DeadLetterMessage) -> None:
+        """Store a rejected input on the dead-letter topic (acknowledged before returning)."""
+        if self.dead_letter_topic is None:
+            raise ConfigError("this Kafka log has no dead-letter topic")
+        kafka = _kafka()
+        message = kafka_codec.encode_dead_letter(letter)
+        try:
+            if self._producer is None:
+                self._producer = self._new_producer()
+            future = self._producer.send(
+                self.dead_letter_topic, value=message.value, key=message.key
+            )
+            self._producer.flush(timeout=self.timeout)
+            future.get(timeout=0)
+        except kafka.errors.KafkaError as error:
+            self._abandon()
+            raise _unavailable(
+                f"cannot store a dead letter on {self.dead_letter_topic}", error
+            ) from None
+
+    # ---------------------------------------------------------------- control
+    def close(self) -> None:
+        """Flush nothing (every append already did) and close both clients."""
+        producer, self._producer = self._producer, None
+        if producer is not None:
+            producer.close(timeout=self.timeout)
+        consumer, self._consumer = getattr(self, "_consumer", None), None
+        if consumer is not None:
+            consumer.close()
+
+
+def broker_reachable(bootstrap: str, timeout: float = 1.0) -> bool:
+    """Whether the broker accepts a TCP connection (cheap enough for every /health)."""
+    host, _, port = bootstrap.rpartition(":")
+    try:
+        with socket.create_connection((host, int(port)), timeout=timeout):
+            return True
+    except (OSError, ValueError):
+        return False
+
+
+def discard(producer: Any) -> None:
+    """Close a producer so that no record it still holds can reach the broker later.
+
+    kafka-python has no public "abort" outside transactions (which tansu lacks),
+    and ``close(0)`` flushes first, so the unsent batches are aborted through
+    the accumulator, then the sender thread is stopped without draining."""
+    kafka = _kafka()
+    error = kafka.errors.KafkaError("append abandoned; batch discarded")
+    accumulator = getattr(producer, "_accumulator", None)
+    if accumulator is not None:
+        accumulator.abort_undrained_batches(error)
+    sender = getattr(producer, "_sender", None)
+    if sender is not None:
+        sender.force_close()
+        sender.join(5)
+    try:
+        producer.close(timeout=0)
+    except kafka.errors.KafkaError:
+        log.warning("producer did not close cleanly after an abandoned append")

@@ -1,0 +1,359 @@
+"""Profile lookup in distributed mode: any API replica answers for any customer.
+
+``ProfileReader`` follows three topics from their beginning into memory and
+keeps following them in a background thread:
+
+- ``cdp.profiles`` (compacted, key customer id): the latest snapshot of each
+  customer, a ``customers``-table row as JSON (``streams.messages.profile_value``);
+  a tombstone (null value) removes the customer (merged away);
+- ``cdp.identity.assignments`` (compacted, key ``kind:value``, or
+  ``@customer`` for a merged-away customer): identity-graph rows as JSON
+  ``{identifier, customer_id, seq, merged_into}``;
+- ``cdp.identity.merges``: ``{"kind": "merge", from_customer, into_customer,
+  via, reason, message_id, offset, at}`` (rejections are skipped).
+
+Last value per key wins, as compaction would leave it. ``lookup(text)``
+resolves an identifier (or a ``cus_`` id, following merges) to the latest
+snapshot; ``lag_seconds()`` bounds how stale the answer can be: every record
+the broker had acknowledged more than ``lag_seconds()`` ago is visible.
+
+Why not faust's table routing (ask the worker owning the partition): it
+needs the workers' web ports reachable and up, a rebalance makes lookups
+fail or wait, and every lookup is one more network hop; reading the
+compacted topics keeps the API independent of the workers, at the price of
+memory for every snapshot in each replica and a staleness of one poll
+interval (docs/archive.md has the figures).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+
+import orjson
+
+from cdp.errors import LogUnavailableError, NotFoundError
+from cdp.read.lookup import CUSTOMER_PREFIX
+from projections import lead_score
+from schemas.identifiers import key, parse_key
+
+STATE_COLUMNS = ("profile_state", "lead_state")
+MAX_MERGE_CHAIN = 1_000
+
+
+@dataclass(frozen=True, slots=True)
+class ProfileTopics:
+    """The three topics the reader follows (the defaults are the decided names)."""
+
+    profiles: str = "cdp.profiles"
+    assignments: str = "cdp.identity.assignments"
+    merges: str = "cdp.identity.merges"
+
+    @classmethod
+    def with_prefix(cls, prefix: str) -> ProfileTopics:
+        """The topics under another prefix than ``cdp.`` (e.g. ``CDP_KAFKA_PREFIX``)."""
+        return cls(f"{prefix}profiles", f"{prefix}identity.assignments", f"{prefix}identity.merges")
+
+
+class ProfileReader:
+    """In-memory view of the compacted profile and identity topics, kept current."""
+
+    def __init__(
+        self,
+        bootstrap: str,
+        topics: ProfileTopics | None = None,
+        rules: lead_score.Rules = lead_score.DEFAULT_RULES,
+        poll_ms: int = 100,
+        rescan_seconds: float = 30.0,
+    ) -> None:
+        self.bootstrap = bootstrap
+        self.topics = topics or ProfileTopics()
+        self.rules = rules
+        self.poll_ms = poll_ms
+        self.rescan_seconds = rescan_seconds
+        self._lock = threading.Lock()
+        self._profiles: dict[str, dict[str, Any]] = {}
+        self._owner: dict[str, str] = {}  # identifier key → customer id
+        self._identifiers: dict[str, set[str]] = {}  # customer id → identifier keys
+        self._merged_into: dict[str, str] = {}  # loser → survivor
+        self._merges: dict[str, list[dict[str, Any]]] = {}  # survivor → merges into it
+        self._records = 0
+        self._caught_up_since: float | None = None
+        self._stop = threading.Event()
+        self._error: BaseException | None = None
+        self._thread: threading.Thread | None = None
+
+    # ------------------------------------------------------------ lifecycle
+    def start(self) -> ProfileReader:
+        """Start following the topics in a background thread (from their beginning)."""
+        consumer = self._consumer()
+        self._thread = threading.Thread(
+            target=self._run, args=(consumer,), name="cdp-profile-reader", daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def wait_until_caught_up(self, timeout: float = 60.0, since: float | None = None) -> None:
+        """Block until everything the broker acknowledged before ``since`` is visible.
+
+        ``since`` is a ``time.monotonic()`` reading (default: now), so a caller
+        that has just published can read its own writes.
+        """
+        moment = time.monotonic() if since is None else since
+        deadline = time.monotonic() + timeout
+        while self._caught_up_since is None or self._caught_up_since < moment:
+            self._raise_if_failed()
+            if time.monotonic() >= deadline:
+                raise LogUnavailableError(
+                    f"profile reader did not catch up with {self.bootstrap} in {timeout:.0f}s"
+                )
+            time.sleep(0.02)
+
+    def close(self) -> None:
+        """Stop following and release the consumer."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+
+    def __enter__(self) -> ProfileReader:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # --------------------------------------------------------------- answers
+    def lookup(self, text: str) -> dict[str, Any]:
+        """The latest snapshot of whoever ``text`` (``kind:value`` or ``cus_…``) identifies.
+
+        ``NotFoundError`` when nobody has that identifier (yet: see ``lag_seconds``).
+        """
+        self._raise_if_failed()
+        with self._lock:
+            if text.startswith(CUSTOMER_PREFIX):
+                matched, customer = text, self._survivor(text)
+            else:
+                try:
+                    matched = key(*parse_key(text))
+                except ValueError as error:
+                    raise NotFoundError(str(error)) from None
+                owner = self._owner.get(matched)
+                if owner is None:
+                    raise NotFoundError(f"no customer has identifier {matched!r}")
+                customer = self._survivor(owner)
+            snapshot = self._profiles.get(customer)
+            if snapshot is None:
+                raise NotFoundError(f"customer {customer!r} has no profile snapshot yet")
+            identifiers = sorted(self._identifiers.get(customer, ()))
+            merges = self._chain(customer)
+        return self._answer(customer, matched, identifiers, snapshot, merges)
+
+    def lag_seconds(self) -> float:
+        """Upper bound on staleness: records acknowledged before now − lag are visible.
+
+        The reader takes a fence time, then asks the broker for the end of every
+        partition; once it has applied everything up to there, all that was
+        acknowledged before the fence is visible, and it takes a new fence.
+        ``inf`` until the reader has caught up once.
+        """
+        since = self._caught_up_since
+        return float("inf") if since is None else max(0.0, time.monotonic() - since)
+
+    def stats(self) -> dict[str, Any]:
+        """Counts of what is held, and the lag."""
+        with self._lock:
+            return {
+                "customers": len(self._profiles),
+                "identifiers": len(self._owner),
+                "merged_customers": len(self._merged_into),
+                "records_read": self._records,
+                "lag_seconds": self.lag_seconds(),
+            }
+
+    # ---------------------------------------------------------------- inside
+    def _raise_if_failed(self) -> None:
+        if self._error is not None:
+            raise LogUnavailableError(
+                f"profile reader stopped following {self.bootstrap}: {self._error}"
+            )
+
+    def _survivor(self, customer: str) -> str:
+        for _ in range(MAX_MERGE_CHAIN):
+            nxt = self._merged_into.get(customer)
+            if nxt is None or nxt == customer:
+                return customer
+            customer = nxt
+        return customer
+
+    def _chain(self, customer: str) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        todo, seen = [customer], {customer}
+        while todo:
+            for merge in self._merges.get(todo.pop(), ()):
+                out.append(merge)
+                loser = str(merge.get("from_customer"))
+                if loser not in seen:
+                    seen.add(loser)
+                    todo.append(loser)
+        return sorted(out, key=lambda m: m.get("offset") or 0)
+
+    def _answer(
+        self,
+        customer: str,
+        matched: str,
+        identifiers: list[str],
+        snapshot: dict[str, Any],
+        merges: list[dict[str, Any]],
+    ) -> dict[str, Any]:
+        summary = {k: v for k, v in snapshot.items() if k not in STATE_COLUMNS}
+        summary.pop("customer_id", None)
+        explanation: list[dict[str, Any]] = []
+        lead_json = snapshot.get("lead_state")
+        if lead_json:
+            state = lead_score.from_json(orjson.loads(lead_json))
+            explanation = lead_score.explain(state, self.rules)
+        return {
+            "customer_id": customer,
+            "matched": matched,
+            "identifiers": identifiers,
+            "profile": summary,
+            "lead": {
+                "score_at_last_activity": summary.get("lead_score"),
+                "score_time": summary.get("score_time"),
+                "lifecycle_stage": summary.get("lifecycle_stage"),
+                "funnel_stage": summary.get("funnel_stage"),
+                "explanation": explanation,
+            },
+            "merges": merges,
+            "lag_seconds": self.lag_seconds(),
+        }
+
+    # ------------------------------------------------------------- following
+    def _consumer(self) -> Any:
+        from kafka import KafkaConsumer  # noqa: PLC0415  (kept off cdp's import path)
+        from kafka.errors import KafkaError  # noqa: PLC0415
+
+        try:
+            return KafkaConsumer(
+                bootstrap_servers=self.bootstrap,
+                client_id="cdp-profile-reader",
+                group_id=None,
+                enable_auto_commit=False,
+                auto_offset_reset="earliest",
+                allow_auto_create_topics=False,
+                # A broker may hold a fetch this long when there is nothing new;
+                # it bounds how late an update is seen (default 500 ms).
+                fetch_max_wait_ms=self.poll_ms,
+            )
+        except KafkaError as error:
+            raise LogUnavailableError(
+                f"Kafka broker {self.bootstrap} is unreachable: {error}"
+            ) from None
+
+    def _assign(self, consumer: Any, assigned: set[Any]) -> set[Any]:
+        from kafka import TopicPartition  # noqa: PLC0415
+
+        wanted = {
+            TopicPartition(topic, p)
+            for topic in (self.topics.profiles, self.topics.assignments, self.topics.merges)
+            for p in consumer.partitions_for_topic(topic) or ()
+        }
+        if wanted != assigned:
+            consumer.assign(sorted(wanted))
+            new = sorted(wanted - assigned)
+            if new:
+                consumer.seek_to_beginning(*new)
+        return wanted
+
+    def _run(self, consumer: Any) -> None:
+        try:
+            assigned = self._assign(consumer, set())
+            rescanned = time.monotonic()
+            fence, target = 0.0, None
+            while not self._stop.is_set():
+                batches = consumer.poll(timeout_ms=self.poll_ms)
+                for tp, messages in batches.items():
+                    self._apply(tp.topic, messages)
+                now = time.monotonic()
+                if target is None:
+                    fence, target = now, self._ends(consumer, assigned)
+                if all(consumer.position(tp) >= end for tp, end in target.items()):
+                    self._caught_up_since, target = fence, None
+                if now - rescanned >= self.rescan_seconds or not assigned:
+                    assigned, target = self._assign(consumer, assigned), None
+                    rescanned = now
+        except BaseException as error:  # reported to every caller of lookup()
+            self._error = error
+        finally:
+            with contextlib.suppress(Exception):
+                consumer.close()
+
+    @staticmethod
+    def _ends(consumer: Any, assigned: set[Any]) -> dict[Any, int]:
+        """The end of every partition as the broker reports it *now* (after the fence).
+
+        Every record acknowledged before the fence is below these offsets. The
+        fetched high watermark is taken too, for brokers (tansu) whose end
+        offset stops at the first record of the last batch.
+        """
+        ends = consumer.end_offsets(list(assigned)) if assigned else {}
+        return {tp: max(ends.get(tp, 0), consumer.highwater(tp) or 0) for tp in assigned}
+
+    def _apply(self, topic: str, messages: list[Any]) -> None:
+        with self._lock:
+            self._records += len(messages)
+            for message in messages:
+                if topic == self.topics.profiles:
+                    self._apply_profile(message)
+                elif topic == self.topics.assignments:
+                    self._apply_assignment(message)
+                elif message.value is not None:
+                    self._apply_merge(orjson.loads(message.value))
+
+    def _apply_profile(self, message: Any) -> None:
+        customer = message.key.decode()
+        if message.value is None:
+            self._profiles.pop(customer, None)
+        else:
+            self._profiles[customer] = orjson.loads(message.value)
+
+    def _apply_assignment(self, message: Any) -> None:
+        record_key = message.key.decode()
+        if message.value is None:  # tombstone: the key is gone
+            if record_key.startswith("@"):
+                self._merged_into.pop(record_key[1:], None)
+            else:
+                self._unassign(record_key)
+            return
+        row = orjson.loads(message.value)
+        identifier, customer = str(row["identifier"]), str(row["customer_id"])
+        if identifier:
+            self._unassign(identifier)
+            self._owner[identifier] = customer
+            self._identifiers.setdefault(customer, set()).add(identifier)
+        elif row.get("merged_into"):
+            self._merged_into[customer] = str(row["merged_into"])
+
+    def _unassign(self, identifier: str) -> None:
+        previous = self._owner.pop(identifier, None)
+        if previous is not None:
+            held = self._identifiers.get(previous)
+            if held is not None:
+                held.discard(identifier)
+                if not held:
+                    del self._identifiers[previous]
+
+    def _apply_merge(self, body: dict[str, Any]) -> None:
+        if body.get("kind", "merge") != "merge":
+            return
+        loser, survivor = str(body["from_customer"]), str(body["into_customer"])
+        self._merged_into.setdefault(loser, survivor)
+        self._merges.setdefault(survivor, []).append(body)

@@ -1,0 +1,1 @@
+"""The local socket of a data directory: how the CLI reaches a running ``cdp serve``."""

@@ -1,0 +1,1 @@
+"""The HTTP entry point (``cdp serve``): the app wiring and its route modules."""
