@@ -46,7 +46,7 @@ from cdp.config import Settings
 from cdp.demo.generate import GenerateConfig, iter_events
 from cdp.read import lookup
 from cdp.read.model import ReadModel
-from cdp.read.reader import ProfileReader, engine_connection
+from cdp.read.reader import ReadModelLookups, engine_connection
 from cdp.runtime.engine import Engine
 from cdp.services.ingest import ingest
 from cdp.services.tokens import FILE_NAME, TokenRegistry
@@ -154,7 +154,7 @@ def read_model(settings: Settings, texts: list[str]) -> None:
         )
         del model
         source = engine_connection(engine)
-        reader = ProfileReader(settings, lambda: source)
+        reader = ReadModelLookups(settings, lambda: source)
         reader.warm()
         try:
             in_process("read model (cold)", lambda t: reader.profile(t, 10), texts)

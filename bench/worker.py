@@ -4,7 +4,7 @@ Starts a Kafka-protocol broker from PyPI (``noida`` by default, or
 ``tansu``), fills ``cdp.log`` with the generated shop (``--customers``), and
 times the raw kafka-python producer doing that (the baseline). Then it starts
 one ``cdp worker`` (a real subprocess) and polls the published profiles
-(``streams.snapshot.Follower``, one kafka-python consumer reading the
+(``tests.kafka_snapshot.Follower``, one kafka-python consumer reading the
 topics as they grow; ``snapshot.Parity`` re-checks only the customers whose
 snapshot changed) until every customer the embedded runtime finds is there
 with the same profile and lead states. Throughput is log events / (worker start → the
@@ -31,7 +31,7 @@ from cdp.demo.generate import GenerateConfig, iter_events
 from cdp.ports.log import Record, StoredEvent
 from cdp.runtime.embedded import EmbeddedRuntime
 from cdp.services.ingest import to_record
-from streams import snapshot
+from tests import kafka_snapshot as snapshot
 from tests.brokers import start as start_broker
 
 PREFIX = "bench."

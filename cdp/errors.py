@@ -16,6 +16,10 @@ here. The whole hierarchy::
     ├── QueryError                  terminal  read-only SQL failed or tried to write
     ├── AuthError                   terminal  a write key, token or signature is missing or wrong
     ├── UnmappableError             terminal  a verified webhook payload has no event mapping
+    ├── ForbiddenError              terminal  a read token lacks the scope a request needs
+    ├── AnalyticsError              terminal  an analytic's option or query is wrong
+    ├── ArchiveError                terminal  the Parquet archive cannot be written or read
+    ├── MessageError                terminal  a worker message is unreadable (also a ValueError)
     └── DestinationError                      pushing an audience to a destination failed
         ├── DestinationRejectedError  terminal  the platform refused a request (4xx)
         └── DestinationUnavailableError transient still failing after every retry
@@ -49,6 +53,7 @@ __all__ = [
     "LogCorruptError",
     "LogError",
     "LogUnavailableError",
+    "MessageError",
     "NotFoundError",
     "QueryError",
     "SegmentError",
@@ -97,6 +102,13 @@ class AuthError(TerminalError, CdpError):
 class UnmappableError(TerminalError, CdpError):
     """A verified webhook payload cannot be turned into events; it is dead-lettered
     with this message as the reason."""
+
+
+class MessageError(TerminalError, CdpError, ValueError):
+    """A by-customer message of the faust worker (``streams.messages``) cannot be read;
+    the record is dead-lettered with this message, which names the customer or the
+    kind. Still a ``ValueError``: ``decode_message`` re-wraps every ``ValueError``
+    raised while parsing, its own included, and the reasons stored must not change."""
 
 
 class DestinationError(CdpError):

@@ -26,6 +26,7 @@ from typing import Any
 import faust.streams as faust_streams
 
 from cdp.adapters.kafka import codec as kafka_codec
+from cdp.errors import MessageError
 from streams import messages
 from streams.app import Wiring
 from streams.gaps import Cursors, Seeks
@@ -163,7 +164,7 @@ def register(wiring: Wiring) -> None:
                 seeks.arrived(tp, offset)
                 try:
                     message = messages.decode_message(event.message.value)
-                except messages.MessageError as error:
+                except MessageError as error:
                     await _dead_letter(wiring, event, str(error))
                     continue
                 batch.apply(message)

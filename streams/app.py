@@ -21,18 +21,18 @@ broker needs; see docs/streams.md:
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
 import faust
 
+from cdp import config as cdp_config
 from cdp.adapters.kafka import topics as kafka_topics
 from cdp.errors import ConfigError
-from cdp.runtime.embedded import RuntimeConfig
+from cdp.runtime.config import RuntimeConfig
 
-PROFILE_ENV: Final = "CDP_KAFKA_BROKER_PROFILE"
+PROFILE_ENV: Final = cdp_config.BROKER_PROFILE_ENV
 STORES: Final = ("memory", "rocksdb")
 IDENTITY_TABLE: Final = "identity"
 CUSTOMERS_TABLE: Final = "customers"
@@ -115,7 +115,7 @@ class WorkerConfig:
 
 def default_profile() -> str:
     """The broker profile from ``CDP_KAFKA_BROKER_PROFILE``, else ``kafka``."""
-    return os.environ.get(PROFILE_ENV, "kafka")
+    return cdp_config.broker_profile()
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,15 +25,12 @@ from typing import Any, Final, Literal
 
 import orjson
 
+from cdp.errors import MessageError
 from projections import identity
 from schemas import AnyEvent, decode_stored
 
 Kind = Literal["event", "merge_out", "absorb"]
 KINDS: Final = ("event", "merge_out", "absorb")
-
-
-class MessageError(ValueError):
-    """A by-customer message that this codec cannot read (names what is wrong)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,5 +179,5 @@ def _default(value: object) -> object:
 
 
 def profile_value(row: Mapping[str, Any]) -> bytes:
-    """A profile snapshot (``cdp.adapters.duckdb.store.customer_row``) as JSON; dates ISO, money as text."""
+    """A profile snapshot (``cdp.runtime.customer.customer_row``) as JSON; dates ISO, money as text."""
     return orjson.dumps(row, default=_default)

@@ -35,7 +35,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from cdp.adapters.duckdb import store
 from cdp.runtime import customer
 from projections import lead_score
 from schemas import AnyEvent
@@ -87,7 +86,9 @@ def snapshot(customer_id: str, entry: Entry, rules: lead_score.Rules) -> bytes |
     state = entry.settle(rules)
     if entry.into is not None or state is None:
         return None
-    return messages.profile_value(store.customer_row(customer_id, state.profile, state.lead, rules))
+    return messages.profile_value(
+        customer.customer_row(customer_id, state.profile, state.lead, rules)
+    )
 
 
 @dataclass(slots=True)

@@ -21,6 +21,7 @@ import orjson
 import typer
 from rich.console import Console
 
+from cdp import config
 from cdp.config import Settings
 from cdp.jsonable import json_default
 
@@ -58,7 +59,9 @@ def _global(
     ctx: typer.Context,
     data_dir: Annotated[
         Path | None,
-        typer.Option("--data-dir", envvar="CDP_DATA_DIR", help="Data directory [./.cdp-data]."),
+        typer.Option(
+            "--data-dir", envvar=config.DATA_DIR_ENV, help="Data directory [./.cdp-data]."
+        ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
 ) -> None:
@@ -77,7 +80,7 @@ EXIT_ERROR = 2
 #: Exit status of an unexpected exception (a bug): one line, and the traceback
 #: only when ``CDP_DEBUG`` is set.
 EXIT_INTERNAL = 70
-DEBUG_ENV = "CDP_DEBUG"
+DEBUG_ENV = config.DEBUG_ENV
 
 
 def expected_error(error: BaseException) -> str | None:
@@ -194,7 +197,7 @@ def run_main() -> None:
     except BrokenPipeError:
         raise SystemExit(_reader_gone().exit_code) from None
     except Exception as error:
-        if os.environ.get(DEBUG_ENV):
+        if config.debug():
             raise
         message = expected_error(error)
         if message is not None:  # raised outside an errors() block

@@ -4,15 +4,11 @@ Typer reads every command's options (names, defaults, help) whenever ``cdp``
 starts, ``--help`` included. Importing the modules that own these values would
 load pydantic, DuckDB or Kafka clients for every invocation, so the CLI keeps
 copies here; tests/e2e/test_cli_hygiene.py fails when a copy drifts from its
-source.
+source. (Environment variable names need no copy: ``cdp.config`` is cheap.)
 """
 
 from __future__ import annotations
 
-#: ``cdp.adapters.kafka.topics.BOOTSTRAP_ENV``
-KAFKA_BOOTSTRAP_ENV = "CDP_KAFKA_BOOTSTRAP"
-#: ``cdp.adapters.kafka.topics.PREFIX_ENV``
-KAFKA_PREFIX_ENV = "CDP_KAFKA_PREFIX"
 #: ``cdp.adapters.kafka.topics.DEFAULT_PREFIX``
 KAFKA_DEFAULT_PREFIX = "cdp."
 #: ``cdp.adapters.kafka.topics.DEFAULT_PARTITIONS``

@@ -39,12 +39,12 @@ def _run(
     show: Callable[[analytics.Report], None] | None = None,
 ) -> None:
     """Open the data read-only, compute, write the CSV, print JSON or a table."""
-    from cdp.runtime.engine import Engine  # noqa: PLC0415
+    from cdp import bootstrap  # noqa: PLC0415
     from connectors.destinations.csv_file import write_csv  # noqa: PLC0415
 
     opts = opts_of(ctx)
     with errors():
-        con = Engine.open_read_only(opts.settings)
+        con = bootstrap.open_read(opts.settings)
         try:
             report = compute(con)
         finally:

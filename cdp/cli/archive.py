@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from cdp.cli._app import console, err_console, errors, opts_of, print_json, sub_app, table
-from cdp.cli._defaults import KAFKA_BOOTSTRAP_ENV, KAFKA_PREFIX_ENV
+from cdp.config import KAFKA_BOOTSTRAP_ENV, KAFKA_PREFIX_ENV
 
 if TYPE_CHECKING:
     from cdp.adapters.archive.manifest import Roll

@@ -19,7 +19,8 @@ from cdp.cli._app import (
     sub_app,
     table,
 )
-from cdp.cli._defaults import KAFKA_BOOTSTRAP_ENV, KAFKA_DEFAULT_PREFIX, KAFKA_PREFIX_ENV
+from cdp.cli._defaults import KAFKA_DEFAULT_PREFIX
+from cdp.config import KAFKA_BOOTSTRAP_ENV, KAFKA_PREFIX_ENV
 
 if TYPE_CHECKING:
     from cdp.ports.log import Record
@@ -56,15 +57,15 @@ def serve_command(
 
     A port in use or a data directory already served is one line on stderr and
     exit status 2."""
-    from cdp.adapters.kafka.topics import KafkaSettings  # noqa: PLC0415
+    from cdp import bootstrap  # noqa: PLC0415
     from cdp.cli import serving  # noqa: PLC0415
     from cdp.http.app import create_app  # noqa: PLC0415
 
     opts = opts_of(ctx)
     with errors():
         opts.settings.data_dir.mkdir(parents=True, exist_ok=True)
-        settings = KafkaSettings.resolve(kafka, prefix) if kafka else None
-        serving.serve(create_app(opts.settings, kafka=settings), host, port)
+        platform = bootstrap.serving(opts.settings, bootstrap.kafka_mode(kafka, prefix))
+        serving.serve(create_app(opts.settings, platform=platform), host, port)
 
 
 # ------------------------------------------------------------------- sources
@@ -210,12 +211,12 @@ def deadletter_list(
     body: Annotated[bool, typer.Option(help="Show the stored bodies.")] = False,
 ) -> None:
     """Rejected requests with their reasons."""
-    from cdp.runtime.engine import Engine  # noqa: PLC0415
+    from cdp import bootstrap  # noqa: PLC0415
     from cdp.services import deadletters  # noqa: PLC0415
 
     opts = opts_of(ctx)
     with errors():
-        con = Engine.open_read_only(opts.settings)
+        con = bootstrap.open_read(opts.settings)
         try:
             letters = deadletters.select(con, None if all_ else deadletters.PENDING, limit)
         finally:
@@ -285,11 +286,11 @@ def _rebuild(letter: deadletters.DeadLetter) -> list[Record]:
 @deadletter_app.command("retry")
 def deadletter_retry(ctx: typer.Context) -> None:
     """Run pending dead letters through validation again; append those that now pass."""
-    from cdp.cli._data import open_engine  # noqa: PLC0415
+    from cdp import bootstrap  # noqa: PLC0415
     from cdp.services import deadletters  # noqa: PLC0415
 
     opts = opts_of(ctx)
-    with errors(), open_engine(opts.settings, ", then retry") as engine:
+    with errors(), bootstrap.open_data(opts.settings, ", then retry") as engine:
         report = deadletters.retry(engine.con, engine.append, _rebuild, datetime.now(UTC))
     data = {
         "retried": report.retried,

@@ -24,7 +24,8 @@ from cdp.cli._app import (
     progress,
     table,
 )
-from cdp.cli._defaults import KAFKA_BOOTSTRAP_ENV, KAFKA_DEFAULT_PREFIX, KAFKA_PREFIX_ENV
+from cdp.cli._defaults import KAFKA_DEFAULT_PREFIX
+from cdp.config import KAFKA_BOOTSTRAP_ENV, KAFKA_PREFIX_ENV
 
 if TYPE_CHECKING:
     import duckdb
@@ -84,7 +85,6 @@ def generate_command(
 def _ingest_paths(
     sink: Sink, paths: list[Path], opts: Options, source: str | None, batch_size: int
 ) -> IngestReport:
-    from cdp.runtime.engine import Engine  # noqa: PLC0415
     from cdp.services.ingest import IngestReport, ingest  # noqa: PLC0415
     from connectors.sources.files import read_items  # noqa: PLC0415
 
@@ -103,8 +103,6 @@ def _ingest_paths(
         total.duplicates += report.duplicates
         total.rejected += report.rejected
         total.errors.extend(report.errors)
-    if isinstance(sink, Engine):
-        sink.checkpoint()
     return total
 
 
@@ -134,22 +132,21 @@ def ingest_command(
 
     With --kafka each batch is one acknowledged append to the log topic (workers
     fold); without, the data directory's log and projections."""
-    from cdp.adapters.kafka.log import KafkaEventLog  # noqa: PLC0415
-    from cdp.adapters.kafka.topics import KafkaSettings  # noqa: PLC0415
-    from cdp.cli._data import ingest_sink  # noqa: PLC0415
+    from cdp import bootstrap  # noqa: PLC0415
 
     opts = opts_of(ctx)
+
+    def announce(pid: object) -> None:  # beside a running `cdp serve`, it takes the events
+        if not opts.json:
+            err_console.print(
+                f"cdp serve (pid {pid}) owns {opts.settings.data_dir}: appending through it",
+                highlight=False,
+            )
+
     with errors():
-        if kafka:
-            log = KafkaEventLog.open(KafkaSettings.resolve(kafka, prefix))
-            try:
-                report = _ingest_paths(log, paths, opts, source, batch_size)
-            finally:
-                log.close()
-        else:
-            # Beside a running `cdp serve`, the events go through it.
-            with ingest_sink(opts.settings, announce=not opts.json) as sink:
-                report = _ingest_paths(sink, paths, opts, source, batch_size)
+        mode = bootstrap.kafka_mode(kafka, prefix)
+        with bootstrap.open_sink(opts.settings, mode, announce) as sink:
+            report = _ingest_paths(sink, paths, opts, source, batch_size)
     if opts.json:
         print_json(report.as_dict())
     else:
@@ -186,13 +183,13 @@ def replay_command(
     ] = None,
 ) -> None:
     """Rebuild every projection from the event log (offset 0)."""
+    from cdp import bootstrap  # noqa: PLC0415
     from cdp.adapters.archive.restore import copy_events  # noqa: PLC0415
-    from cdp.cli._data import open_engine  # noqa: PLC0415
     from cdp.runtime import replay as replay_service  # noqa: PLC0415
 
     opts = opts_of(ctx)
     hint = " (a replay rebuilds the tables it writes)"
-    with errors(), open_engine(opts.settings, hint) as engine:
+    with errors(), bootstrap.open_data(opts.settings, hint) as engine:
         if archive is not None:
             with progress(opts, "copying the archive", None) as step:
                 copy_events(engine, archive, step)
@@ -258,8 +255,8 @@ def sql_command(
 
     A table shows the first 100 rows (--limit) and says how many it left out;
     --json prints every row unless --limit is given; --out writes every row to CSV."""
+    from cdp import bootstrap  # noqa: PLC0415
     from cdp.adapters.archive.session import ArchiveSession  # noqa: PLC0415
-    from cdp.runtime.engine import Engine  # noqa: PLC0415
 
     opts = opts_of(ctx)
     with errors():
@@ -268,7 +265,7 @@ def sql_command(
             with ArchiveSession.open(archive, rules) as session:
                 _print_rows(opts, _archive_cursor(session, query), limit, all_rows, out)
         else:
-            con = Engine.open_read_only(opts.settings)
+            con = bootstrap.open_read(opts.settings)
             try:
                 _print_rows(opts, rows.execute(con, query), limit, all_rows, out)
             finally:
@@ -330,11 +327,11 @@ def _print_rows(
 @app.command("status")
 def status_command(ctx: typer.Context) -> None:
     """What the data directory holds: events, customers, identifiers, position."""
-    from cdp.runtime.engine import Engine  # noqa: PLC0415
+    from cdp import bootstrap  # noqa: PLC0415
 
     opts = opts_of(ctx)
     with errors():
-        con = Engine.open_read_only(opts.settings)
+        con = bootstrap.open_read(opts.settings)
         try:
             row = con.execute(
                 """SELECT (SELECT count(*) FROM event_log), (SELECT count(*) FROM customers),

@@ -40,14 +40,14 @@ def run_sync(
     opts: Options, segment: str, name: str, overrides: dict[str, str], dry_run: bool
 ) -> None:
     """Sync ``segment`` to destination ``name`` and print the report (inside ``errors()``)."""
-    from cdp.runtime.engine import Engine  # noqa: PLC0415
+    from cdp import bootstrap  # noqa: PLC0415
     from cdp.services.segment_lang import SegmentCatalog  # noqa: PLC0415
     from connectors.destinations.push import config as push_config  # noqa: PLC0415
     from connectors.destinations.push.audience_sync import sync  # noqa: PLC0415
 
     destination = push_config.load(opts.settings.data_dir, name)
     report = sync(
-        lambda: Engine.open_read_only(opts.settings),
+        lambda: bootstrap.open_read(opts.settings),
         SegmentCatalog(opts.settings.data_dir),
         destination,
         segment,

@@ -15,7 +15,7 @@ import typer
 
 from cdp.cli._app import app, console, errors, opts_of, params, print_json, table
 from cdp.cli.destinations import is_push_destination, run_sync
-from cdp.cli.segments import is_definition_file, segment_entry
+from cdp.cli.segment_definitions import is_definition_file, segment_entry
 
 if TYPE_CHECKING:
     from cdp.cli._app import Options
@@ -158,12 +158,12 @@ def _audience(
     opts: Options, segment: str, overrides: dict[str, str], consent: str | None
 ) -> Audience:
     """The consenting audience of a segment name or definition file (read-only)."""
-    from cdp.runtime.engine import Engine  # noqa: PLC0415  (DuckDB only for commands that use it)
+    from cdp import bootstrap  # noqa: PLC0415
     from cdp.services.query import audience_of  # noqa: PLC0415
     from cdp.services.segment_lang.catalog import execute  # noqa: PLC0415
 
     entry = segment_entry(opts.settings, segment)  # built-in, saved, or a file
-    con = Engine.open_read_only(opts.settings)
+    con = bootstrap.open_read(opts.settings)
     try:
         return audience_of(con, execute(con, entry.name, entry.compile(overrides)), consent)
     finally:

@@ -11,12 +11,8 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from cdp.cli._app import console, errors, opts_of, print_json, sub_app, table
-from cdp.cli._defaults import (
-    KAFKA_BOOTSTRAP_ENV,
-    KAFKA_DEFAULT_PARTITIONS,
-    KAFKA_DEFAULT_PREFIX,
-    KAFKA_PREFIX_ENV,
-)
+from cdp.cli._defaults import KAFKA_DEFAULT_PARTITIONS, KAFKA_DEFAULT_PREFIX
+from cdp.config import KAFKA_BOOTSTRAP_ENV, KAFKA_PREFIX_ENV
 
 if TYPE_CHECKING:
     from cdp.adapters.kafka.topics import TopicsReport

@@ -33,12 +33,12 @@ def profile_command(
     recent: Annotated[int, typer.Option(min=0, max=1000, help="Recent events to show.")] = 10,
 ) -> None:
     """Look a customer up by any identifier: unified profile, lead score, stage, why."""
+    from cdp import bootstrap  # noqa: PLC0415
     from cdp.read import lookup as lookup_service  # noqa: PLC0415
-    from cdp.runtime.engine import Engine  # noqa: PLC0415
 
     opts = opts_of(ctx)
     with errors():
-        con = Engine.open_read_only(opts.settings)
+        con = bootstrap.open_read(opts.settings)
         try:
             view = lookup_service.lookup(
                 con, identifier, opts.settings.runtime_config().scoring, recent, reasons=None

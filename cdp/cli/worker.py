@@ -8,7 +8,13 @@ from typing import Annotated
 import typer
 
 from cdp.cli._app import app, errors, opts_of
-from cdp.cli._defaults import KAFKA_BOOTSTRAP_ENV, KAFKA_DEFAULT_PREFIX, KAFKA_PREFIX_ENV
+from cdp.cli._defaults import KAFKA_DEFAULT_PREFIX
+from cdp.config import (
+    BROKER_PROFILE_ENV,
+    DEFAULT_BROKER_PROFILE,
+    KAFKA_BOOTSTRAP_ENV,
+    KAFKA_PREFIX_ENV,
+)
 
 
 @app.command("worker")
@@ -47,7 +53,7 @@ def worker_command(
         str | None,
         typer.Option(
             "--broker-profile",
-            envvar="CDP_KAFKA_BROKER_PROFILE",
+            envvar=BROKER_PROFILE_ENV,
             help="Settings for the broker kind: kafka, tansu or noida (default kafka).",
         ),
     ] = None,
@@ -69,7 +75,7 @@ def worker_command(
             app_id=app_id,
             store=store,
             data_dir=data_dir or opts.settings.data_dir,
-            broker_profile=broker_profile or "kafka",
+            broker_profile=broker_profile or DEFAULT_BROKER_PROFILE,
             runtime=opts.settings.runtime_config(),
         )
         run(config, loglevel)

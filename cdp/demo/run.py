@@ -21,6 +21,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from cdp import bootstrap
 from cdp.config import Settings
 from cdp.demo.generate import GenerateConfig, generate
 from cdp.errors import ConfigError
@@ -109,7 +110,7 @@ def run_demo(
         f"({stats.start:%Y-%m-%d} → {stats.end:%Y-%m-%d})"
     )
 
-    with Engine.open(settings) as engine:
+    with bootstrap.open_data(settings) as engine:
         t = time.perf_counter()
         with progress("ingesting", stats.events) as step:
             report = ingest(read_items(events_file), engine, source="demo", progress=step)

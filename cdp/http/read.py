@@ -9,9 +9,11 @@
   ``segments:read``): the catalog, and one segment's count and members,
   paged by a cursor in customer-id order.
 
-Lookups are answered by ``cdp.read.reader.ProfileReader``, from the
-in-memory read model of the last checkpoint (its docstring says how fresh
-each part of an answer is); the response bodies are in ``cdp.read.bodies``.
+Lookups are answered by a ``ProfileLookups`` (``cdp.ports.lookups``): in
+embedded mode ``cdp.read.reader.ReadModelLookups``, from the in-memory read
+model of the last checkpoint (its docstring says how fresh each part of an
+answer is), in Kafka mode ``cdp.adapters.kafka.lookups.KafkaProfileLookups``;
+the response bodies are in ``cdp.read.bodies``.
 In-memory lookups run on the event loop; the rest, and segment scans, on a
 few threads.
 
@@ -37,9 +39,9 @@ from fastapi.responses import Response
 from cdp.errors import AuthError, CdpError, ForbiddenError, LogUnavailableError, NotFoundError
 from cdp.http.errors import error_response
 from cdp.jsonable import json_default
+from cdp.ports.lookups import ProfileLookups
 from cdp.read.bodies import ERRORS, ProfileBody, SegmentList, SegmentPage
 from cdp.read.entry import RING
-from cdp.read.reader import ProfileReader
 from cdp.services.tokens import PROFILES_READ, SEGMENTS_READ, TokenRegistry
 
 audit = logging.getLogger("cdp.audit")
@@ -91,8 +93,9 @@ def _query_doc(name: str, description: str, schema: dict[str, Any]) -> dict[str,
             "schema": schema}  # fmt: skip
 
 
-def read_router(reader: ProfileReader, tokens: TokenRegistry) -> APIRouter:
-    """The routes of the read API over ``reader``, authenticated by ``tokens``."""
+def read_router(reader: ProfileLookups, tokens: TokenRegistry) -> APIRouter:
+    """The routes of the read API over ``reader`` (any ``ProfileLookups``: the read
+    model, SQL or the Kafka topics), authenticated by ``tokens``."""
     router = APIRouter(tags=["read"], responses=ERRORS)
     # A few threads do the reads: DuckDB releases the GIL while it works, and
     # more threads than cores only queue on the GIL and stretch the tail.

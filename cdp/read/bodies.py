@@ -70,8 +70,8 @@ class ProfileBody(BaseModel):
     merges: list[Merge]
     recent_events: list[RecentEvent]
     freshness: dict[str, Any] = Field(
-        description="checkpoint_offset: events folded into the profile; log_offset: "
-        "the last event in the log."
+        description="checkpoint_offset: events folded into the profile (null when "
+        "unknown: Kafka mode); log_offset: the last event in the log."
     )
 
 

@@ -2,7 +2,8 @@
 recent-event ring it carries.
 
 ``Entry`` is one customer as of one checkpoint: the profile's stored columns
-pre-serialised as JSON, the few values the "now" columns are computed from,
+pre-serialised as JSON, the few values the answer builder (``cdp.read.answer``)
+computes the "now" columns and the lead block from,
 the lead-score buckets that explain the score (compact JSON), the identifiers,
 the merges (JSON) and a ring of the ``RING`` most recent events (JSON).
 ``Version`` is the checkpoint a model state is of; ``Found`` what one lookup
@@ -13,14 +14,14 @@ newest first; events are attributed exactly as the ``events`` view does
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import orjson
 
-from cdp.jsonable import json_default
+from cdp.read.answer import FACTS
 from projections import lead_score
 
 RING = 10
@@ -28,21 +29,6 @@ RING = 10
 from the log."""
 USER_PREFIX = "user_id:"
 ANON_PREFIX = "anonymous_id:"
-NOW_INPUTS = (
-    "birthday",
-    "lead_score",
-    "score_time",
-    "lifecycle_stage",
-    "last_order_at",
-    "last_seen",
-    "last_contacted_at",
-    "contacts_by_day",
-)
-LEAD_COLUMNS = ("lead_score", "lifecycle_stage", "funnel_stage")
-
-
-def dumps(value: Any) -> bytes:
-    return orjson.dumps(value, default=json_default)
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,9 +37,9 @@ class Entry:
 
     customer_id: str
     identifiers: tuple[str, ...]
-    #: The stored columns as a JSON object without its closing brace; None: no row.
+    #: The stored columns as a JSON object; None: no row.
     profile: bytes | None
-    #: ``NOW_INPUTS`` then ``LEAD_COLUMNS`` values.
+    #: The values of ``cdp.read.answer.FACTS`` (what the answer computes from).
     facts: tuple[Any, ...]
     #: ``[last_activity, buckets]`` of the lead-score state (what ``explain`` reads).
     explain: bytes | None
@@ -61,12 +47,13 @@ class Entry:
     #: JSON ``[[µs since 1970, offset, event], ...]``, newest first, at most ``RING``.
     recent: bytes
 
-    def now_inputs(self) -> dict[str, Any]:
-        return dict(zip(NOW_INPUTS, self.facts, strict=False))
+    def facts_by_name(self) -> dict[str, Any]:
+        """``facts`` by column name."""
+        return dict(zip(FACTS, self.facts, strict=False))
 
-    def lead_facts(self) -> dict[str, Any]:
-        """The ``LEAD_COLUMNS`` values (by name: ``facts`` grows with ``NOW_INPUTS``)."""
-        return dict(zip(LEAD_COLUMNS, self.facts[len(NOW_INPUTS) :], strict=False))
+    def ring(self) -> list[Any]:
+        """The recent-event ring, decoded."""
+        return list(orjson.loads(self.recent))
 
     def lead_state(self) -> lead_score.State | None:
         """The lead-score state as far as ``lead_score.explain`` reads it."""
@@ -100,7 +87,7 @@ class Found:
     segments: tuple[str, ...]
 
 
-def attribute(owners: dict[str, str], user: str | None, anon: str | None) -> str | None:
+def attribute(owners: Mapping[str, str], user: str | None, anon: str | None) -> str | None:
     """The customer the ``events`` view gives an event with these trimmed ids."""
     owner = None if user is None else owners.get(USER_PREFIX + user)
     if owner is None and anon is not None:

@@ -41,19 +41,19 @@ import duckdb
 import orjson
 
 from cdp.adapters.duckdb import store
+from cdp.read.answer import FACTS, dumps
 from cdp.read.entry import (
     ANON_PREFIX,
-    LEAD_COLUMNS,
-    NOW_INPUTS,
     USER_PREFIX,
     Entry,
     Found,
     Version,
     attribute,
-    dumps,
     event_json,
     merge_rings,
 )
+from cdp.read.keys import CUSTOMER_PREFIX
+from cdp.read.merges import merge_chain, survivor
 from cdp.read.tables import (
     EVENT_SQL,
     arrow_rows,
@@ -89,28 +89,23 @@ class ReadModel:
         self.failed: str | None = None
 
     # ---------------------------------------------------------------- readers
-    def view(self, identifier: str, max_depth: int = 10_000) -> Found | None:
+    def view(self, identifier: str) -> Found | None:
         """The customer an identifier key (or ``cus_`` id) names now, or None.
 
-        A ``cus_`` id of a merged-away customer follows merges to the survivor.
+        A ``cus_`` id of a merged-away customer follows merges to the survivor
+        (``cdp.read.merges.survivor``).
         ``Found.entry.profile`` is None for a customer the graph knows without a
         profile row.
         """
         with self._lock:
             entries = self._entries
             customer: str | None = identifier
-            if identifier.startswith("cus_"):
-                for _ in range(max_depth):
-                    entry = entries.get(identifier)
-                    if entry is not None and entry.profile is not None:
-                        break
-                    following = self._redirect.get(identifier)
-                    if not following or following == identifier:
-                        return None
-                    identifier = following
-                else:
-                    return None
-                customer = identifier
+            if identifier.startswith(CUSTOMER_PREFIX):
+                customer = survivor(
+                    identifier,
+                    lambda c: (e := entries.get(c)) is not None and e.profile is not None,
+                    self._redirect.get,
+                )
             else:
                 customer = self._owners.get(identifier)
             if customer is None:
@@ -222,17 +217,7 @@ class ReadModel:
         into = self._merges_into
         if customer not in into:
             return _EMPTY
-        seen, frontier = {customer}, [customer]
-        found: list[dict[str, Any]] = []
-        while frontier:
-            rows = into.get(frontier.pop(), ())
-            found.extend(rows)
-            for row in rows:
-                if row["from_customer"] not in seen:
-                    seen.add(row["from_customer"])
-                    frontier.append(row["from_customer"])
-        found.sort(key=lambda m: (m["offset"], m["from_customer"] or "", m["into_customer"] or ""))
-        return dumps(found)
+        return dumps(merge_chain(customer, lambda c: into.get(c, ())))
 
     def _entry(
         self,
@@ -249,15 +234,13 @@ class ReadModel:
             if name in ("customer_id", "lead_state"):
                 continue
             stored[name] = value
-        facts = tuple(stored.get(n) for n in NOW_INPUTS) + tuple(
-            stored.get(n) for n in LEAD_COLUMNS
-        )
+        facts = tuple(stored.get(n) for n in FACTS)
         state = row.get("lead_state")
         explain = None
         if state:
             data = orjson.loads(state)
             explain = orjson.dumps([data["last_activity"], data["buckets"]])
-        return Entry(customer, identifiers, dumps(stored)[:-1], facts, explain, merges, recent)
+        return Entry(customer, identifiers, dumps(stored), facts, explain, merges, recent)
 
     # --------------------------------------------------------------- updating
     def attach(self, runtime: Any, con: duckdb.DuckDBPyConnection) -> None:

@@ -19,7 +19,8 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from cdp.read.entry import ANON_PREFIX, RING, USER_PREFIX, dumps, event_json
+from cdp.read.answer import dumps
+from cdp.read.entry import ANON_PREFIX, RING, USER_PREFIX, event_json
 
 CHUNK = 10_000
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

@@ -21,36 +21,19 @@ position, so a crash between an append and a checkpoint loses nothing.
 
 from __future__ import annotations
 
-import hashlib
 from collections import defaultdict
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import duckdb
-import orjson
 
 from cdp.adapters.duckdb import store
 from cdp.ports.log import EventLog, StoredEvent
 from cdp.runtime import customer as customer_state
 from cdp.runtime.bulk import paused_gc
+from cdp.runtime.config import RuntimeConfig
 from projections import identity, lead_score, profile
 from schemas import AnyEvent
-
-
-@dataclass(frozen=True, slots=True)
-class RuntimeConfig:
-    """The rules the folds run with; their hash is saved with every checkpoint."""
-
-    scoring: lead_score.Rules = lead_score.DEFAULT_RULES
-    identity: identity.Rules = field(default_factory=identity.Rules)
-
-    def fingerprint(self) -> str:
-        """A short hash of the rules: a checkpoint built with other rules needs a replay."""
-        text = orjson.dumps(
-            {"scoring": repr(self.scoring), "identity": repr(self.identity)},
-            option=orjson.OPT_SORT_KEYS,
-        )
-        return hashlib.sha256(text).hexdigest()[:16]
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,7 +197,7 @@ class EmbeddedRuntime:
         self.flush()
         rules = self.config.scoring
         rows = (  # a generator: store.save writes it in chunks
-            store.customer_row(c, self._profiles[c], self._leads[c], rules)
+            customer_state.customer_row(c, self._profiles[c], self._leads[c], rules)
             for c in sorted(self._dirty)
             if c in self._profiles
         )

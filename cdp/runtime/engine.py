@@ -15,7 +15,6 @@ connection; ``open`` refuses with a ``ServerRunningError`` that names it.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import TracebackType
@@ -26,25 +25,20 @@ import duckdb
 from cdp.adapters.duckdb import store, views
 from cdp.adapters.duckdb.log import DuckDBEventLog
 from cdp.adapters.socket import client as local_client
-from cdp.config import Settings
+from cdp.config import Settings, duckdb_memory_limit
 from cdp.errors import LogUnavailableError
 from cdp.ports.log import AppendResult, Record
-from cdp.runtime.embedded import EmbeddedRuntime, RuntimeConfig
+from cdp.runtime.config import RuntimeConfig
+from cdp.runtime.embedded import EmbeddedRuntime
 from cdp.services import deadletters
 
 WAL_CHECKPOINT_THRESHOLD = "256MB"
-MEMORY_LIMIT_ENV = "CDP_DUCKDB_MEMORY_LIMIT"
-DEFAULT_MEMORY_LIMIT = "4GB"
-"""DuckDB's own memory (it spills larger work to ``<data dir>/duckdb-tmp``).
-
-DuckDB's default is 80% of RAM, which the fold states of the runtime need for
-themselves: a checkpoint of a million customers then ran the machine out of
-memory. Override with ``CDP_DUCKDB_MEMORY_LIMIT`` (e.g. ``8GB``)."""
 
 
 def _connect(path: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
+    # DuckDB's own default (80% of RAM) starves the fold states: cdp.config.DEFAULT_MEMORY_LIMIT.
     config: dict[str, str | bool | int | float | list[str]] = {
-        "memory_limit": os.environ.get(MEMORY_LIMIT_ENV, DEFAULT_MEMORY_LIMIT)
+        "memory_limit": duckdb_memory_limit()
     }
     if read_only:
         config["enable_external_access"] = False

@@ -19,7 +19,7 @@ from typing import Any
 
 import duckdb
 
-from cdp.demo.generate import PRODUCT_A, PRODUCT_B  # the demo shop's planted A→B pair
+from cdp.config import SEQUENCE_PRODUCT_A, SEQUENCE_PRODUCT_B
 from cdp.errors import SegmentError
 
 
@@ -92,7 +92,12 @@ BUILTIN: dict[str, Segment] = {
                                  AND k.as_of - to_days(CAST($min_days AS INTEGER))
                   AND (b.b_at IS NULL OR b.b_at < a.a_at)
                 ORDER BY a.customer_id""",
-            {"product_a": PRODUCT_A, "product_b": PRODUCT_B, "min_days": 30, "max_days": 120},
+            {
+                "product_a": SEQUENCE_PRODUCT_A,
+                "product_b": SEQUENCE_PRODUCT_B,
+                "min_days": 30,
+                "max_days": 120,
+            },
             purpose="sequence campaign (MISSION 6)",
         ),
         Segment(

@@ -24,7 +24,6 @@ are ``ConfigError`` naming the file and key.
 
 from __future__ import annotations
 
-import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -32,6 +31,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
+from cdp.config import SECRET_REFERENCE, resolve_secret
 from cdp.errors import ConfigError
 
 FILE_NAME = "webhooks.toml"
@@ -44,12 +44,11 @@ class _Section(BaseModel):
     @field_validator("*", mode="before")
     @classmethod
     def _resolve(cls, value: Any) -> Any:
-        if isinstance(value, str) and value.startswith("env:"):
-            name = value[4:]
-            resolved = os.environ.get(name)
-            if not resolved:
-                raise ValueError(f"environment variable {name} is not set")
-            return resolved
+        if isinstance(value, str) and value.startswith(SECRET_REFERENCE):
+            try:
+                return resolve_secret(value)
+            except ConfigError as error:  # pydantic names the file's key for a ValueError
+                raise ValueError(str(error)) from None
         if isinstance(value, str) and not value.strip():
             raise ValueError("must not be empty")
         return value

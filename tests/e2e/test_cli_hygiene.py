@@ -106,8 +106,6 @@ def test_help_lists_every_command_without_the_heavy_modules() -> None:
 
 
 def test_the_cli_copies_of_constants_match_their_sources() -> None:
-    assert _defaults.KAFKA_BOOTSTRAP_ENV == kafka_topics.BOOTSTRAP_ENV
-    assert _defaults.KAFKA_PREFIX_ENV == kafka_topics.PREFIX_ENV
     assert _defaults.KAFKA_DEFAULT_PREFIX == kafka_topics.DEFAULT_PREFIX
     assert _defaults.KAFKA_DEFAULT_PARTITIONS == kafka_topics.DEFAULT_PARTITIONS
     assert _defaults.ANALYTICS_DEFAULT_TZ == analytics.DEFAULT_TZ

@@ -52,7 +52,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cdp.config import Settings
-from cdp.http.app import MAX_FORM_BYTES, MAX_WEBHOOK_BYTES, basic_username, create_app
+from cdp.http.app import create_app
+from cdp.http.forms import MAX_FORM_BYTES
+from cdp.http.intake import basic_username
+from cdp.http.webhooks import MAX_WEBHOOK_BYTES
 from cdp.ports.log import AppendResult, Record
 from cdp.runtime.engine import Engine
 from cdp.runtime.writer import GroupCommitWriter

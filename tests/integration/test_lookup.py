@@ -23,7 +23,7 @@ import pytest
 from cdp.config import Settings
 from cdp.demo.generate import GenerateConfig, iter_events
 from cdp.errors import NotFoundError
-from cdp.read import lookup
+from cdp.read import keys, lookup, now
 from cdp.runtime import replay
 from cdp.runtime.engine import Engine
 from cdp.services.ingest import ingest, to_record
@@ -233,7 +233,7 @@ def test_unknown_and_malformed_identifiers(shop_engine: Engine) -> None:
         ("cus_", "nothing after"),
     ):
         with pytest.raises(ValueError, match=problem):
-            lookup.parse(text)
+            keys.parse(text)
         with pytest.raises(NotFoundError, match=problem):
             lookup.resolve(con, text)
 
@@ -278,7 +278,7 @@ def test_the_now_columns_computed_in_python_equal_the_view(shop_engine: Engine, 
     assert lookup.derivable(rules)  # the fast path is in use for the view as it is
     con.execute(f"SET TimeZone = '{zone}'")
     as_of = con.execute("SELECT as_of FROM log_clock").fetchone()[0]  # type: ignore[index]
-    columns = list(lookup._derive({}, as_of, rules, lookup.session_zone(con)))  # type: ignore[arg-type]
+    columns = list(now._derive({}, as_of, rules, lookup.session_zone(con)))  # type: ignore[arg-type]
     view = {
         row[0]: row[1:]
         for row in con.execute(f"SELECT customer_id, {', '.join(columns)} FROM profiles").fetchall()
@@ -287,7 +287,7 @@ def test_the_now_columns_computed_in_python_equal_the_view(shop_engine: Engine, 
     assert len(rows) == len(view) > 50
     stage_seen = set()
     for row in rows:
-        derived = lookup._derive(row, as_of, rules, lookup.session_zone(con))  # type: ignore[arg-type]
+        derived = now._derive(row, as_of, rules, lookup.session_zone(con))  # type: ignore[arg-type]
         assert tuple(derived.values()) == view[row["customer_id"]], row["customer_id"]
         stage_seen.add((derived["hot_now"], derived["age_band"] is None))
     assert len(stage_seen) >= 2

@@ -26,7 +26,7 @@ import pytest
 from cdp.config import Settings
 from cdp.http.app import create_app
 from cdp.http.read import json_default
-from cdp.read import lookup
+from cdp.read import keys
 from cdp.runtime.engine import Engine
 from cdp.runtime.writer import GroupCommitWriter
 from cdp.services.segment_lang import SegmentCatalog
@@ -347,4 +347,4 @@ def test_the_cache_never_serves_a_stale_answer(service: Service) -> None:
         time.sleep(0.1)
         after = service.get(f"/v1/profiles/{quote(identifier)}", token).json()
     assert comparable(after) == expected(service, customer)
-    assert lookup.parse(identifier) == identifier
+    assert keys.parse(identifier) == identifier

@@ -22,7 +22,7 @@ from cdp.demo.generate import GenerateConfig, iter_events
 from cdp.jsonable import json_default
 from cdp.read import lookup
 from cdp.read.model import ReadModel
-from cdp.read.reader import ProfileReader, engine_connection
+from cdp.read.reader import ReadModelLookups, engine_connection
 from cdp.runtime import replay
 from cdp.runtime.engine import Engine
 from cdp.services.ingest import to_record
@@ -41,16 +41,16 @@ def as_json(data: Any) -> Any:
     return orjson.loads(orjson.dumps(data, default=json_default))
 
 
-def reader_of(engine: Engine, settings: Settings) -> ProfileReader:
-    """A ProfileReader over ``engine`` with its model attached (as ``cdp serve`` does)."""
+def reader_of(engine: Engine, settings: Settings) -> ReadModelLookups:
+    """A ReadModelLookups over ``engine`` with its model attached (as ``cdp serve`` does)."""
     source = engine_connection(engine)
     assert source[2] is not None, "the read model is in use"
-    reader = ProfileReader(settings, lambda: source)
+    reader = ReadModelLookups(settings, lambda: source)
     reader.warm()
     return reader
 
 
-def check_against_views(engine: Engine, reader: ProfileReader, recent: int = 10) -> int:
+def check_against_views(engine: Engine, reader: ReadModelLookups, recent: int = 10) -> int:
     """Every identifier and customer answers as the views do; returns customers checked."""
     con = engine.con
     customers = {c for _, c in owners(con)}
@@ -207,7 +207,7 @@ def test_readers_never_see_a_torn_entry_while_the_writer_publishes(settings: Set
                         problems.append(f"{key} vanished")
                         continue
                     entry, version = found.entry, found.version
-                    profile = orjson.loads(entry.profile + b"}")
+                    profile = orjson.loads(entry.profile)
                     anons = sum(i.startswith("anonymous_id:") for i in entry.identifiers)
                     recent = orjson.loads(entry.recent)
                     # one checkpoint's entry: the counts agree with each other
@@ -265,7 +265,7 @@ def test_without_a_read_model_lookups_read_duckdb(settings: Settings) -> None:
         engine.checkpoint()
         cursor, high_water, _ = engine_connection(engine)
         engine.runtime.on_checkpoint = None
-        reader = ProfileReader(settings, lambda: (cursor, high_water, None))
+        reader = ReadModelLookups(settings, lambda: (cursor, high_water, None))
         reader.warm()
         try:
             assert reader.model is None

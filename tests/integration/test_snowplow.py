@@ -34,11 +34,11 @@ from cdp.cli import app as cli_app
 from cdp.config import Settings
 from cdp.errors import AuthError, ConfigError
 from cdp.http.app import create_app
+from cdp.http.snowplow import PIXEL_GIF, POST_PATH
 from cdp.runtime.engine import Engine
 from cdp.runtime.writer import GroupCommitWriter
 from cdp.services import deadletters
 from cdp.services.sources import SourceRegistry
-from connectors.sources.snowplow_routes import PIXEL_GIF, POST_PATH
 from tests.loopback import serve_app
 
 pytestmark = pytest.mark.integration

@@ -32,11 +32,11 @@ from hypothesis import strategies as st
 
 from cdp.config import Settings
 from cdp.http.app import create_app
+from cdp.http.snowplow import POST_PATH
 from cdp.runtime.writer import GroupCommitWriter
 from cdp.services import collector
 from cdp.services.sources import SourceRegistry
 from connectors.sources import snowplow
-from connectors.sources.snowplow_routes import POST_PATH
 from tests.integration.test_collector_fuzz import (
     ENCODINGS,
     FUZZ,

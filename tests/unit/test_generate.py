@@ -17,6 +17,7 @@ from typing import Any
 import orjson
 import pytest
 
+from cdp.config import SEQUENCE_PRODUCT_A, SEQUENCE_PRODUCT_B
 from cdp.demo.generate import (
     PRODUCT_A,
     PRODUCT_B,
@@ -28,6 +29,7 @@ from cdp.demo.generate import (
 from cdp.demo.generate import writer as writer_module
 from cdp.demo.generate.clock import IsoFormatter, Window
 from cdp.demo.generate.japan import PREFECTURES
+from cdp.services.segments import BUILTIN
 from schemas import decode
 
 SMALL = GenerateConfig(seed=7, events=3_000)
@@ -390,3 +392,11 @@ def test_consent_shares(default_run: Summary) -> None:
     assert email > 0.8
     assert 0.62 <= ads <= 0.78
     assert default_run.withdrawals > 10
+
+
+def test_segment_defaults_name_the_planted_pair() -> None:
+    # a_buyers_without_b defaults to the demo's A→B pair, kept in cdp.config so that the
+    # segment service never imports the generator.
+    assert (SEQUENCE_PRODUCT_A, SEQUENCE_PRODUCT_B) == (PRODUCT_A, PRODUCT_B)
+    params = BUILTIN["a_buyers_without_b"].params
+    assert (params["product_a"], params["product_b"]) == (PRODUCT_A, PRODUCT_B)

@@ -16,11 +16,11 @@ from projections.identity import (
     Rejection,
     Resolution,
     Rules,
-    _resolution,
     apply,
     customer_id_for,
     identifiers_of,
 )
+from projections.identity.records import _resolution
 from schemas import AnyEvent, decode
 from schemas.identifiers import key
 from tests.factories import T0, at_days, envelope, identify, message, page, track

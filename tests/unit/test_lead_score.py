@@ -10,6 +10,7 @@ from typing import Any
 import orjson
 import pytest
 
+from cdp.runtime.columns import LEAD_SCORE_COLUMNS, lead_score_summary
 from projections import lead_score as ls
 from projections.lead_score import DEFAULT_RULES, Rule, Rules
 from schemas import decode
@@ -167,14 +168,14 @@ def test_half_life_comes_from_the_rules() -> None:
 def test_an_event_is_worth_its_points_at_noon_of_its_day() -> None:
     morning = ls.project([form(at=f.T0, **ANON)])  # 09:00 UTC
     assert ls.score_at(morning, noon(0)) == 10.0
-    assert ls.summary(morning)["lead_score"] == pytest.approx(10 * 2 ** (3 / 24 / 30))
+    assert lead_score_summary(morning)["lead_score"] == pytest.approx(10 * 2 ** (3 / 24 / 30))
 
 
 def test_the_score_is_one_exponential_in_time() -> None:
     # What lets SQL compute "the score now" from lead_score and score_time alone.
     events = [form(at=f.at_days(-3.3), **ANON), f.page("/cart", at=f.at_days(0), **ANON)]
     state = ls.project(events)
-    row = ls.summary(state)
+    row = lead_score_summary(state)
     for days in (0.25, 1, 7.5, 30, 365):
         later = row["score_time"] + timedelta(days=days)
         assert ls.score_at(state, later) == pytest.approx(
@@ -189,7 +190,7 @@ def test_score_before_the_last_activity_is_the_score_at_it() -> None:
 
 def test_decay_uses_event_time_only() -> None:
     old = ls.project([form(at=noon(0), **ANON), f.page("/", at=noon(30), **ANON)])
-    assert ls.summary(old)["lead_score"] == 5.0 + 1.0
+    assert lead_score_summary(old)["lead_score"] == 5.0 + 1.0
 
 
 def test_buckets_beyond_the_horizon_are_dropped_also_when_late() -> None:
@@ -213,10 +214,10 @@ def test_lifecycle_ladder_unknown_lead_hot_customer_repeater() -> None:
     assert ls.lifecycle_stage(ls.project(events)) == "lead"
     events += [form(**at), product("Product Added", **at), f.page("/cart", **at)]
     events += [f.page("/", **at) for _ in range(2)]
-    assert ls.summary(ls.project(events))["lead_score"] == 24.0
+    assert lead_score_summary(ls.project(events))["lead_score"] == 24.0
     assert ls.lifecycle_stage(ls.project(events)) == "lead"
     events.append(f.page("/", **at))
-    assert ls.summary(ls.project(events))["lead_score"] == 25.0  # the threshold is hot
+    assert lead_score_summary(ls.project(events))["lead_score"] == 25.0  # the threshold is hot
     assert ls.lifecycle_stage(ls.project(events)) == "hot_lead"
     events.append(f.order("o1", 1200, **at))
     assert ls.lifecycle_stage(ls.project(events)) == "customer"
@@ -259,7 +260,7 @@ def test_an_anonymous_visitor_stays_unknown_however_hot() -> None:
     events = [product("Product Added", at=f.T0 + timedelta(hours=h), **ANON) for h in range(3)]
     events += [f.page("/cart", **ANON), f.page("/checkout", **ANON)]
     state = ls.project(events)
-    assert ls.summary(state)["hot"] is True
+    assert lead_score_summary(state)["hot"] is True
     assert ls.lifecycle_stage(state) == "unknown"
 
 
@@ -285,7 +286,7 @@ def test_an_empty_state() -> None:
     assert ls.lifecycle_stage(state) == "unknown"
     assert ls.score_at(state, f.T0) == 0.0
     assert ls.explain(state) == []
-    assert ls.summary(state) == {
+    assert lead_score_summary(state) == {
         "lead_score": 0.0,
         "score_time": None,
         "lifecycle_stage": "unknown",
@@ -374,8 +375,8 @@ def test_explain_as_of_a_later_time() -> None:
 
 def test_summary_fills_the_summary_columns() -> None:
     state = ls.project([form(at=noon(0), user_id="u1"), f.page("/cart", at=noon(0), user_id="u1")])
-    row = ls.summary(state)
-    assert set(row) == set(ls.SUMMARY_COLUMNS)
+    row = lead_score_summary(state)
+    assert set(row) == set(LEAD_SCORE_COLUMNS)
     assert row == {
         "lead_score": 16.0,
         "score_time": noon(0).astimezone(UTC),
@@ -384,7 +385,7 @@ def test_summary_fills_the_summary_columns() -> None:
         "hot": False,
         "score_reasons": "form_submitted +10.0, cart_page +5.0, page_view +1.0",
     }
-    assert ls.SUMMARY_COLUMNS == {
+    assert LEAD_SCORE_COLUMNS == {
         "lead_score": "DOUBLE",
         "score_time": "TIMESTAMPTZ",
         "lifecycle_stage": "VARCHAR",
@@ -523,8 +524,11 @@ def test_a_newsletter_neither_scores_nor_moves_the_last_activity() -> None:
     state = ls.project([visit, newsletter, reply, bounce])
     assert state.last_activity == noon(0)  # decay starts at the visit, not the newsletter
     assert state == ls.project([visit, newsletter]) == ls.apply(ls.project([visit]), reply)
-    assert ls.summary(state)["score_time"] == noon(0)
-    assert ls.summary(state)["lead_score"] == ls.summary(ls.project([visit]))["lead_score"]
+    assert lead_score_summary(state)["score_time"] == noon(0)
+    assert (
+        lead_score_summary(state)["lead_score"]
+        == lead_score_summary(ls.project([visit]))["lead_score"]
+    )
     assert state.known  # we hold their address: the shop emailed them
 
 
@@ -543,7 +547,7 @@ def test_a_customer_the_shop_only_contacted_is_a_lead_without_activity() -> None
     state = ls.project(contacted)
     assert state.last_activity is None
     assert state.known
-    row = ls.summary(state)
+    row = lead_score_summary(state)
     assert (row["lead_score"], row["score_time"], row["lifecycle_stage"]) == (0.0, None, "lead")
     # Activity later folds onto it one event at a time as in a batch.
     later = f.page("/", at=noon(3), user_id="u1")

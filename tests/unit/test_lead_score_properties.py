@@ -11,6 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from cdp.runtime.columns import LEAD_SCORE_COLUMNS, lead_score_summary
 from projections import lead_score as ls
 from projections.lead_score import DEFAULT_RULES, Rule, Rules
 from projections.outbound import SHOP_EVENTS
@@ -165,15 +166,15 @@ def test_json_round_trip_through_orjson(events: list[Any], rules: Rules) -> None
     data = orjson.loads(orjson.dumps(ls.to_json(state)))
     assert ls.to_json(ls.from_json(data)) == data
     # What is read from the state survives the round trip exactly too.
-    assert ls.summary(roundtrip(state), rules) == ls.summary(state, rules)
+    assert lead_score_summary(roundtrip(state), rules) == lead_score_summary(state, rules)
 
 
 @PROPERTY
 @given(events=event_lists(), rules=RULES)
 def test_readings_are_well_formed(events: list[Any], rules: Rules) -> None:
     state = ls.project(events, rules)
-    row = ls.summary(state, rules)
-    assert set(row) == set(ls.SUMMARY_COLUMNS)
+    row = lead_score_summary(state, rules)
+    assert set(row) == set(LEAD_SCORE_COLUMNS)
     assert row["lifecycle_stage"] in ls.LIFECYCLE_STAGES
     assert row["funnel_stage"] in ls.FUNNEL_STAGES
     items = ls.explain(state, rules, top=100)
@@ -201,4 +202,7 @@ def test_the_shops_events_neither_move_the_last_activity_nor_score(
         without.views,
         without.signals,
     )
-    assert ls.summary(state, rules)["lead_score"] == ls.summary(without, rules)["lead_score"]
+    assert (
+        lead_score_summary(state, rules)["lead_score"]
+        == lead_score_summary(without, rules)["lead_score"]
+    )

@@ -10,10 +10,12 @@ import duckdb
 import orjson
 import pytest
 
+from cdp.runtime import columns as duckdb_summary
+from cdp.runtime.columns import CONTACT_DAYS_TYPE, PROFILE_COLUMNS, profile_summary
 from projections import profile
-from projections._profile_parts import CampaignKey
 from projections.outbound import CONTACT_HORIZON_DAYS
-from projections.profile import SUMMARY_COLUMNS, State
+from projections.profile import State
+from projections.profile.parts import CampaignKey
 from schemas import AnyEvent, decode
 from tests.factories import (
     T0,
@@ -32,7 +34,7 @@ U: dict[str, Any] = {"user_id": "u1"}
 
 
 def row(*events: AnyEvent) -> dict[str, Any]:
-    return profile.summary(profile.project(events))
+    return profile_summary(profile.project(events))
 
 
 def group(group_id: str, **kw: Any) -> AnyEvent:
@@ -67,8 +69,8 @@ def test_initial_profile_is_empty_and_summarises_to_zeros_and_nulls() -> None:
     state = profile.initial()
     assert state == State()
     assert profile.project([]) == state
-    summary = profile.summary(state)
-    assert list(summary) == list(SUMMARY_COLUMNS)
+    summary = profile_summary(state)
+    assert list(summary) == list(PROFILE_COLUMNS)
     assert summary["email"] is None
     assert summary["first_seen"] is None
     assert summary["page_views"] == 0
@@ -226,7 +228,7 @@ def test_first_and_last_seen_and_counts_over_all_events() -> None:
     assert state.last_seen == at_days(5)
     assert state.message_counts == {"page": 1, "identify": 1, "track": 1, "screen": 1, "alias": 1}
     assert state.track_counts == {"Signed Up": 1}
-    summary = profile.summary(state)
+    summary = profile_summary(state)
     assert (summary["first_seen"], summary["last_seen"]) == (at_days(1), at_days(5))
     assert summary["events_count"] == 5
     assert summary["screen_views"] == 1
@@ -259,7 +261,7 @@ def test_product_views_and_cart_adds_per_product() -> None:
     assert state.viewed_products["p1"] == (2, at_days(1), at_days(3))
     assert state.viewed_products["p2"].times == 1
     assert state.carted_products["p1"].times == 1
-    summary = profile.summary(state)
+    summary = profile_summary(state)
     assert (summary["product_views"], summary["cart_adds"]) == (3, 1)
 
 
@@ -270,7 +272,7 @@ def test_forms_submitted_per_form() -> None:
     ]
     state = profile.project(events)
     assert state.forms["catalog"].times == 2
-    assert profile.summary(state)["forms_submitted"] == 2
+    assert profile_summary(state)["forms_submitted"] == 2
 
 
 def test_unknown_track_events_are_counted_only() -> None:
@@ -293,7 +295,7 @@ def test_order_fills_the_purchase_columns() -> None:
     ]
     state = profile.project(events)
     assert [order_id for order_id, _, _ in profile.kept_orders(state)] == ["o1", "o2"]
-    summary = profile.summary(state)
+    summary = profile_summary(state)
     assert summary["orders_count"] == 2
     assert summary["revenue"] == Decimal("3500.00")
     assert summary["currency"] == "JPY"
@@ -319,7 +321,7 @@ def test_the_same_order_sent_twice_counts_once_latest_version_placed_first() -> 
         assert list(state.orders) == ["o1"]
         assert state.orders["o1"].revenue == Decimal("1200")
         assert state.orders["o1"].placed_at == at_days(1)
-        summary = profile.summary(state)
+        summary = profile_summary(state)
         assert summary["orders_count"] == 1
         assert summary["revenue"] == Decimal("1200.00")
         assert summary["first_order_at"] == summary["last_order_at"] == at_days(1)
@@ -405,7 +407,7 @@ def test_campaign_touches_from_context_campaign() -> None:
     state = profile.project(events)
     google = state.campaigns[CampaignKey("google", None, "spring")]
     assert google == (2, at_days(1), at_days(4))
-    summary = profile.summary(state)
+    summary = profile_summary(state)
     assert summary["campaigns_touched"] == 3
     assert summary["first_utm_source"] == "google"
     assert summary["last_utm_source"] == "google"
@@ -424,7 +426,7 @@ def test_email_behaviour_per_campaign() -> None:
     assert (c1.delivered, c1.opened, c1.clicked) == (1, 2, 1)
     assert c1.variant is not None and c1.variant.value == "A"
     assert c1.last_at == at_days(2)
-    summary = profile.summary(state)
+    summary = profile_summary(state)
     # Distinct campaigns, as email tools report unique opens and clicks.
     assert (summary["emails_delivered"], summary["emails_opened"]) == (2, 1)
     assert summary["emails_clicked"] == 1
@@ -446,7 +448,7 @@ def test_sns_accounts_counts_and_latest_message() -> None:
     line = state.sns["line"]
     assert (line.received, line.sent) == (2, 1)
     assert line.last.value == ("received", "U-new", "在庫ありますか")
-    summary = profile.summary(state)
+    summary = profile_summary(state)
     assert summary["line_user_id"] == "U-new"
     assert summary["instagram_user_id"] == "ig-1"
     assert summary["x_user_id"] is None
@@ -470,7 +472,7 @@ def test_tickets_open_closed_and_reopened() -> None:
     assert (t1.opened_at, t1.closed_at, t1.status.value) == (T0, at_days(1), "closed")
     assert t1.subject is not None and t1.subject.value == "届かない"
     assert t1.satisfaction is not None and t1.satisfaction.value == 4
-    summary = profile.summary(state)
+    summary = profile_summary(state)
     assert (summary["tickets_open"], summary["tickets_closed"]) == (2, 1)
 
 
@@ -486,7 +488,7 @@ def test_survey_answers_per_survey_and_latest_nps() -> None:
     ]
     state = profile.project(events)
     assert state.surveys["s1"].value.answers == {"q1": "no"}
-    summary = profile.summary(state)
+    summary = profile_summary(state)
     assert summary["surveys_answered"] == 2
     assert summary["last_nps"] == 6  # the latest survey that asked for it
 
@@ -565,9 +567,8 @@ def test_a_version_1_snapshot_asks_for_a_replay() -> None:
 #: Columns that always have a value: counts, lists and the lifetime value.
 NOT_NULL = {
     name
-    for name, sql_type in SUMMARY_COLUMNS.items()
-    if sql_type in {"INTEGER", "BIGINT", "VARCHAR[]", profile.CONTACT_DAYS_TYPE}
-    and name != "last_nps"
+    for name, sql_type in PROFILE_COLUMNS.items()
+    if sql_type in {"INTEGER", "BIGINT", "VARCHAR[]", CONTACT_DAYS_TYPE} and name != "last_nps"
 } | {"revenue"}
 
 
@@ -575,7 +576,7 @@ def conforms(name: str, value: Any) -> bool:
     """Whether a summary value is what its column takes."""
     if value is None:
         return name not in NOT_NULL
-    match SUMMARY_COLUMNS[name]:
+    match PROFILE_COLUMNS[name]:
         case "VARCHAR":
             return isinstance(value, str)
         case "INTEGER" | "BIGINT":
@@ -590,7 +591,7 @@ def conforms(name: str, value: Any) -> bool:
             return isinstance(value, Decimal) and value.as_tuple().exponent == -2
         case "VARCHAR[]":
             return isinstance(value, list) and all(isinstance(v, str) for v in value)
-        case profile.CONTACT_DAYS_TYPE:
+        case duckdb_summary.CONTACT_DAYS_TYPE:
             return isinstance(value, list) and all(
                 v.keys() == {"day", "contacts"}
                 and type(v["day"]) is date
@@ -603,22 +604,22 @@ def conforms(name: str, value: Any) -> bool:
 
 @pytest.mark.parametrize("state", [profile.initial(), rich_state()], ids=["empty", "rich"])
 def test_summary_values_have_their_column_types(state: State) -> None:
-    summary = profile.summary(state)
-    assert summary.keys() == SUMMARY_COLUMNS.keys()
+    summary = profile_summary(state)
+    assert summary.keys() == PROFILE_COLUMNS.keys()
     wrong = {k: v for k, v in summary.items() if not conforms(k, v)}
     assert wrong == {}
 
 
 def test_summary_row_loads_into_a_duckdb_profiles_table_unchanged() -> None:
-    summary = profile.summary(rich_state())
-    columns = ", ".join(f'"{name}" {sql_type}' for name, sql_type in SUMMARY_COLUMNS.items())
+    summary = profile_summary(rich_state())
+    columns = ", ".join(f'"{name}" {sql_type}' for name, sql_type in PROFILE_COLUMNS.items())
     with duckdb.connect() as con:  # in memory
         con.execute("SET TimeZone = 'UTC'")
         con.execute(f"CREATE TABLE profiles ({columns})")
-        marks = ", ".join("?" for _ in SUMMARY_COLUMNS)
+        marks = ", ".join("?" for _ in PROFILE_COLUMNS)
         con.execute(f"INSERT INTO profiles VALUES ({marks})", list(summary.values()))
         (stored,) = con.execute("SELECT * FROM profiles").fetchall()
-    assert dict(zip(SUMMARY_COLUMNS, stored, strict=True)) == summary
+    assert dict(zip(PROFILE_COLUMNS, stored, strict=True)) == summary
 
 
 # --- the customer's activity vs the shop's contacts ------------------------------

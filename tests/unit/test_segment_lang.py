@@ -282,7 +282,8 @@ _leaves = st.one_of(
         lambda f, op, v: {"trait": {"field": f, "op": op, "value": v}},
         st.sampled_from(["region", "city", "gender"]),
         st.sampled_from(["eq", "ne", "contains"]),
-        st.text(min_size=1, max_size=8),
+        # "$name" is a parameter reference, not a literal: literals never start with "$"
+        st.text(min_size=1, max_size=8).filter(lambda v: not v.startswith("$")),
     ),
     st.builds(
         lambda n, d, c: {

@@ -15,6 +15,9 @@ Tables (``prefix`` lets a replay build a fresh set beside the live one):
 Tables of an older layout are rebuilt from the log when opened for writing
 (``create``), since the fold states in them mean something else.
 
+Rows come from ``cdp.runtime.customer.customer_row`` (pure, shared with the
+faust worker, which publishes the same rows without DuckDB).
+
 ``save`` writes changed rows and the read position in ONE transaction, so a
 crash leaves either the old checkpoint or the new one, never a mix: restart
 resumes from the saved position and re-folds the tail of the log.
@@ -31,6 +34,7 @@ import duckdb
 import orjson
 import pyarrow as pa
 
+from cdp.runtime.columns import CONTACT_DAYS_TYPE, LEAD_SCORE_COLUMNS, PROFILE_COLUMNS
 from projections import identity, lead_score, profile
 
 ARROW_TYPES: dict[str, pa.DataType] = {
@@ -43,17 +47,15 @@ ARROW_TYPES: dict[str, pa.DataType] = {
     "TIMESTAMPTZ": pa.timestamp("us", tz="UTC"),
     "DECIMAL(18,2)": pa.decimal128(18, 2),
     "VARCHAR[]": pa.list_(pa.string()),
-    profile.CONTACT_DAYS_TYPE: pa.list_(
-        pa.struct([("day", pa.date32()), ("contacts", pa.int32())])
-    ),
+    CONTACT_DAYS_TYPE: pa.list_(pa.struct([("day", pa.date32()), ("contacts", pa.int32())])),
     "JSON": pa.string(),
 }
 
 #: Columns of the customers table, in order: name → DuckDB type.
 CUSTOMER_COLUMNS: dict[str, str] = {
     "customer_id": "VARCHAR",
-    **profile.SUMMARY_COLUMNS,
-    **lead_score.SUMMARY_COLUMNS,
+    **PROFILE_COLUMNS,
+    **LEAD_SCORE_COLUMNS,
     "profile_state": "JSON",
     "lead_state": "JSON",
 }
@@ -173,19 +175,6 @@ def load(con: duckdb.DuckDBPyConnection, prefix: str = "") -> Snapshot:
 
 CHUNK_ROWS = 20_000
 """Customer rows per insert within a checkpoint's transaction (bounds memory)."""
-
-
-def customer_row(
-    customer_id: str, p: profile.State, lead: lead_score.State, rules: lead_score.Rules
-) -> dict[str, Any]:
-    """The customers-table row of one customer."""
-    return {
-        "customer_id": customer_id,
-        **profile.summary(p),
-        **lead_score.summary(lead, rules),
-        "profile_state": orjson.dumps(profile.to_json(p), option=orjson.OPT_SORT_KEYS).decode(),
-        "lead_state": orjson.dumps(lead_score.to_json(lead), option=orjson.OPT_SORT_KEYS).decode(),
-    }
 
 
 MERGE_COLUMNS = {

@@ -27,6 +27,7 @@ base64 (they need not be UTF-8 or JSON).
 from __future__ import annotations
 
 import base64
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -91,6 +92,14 @@ def message_id_of(value: bytes) -> str:
     if not isinstance(mid, str):
         raise ValueError("log record has no string messageId")
     return mid
+
+
+def id_digest(message_id: str) -> bytes:
+    """The 128-bit blake2b digest a dedup index keys on (collision odds ~2⁻¹²⁸ per pair).
+
+    Shared by the log adapter's index and the archiver's first-copy index, so
+    both call the same records duplicates."""
+    return hashlib.blake2b(message_id.encode(), digest_size=16).digest()
 
 
 # ----------------------------------------------------------------- dead letters

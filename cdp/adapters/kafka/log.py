@@ -41,11 +41,10 @@ covers this process's appends; two API replicas appending the same
 distributed worker ALSO dedups by ``messageId`` while reading the log in its
 total order: one customer-visible copy either way.
 
-**High water.** ``high_water()`` asks the broker. ``ListOffsets(latest)`` is
-wrong on tansu when the last batch holds several records (it returns the
-last batch's base offset + 1), so the adapter fetches from that offset − 1
-and takes the fetch response's high watermark and the offsets it returned:
-right on tansu, noida-db and Apache Kafka alike.
+**Reading.** ``read`` and ``high_water`` (which asks the broker, with a fix
+for tansu's end offsets) go through a ``LogReader``
+(``cdp.adapters.kafka.log_reader``), one consumer without a group; this module
+holds the writing half: the producer, the dedup index and dead letters.
 
 Not thread-safe: one thread uses a log at a time (the collector's writer
 thread), as with the DuckDB log.
@@ -53,41 +52,24 @@ thread), as with the DuckDB log.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import socket
-import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from cdp.adapters.kafka import codec as kafka_codec
-from cdp.adapters.kafka.codec import DeadLetterMessage, Message
+from cdp.adapters.kafka.codec import DeadLetterMessage, Message, id_digest
+from cdp.adapters.kafka.consumers import kafka_python
+from cdp.adapters.kafka.log_reader import LogReader, unavailable
 from cdp.adapters.kafka.topics import DEADLETTERS, LOG, LOG_MAX_MESSAGE_BYTES, KafkaSettings
-from cdp.errors import ConfigError, LogCorruptError, LogUnavailableError
+from cdp.errors import ConfigError, LogUnavailableError
 from cdp.ports.log import AppendResult, Record, StoredEvent
-from schemas import EventValidationError
 
 log = logging.getLogger(__name__)
 
 RECORD_OVERHEAD = 64  # bytes a record may add to a batch beyond key/value/headers
 BATCH_OVERHEAD = 128
 ProducerFactory = Callable[..., Any]
-
-
-def id_digest(message_id: str) -> bytes:
-    """The 128-bit blake2b digest the dedup index keys on (collision odds ~2⁻¹²⁸ per pair)."""
-    return hashlib.blake2b(message_id.encode(), digest_size=16).digest()
-
-
-def _kafka() -> Any:
-    import kafka  # noqa: PLC0415  (kafka-python loads only when Kafka is used)
-    import kafka.errors  # noqa: PLC0415
-
-    return kafka
-
-
-def _unavailable(what: str, error: BaseException) -> LogUnavailableError:
-    return LogUnavailableError(f"{what}: {type(error).__name__}: {error}")
 
 
 class KafkaEventLog:
@@ -110,17 +92,21 @@ class KafkaEventLog:
         self.timeout = timeout
         self.max_batch_bytes = max_batch_bytes
         self._client_id = client_id
-        kafka = _kafka()
-        self._producer_factory: ProducerFactory = producer_factory or kafka.KafkaProducer
-        self._tp = kafka.TopicPartition(topic, 0)
+        self._producer_factory: ProducerFactory = producer_factory or kafka_python().KafkaProducer
         self._producer: Any = None
         self._index: dict[bytes, int] = {}
         self._indexed_to = 0  # offsets below this are in the index
         self._stale = False
         self.last_error: str | None = None
-        self._consumer = self._open_consumer()
+        self._reader: LogReader | None = LogReader(
+            bootstrap,
+            topic,
+            timeout=timeout,
+            max_batch_bytes=max_batch_bytes,
+            client_id=f"{client_id}-reader",
+        )
         try:
-            self._check_topic()
+            self._reader.check_topic()
             self._catch_up()
             self._producer = self._new_producer()
         except BaseException:
@@ -139,27 +125,8 @@ class KafkaEventLog:
         )
 
     # ---------------------------------------------------------------- clients
-    def _open_consumer(self) -> Any:
-        kafka = _kafka()
-        try:
-            return kafka.KafkaConsumer(
-                bootstrap_servers=self.bootstrap,
-                client_id=f"{self._client_id}-reader",
-                group_id=None,
-                enable_auto_commit=False,
-                auto_offset_reset="earliest",
-                allow_auto_create_topics=False,
-                fetch_max_wait_ms=100,
-                fetch_max_bytes=64 * 1024 * 1024,
-                max_partition_fetch_bytes=2 * self.max_batch_bytes,
-                request_timeout_ms=int(self.timeout * 1000) + 5000,
-                bootstrap_timeout_ms=int(self.timeout * 1000),
-            )
-        except kafka.errors.KafkaError as error:
-            raise _unavailable(f"Kafka broker {self.bootstrap} is unreachable", error) from None
-
     def _new_producer(self) -> Any:
-        kafka = _kafka()
+        kafka = kafka_python()
         timeout_ms = int(self.timeout * 1000)
         try:
             return self._producer_factory(
@@ -178,77 +145,19 @@ class KafkaEventLog:
                 allow_auto_create_topics=False,
             )
         except kafka.errors.KafkaError as error:
-            raise _unavailable(f"Kafka broker {self.bootstrap} is unreachable", error) from None
-
-    def _check_topic(self) -> None:
-        kafka = _kafka()
-        try:
-            partitions = self._consumer.partitions_for_topic(self.topic)
-        except kafka.errors.KafkaError as error:
-            raise _unavailable(f"cannot read metadata of {self.topic}", error) from None
-        if not partitions:
-            raise ConfigError(
-                f"topic {self.topic} does not exist on {self.bootstrap}: run `cdp kafka init`"
-            )
-        if len(partitions) != 1:
-            raise ConfigError(
-                f"topic {self.topic} has {len(partitions)} partitions; the log must have "
-                "exactly 1 (it is the total order)"
-            )
-        self._consumer.assign([self._tp])
+            raise unavailable(f"Kafka broker {self.bootstrap} is unreachable", error) from None
 
     # ------------------------------------------------------------------ reads
-    def high_water(self) -> int:
-        """One past the last offset stored, asked of the broker (see the module docstring)."""
-        kafka = _kafka()
-        consumer, tp = self._consumer, self._tp
-        try:
-            latest = consumer.end_offsets([tp])[tp]
-            if latest == 0:
-                return 0
-            first = consumer.beginning_offsets([tp])[tp]
-            if latest <= first:
-                return int(latest)
-            consumer.seek(tp, latest - 1)
-            end = latest
-            deadline = time.monotonic() + self.timeout
-            while True:
-                batch = consumer.poll(timeout_ms=200, max_records=100_000).get(tp, [])
-                if batch:
-                    end = max(end, batch[-1].offset + 1, consumer.highwater(tp) or 0)
-                    return int(end)
-                if time.monotonic() > deadline:
-                    raise LogUnavailableError(
-                        f"no answer from {self.bootstrap} reading {self.topic} at {latest - 1}"
-                    )
-        except kafka.errors.KafkaError as error:
-            raise _unavailable(f"cannot read the end of {self.topic}", error) from None
+    @property
+    def reader(self) -> LogReader:
+        """The log's reading half (``LogUnavailableError`` once the log is closed)."""
+        if self._reader is None:
+            raise LogUnavailableError(f"the log of {self.topic} is closed")
+        return self._reader
 
-    def _records(self, start: int, stop: int, max_records: int) -> Iterator[list[Any]]:
-        """Raw consumer records with ``start <= offset < stop``, in chunks."""
-        kafka = _kafka()
-        consumer, tp = self._consumer, self._tp
-        if start >= stop:
-            return
-        try:
-            consumer.seek(tp, start)
-            position = start
-            deadline = time.monotonic() + self.timeout
-            while position < stop:
-                chunk = consumer.poll(timeout_ms=200, max_records=max_records).get(tp, [])
-                kept = [m for m in chunk if position <= m.offset < stop]
-                if not kept:
-                    if time.monotonic() > deadline:
-                        raise LogUnavailableError(
-                            f"{self.topic} on {self.bootstrap}: nothing read at offset "
-                            f"{position} within {self.timeout}s (high water {stop})"
-                        )
-                    continue
-                deadline = time.monotonic() + self.timeout
-                position = kept[-1].offset + 1
-                yield kept
-        except kafka.errors.KafkaError as error:
-            raise _unavailable(f"cannot read {self.topic}", error) from None
+    def high_water(self) -> int:
+        """One past the last offset stored, asked of the broker (see ``LogReader``)."""
+        return self.reader.high_water()
 
     def read(
         self, start: int = 0, stop: int | None = None, batch_size: int = 10_000
@@ -256,27 +165,12 @@ class KafkaEventLog:
         """Events with ``start <= offset < stop`` in offset order, in batches."""
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, not {batch_size}")
-        end = self.high_water() if stop is None else min(stop, self.high_water())
-        pending: list[StoredEvent] = []
-        for chunk in self._records(max(start, 0), end, batch_size):
-            for message in chunk:
-                try:
-                    event = kafka_codec.decode_event(message.value)
-                except EventValidationError as error:
-                    raise LogCorruptError(
-                        f"{self.topic} record at offset {message.offset}: {error}"
-                    ) from None
-                pending.append(StoredEvent(message.offset, event))
-                if len(pending) == batch_size:
-                    yield pending
-                    pending = []
-        if pending:
-            yield pending
+        yield from self.reader.events(start, stop, batch_size)
 
     def _catch_up(self) -> None:
         """Index every record from ``_indexed_to`` to the end of the topic."""
         end = self.high_water()
-        for chunk in self._records(self._indexed_to, end, 100_000):
+        for chunk in self.reader.records(self._indexed_to, end, 100_000):
             for message in chunk:
                 try:
                     mid = kafka_codec.message_id_of(message.value)
@@ -327,7 +221,7 @@ class KafkaEventLog:
 
     def _produce(self, messages: list[Message]) -> list[int]:
         """Send ``messages`` to the log topic and return their acknowledged offsets."""
-        kafka = _kafka()
+        kafka = kafka_python()
         for message in messages:
             if message.size + RECORD_OVERHEAD + BATCH_OVERHEAD > self.max_batch_bytes:
                 raise LogUnavailableError(
@@ -347,7 +241,7 @@ class KafkaEventLog:
             self._abandon()
             self.last_error = f"{type(error).__name__}: {error}"
             if isinstance(error, kafka.errors.KafkaError):
-                raise _unavailable(
+                raise unavailable(
                     f"append of {len(messages)} records to {self.topic} on {self.bootstrap} "
                     "failed (retry: records that landed are kept once)",
                     error,
@@ -368,7 +262,7 @@ class KafkaEventLog:
         """Store a rejected input on the dead-letter topic (acknowledged before returning)."""
         if self.dead_letter_topic is None:
             raise ConfigError("this Kafka log has no dead-letter topic")
-        kafka = _kafka()
+        kafka = kafka_python()
         message = kafka_codec.encode_dead_letter(letter)
         try:
             if self._producer is None:
@@ -380,7 +274,7 @@ class KafkaEventLog:
             future.get(timeout=0)
         except kafka.errors.KafkaError as error:
             self._abandon()
-            raise _unavailable(
+            raise unavailable(
                 f"cannot store a dead letter on {self.dead_letter_topic}", error
             ) from None
 
@@ -390,9 +284,9 @@ class KafkaEventLog:
         producer, self._producer = self._producer, None
         if producer is not None:
             producer.close(timeout=self.timeout)
-        consumer, self._consumer = getattr(self, "_consumer", None), None
-        if consumer is not None:
-            consumer.close()
+        reader, self._reader = getattr(self, "_reader", None), None
+        if reader is not None:
+            reader.close()
 
 
 def broker_reachable(bootstrap: str, timeout: float = 1.0) -> bool:
@@ -411,7 +305,7 @@ def discard(producer: Any) -> None:
     kafka-python has no public "abort" outside transactions (which tansu lacks),
     and ``close(0)`` flushes first, so the unsent batches are aborted through
     the accumulator, then the sender thread is stopped without draining."""
-    kafka = _kafka()
+    kafka = kafka_python()
     error = kafka.errors.KafkaError("append abandoned; batch discarded")
     accumulator = getattr(producer, "_accumulator", None)
     if accumulator is not None:

@@ -22,16 +22,16 @@ between what exists and the table.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from typing import Any
 
+from cdp import config
 from cdp.errors import ConfigError, LogUnavailableError
 
 DEFAULT_PREFIX = "cdp."
 DEFAULT_PARTITIONS = 4
-BOOTSTRAP_ENV = "CDP_KAFKA_BOOTSTRAP"
-PREFIX_ENV = "CDP_KAFKA_PREFIX"
+BOOTSTRAP_ENV = config.KAFKA_BOOTSTRAP_ENV
+PREFIX_ENV = config.KAFKA_PREFIX_ENV
 FOREVER = -1
 DAY_MS = 24 * 60 * 60 * 1000
 LOG_MAX_MESSAGE_BYTES = 8 * 1024 * 1024  # one append is one batch up to this size
@@ -80,7 +80,7 @@ class KafkaSettings:
         cls, bootstrap: str | None, prefix: str | None = None, partitions: int | None = None
     ) -> KafkaSettings:
         """Explicit values, else ``CDP_KAFKA_BOOTSTRAP`` / ``CDP_KAFKA_PREFIX``, else defaults."""
-        address = bootstrap or os.environ.get(BOOTSTRAP_ENV)
+        address = bootstrap or config.kafka_bootstrap()
         if not address:
             raise ConfigError(
                 f"no Kafka broker given: pass --bootstrap HOST:PORT or set {BOOTSTRAP_ENV}"
@@ -88,7 +88,10 @@ class KafkaSettings:
         host, sep, port = address.rpartition(":")
         if not sep or not host or not port.isdigit():
             raise ConfigError(f"Kafka bootstrap {address!r} is not HOST:PORT")
-        chosen = prefix if prefix is not None else os.environ.get(PREFIX_ENV, DEFAULT_PREFIX)
+        env_prefix = config.kafka_prefix()
+        chosen = (
+            prefix if prefix is not None else (DEFAULT_PREFIX if env_prefix is None else env_prefix)
+        )
         count = DEFAULT_PARTITIONS if partitions is None else partitions
         if count < 1:
             raise ConfigError(f"partitions must be at least 1, not {count}")

@@ -5,6 +5,8 @@
 - ``parse``: YAML/JSON text → definition, errors with rule paths;
 - ``fields``: the whitelist of profile fields and computed metrics;
 - ``compiler``: definition → parameterised SQL returning ``customer_id``;
+  ``binding`` binds and checks its values, ``event_sql`` compiles event and
+  sequence conditions;
 - ``rawsql``: the checks on expert SQL segments;
 - ``catalog``: built-ins + saved segments (``<data_dir>/segments/NAME.yaml``);
 - ``history``: membership runs, spells and ``current_segments``.

@@ -10,9 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final, Literal
 
+from cdp.runtime.columns import LEAD_SCORE_COLUMNS, PROFILE_COLUMNS
 from cdp.services.analytics.rfm import RFM_DETAIL_SQL
 from cdp.services.analytics.rfm import SEGMENTS as RFM_SEGMENTS
-from projections import lead_score, profile
 from projections.outbound import CONTACT_WINDOWS
 
 Kind = Literal["text", "number", "bool", "date", "time", "list"]
@@ -47,7 +47,7 @@ class Field:
 
 def _columns() -> dict[str, Field]:
     out: dict[str, Field] = {}
-    for name, sql_type in {**profile.SUMMARY_COLUMNS, **lead_score.SUMMARY_COLUMNS}.items():
+    for name, sql_type in {**PROFILE_COLUMNS, **LEAD_SCORE_COLUMNS}.items():
         kind = _kind(sql_type)
         if kind is not None:
             out[name] = Field(name, f"p.{name}", kind, "profile column")

@@ -15,6 +15,15 @@ recorded offset. So every offset lands in exactly one recorded file, whatever
 moment a crash hits. A partition whose next offset is no longer in the topic
 (retention deleted it before it was archived) stops the archiver with an
 ``ArchiveError`` naming the missing range, because that is a gap.
+
+Records become rows in ``connectors.destinations.archive.rows``.
+
+Dependencies: an archive destination is a Kafka client, so it uses the Kafka
+adapter's shared pieces (``cdp.adapters.kafka.codec`` for the record format
+and the ``messageId`` digest, in ``rows``; ``cdp.adapters.kafka.consumers``
+for its consumer), never the log adapter (``cdp.adapters.kafka.log``): the digest it
+needed from there moved into the codec, where both read it. It writes through
+the archive adapter's layout and manifest (``cdp.adapters.archive``).
 """
 
 from __future__ import annotations
@@ -29,17 +38,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import pyarrow as pa
-from kafka import KafkaConsumer, TopicPartition
-from kafka.errors import KafkaError, OffsetOutOfRangeError
+from kafka import TopicPartition
+from kafka.errors import OffsetOutOfRangeError
 
-from cdp.adapters.archive.layout import DATASETS, EVENTS, LOCK_FILE, ArchiveTopics, resolve
+from cdp.adapters.archive.layout import DATASETS, EVENTS, LOCK_FILE, ArchiveTopics
 from cdp.adapters.archive.manifest import Manifest, Roll
-from cdp.adapters.kafka.codec import decode_event, source_of
-from cdp.adapters.kafka.log import id_digest
-from cdp.errors import ArchiveError, EventValidationError
+from cdp.adapters.kafka.consumers import known_ends, open_consumer
+from cdp.errors import ArchiveError
 from connectors.destinations.archive.files import BeforeRecord, clean_unrecorded, write_roll
+from connectors.destinations.archive.rows import FirstCopies, event_row, record_row
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,87 +108,6 @@ class _Buffer:
 
     def due(self, policy: RollPolicy, now: float) -> bool:
         return self.count > 0 and (self.full(policy) or now - self.started >= policy.max_seconds)
-
-
-def _utc(milliseconds: int | None) -> datetime:
-    if milliseconds is None or milliseconds < 0:  # no timestamp on the record
-        return datetime.now(UTC)
-    return datetime.fromtimestamp(milliseconds / 1000, UTC)
-
-
-class _FirstCopies:
-    """``messageId`` → offset of its first copy in the log topic (blake2b-128 keys).
-
-    Rebuilt at start from the recorded events files, then kept current.
-    """
-
-    def __init__(self, root: Path, files: list[str]) -> None:
-        self.index: dict[bytes, int] = {}
-        if files:
-            con = duckdb.connect()
-            try:
-                rows = con.execute(
-                    'SELECT message_id, "offset" FROM read_parquet(?) '
-                    'WHERE duplicate_of IS NULL ORDER BY "offset"',
-                    [[str(resolve(root, f)) for f in files]],
-                ).fetchall()
-            finally:
-                con.close()
-            self.index = {id_digest(m): int(o) for m, o in rows}
-
-    def first(self, message_id: str, offset: int) -> int:
-        """The offset of the first copy of ``message_id`` (``offset`` itself if new)."""
-        return self.index.setdefault(id_digest(message_id), offset)
-
-
-def _event_row(message: Any, first_copies: _FirstCopies) -> tuple[str, dict[str, Any]]:
-    try:
-        event = decode_event(message.value)
-    except EventValidationError as error:
-        raise ArchiveError(
-            f"{message.topic}[{message.partition}] offset {message.offset} is not a stored "
-            f"event ({error}); the log topic must hold only validated events"
-        ) from None
-    fields = event.__dict__
-    first = first_copies.first(fields["message_id"], message.offset)
-    row = {
-        "offset": message.offset,
-        "message_id": fields["message_id"],
-        "type": fields["type"],
-        "event": fields.get("event"),
-        "timestamp": fields["timestamp"],
-        "received_at": fields["received_at"],
-        "user_id": fields["user_id"],
-        "anonymous_id": fields["anonymous_id"],
-        "source": source_of(message.headers),
-        "schema_version": fields["schema_version"],
-        "payload": message.value.decode(),
-        "duplicate_of": None if first == message.offset else first,
-    }
-    return fields["timestamp"].astimezone(UTC).date().isoformat(), row
-
-
-def _text(message: Any, data: bytes | None, what: str) -> str | None:
-    if data is None:
-        return None
-    try:
-        return data.decode()
-    except UnicodeDecodeError:
-        raise ArchiveError(
-            f"{message.topic}[{message.partition}] offset {message.offset}: {what} is not UTF-8"
-        ) from None
-
-
-def _record_row(message: Any) -> tuple[str, dict[str, Any]]:
-    published = _utc(message.timestamp)
-    row = {
-        "kafka_partition": message.partition,
-        "kafka_offset": message.offset,
-        "key": _text(message, message.key, "key"),
-        "value": _text(message, message.value, "value"),
-        "published_at": published,
-    }
-    return published.date().isoformat(), row
 
 
 @contextmanager
@@ -252,22 +179,19 @@ class Archiver:
                     f"not {wanted!r}; use another directory for other topics"
                 )
 
-    def _consumer(self) -> KafkaConsumer:
-        try:
-            return KafkaConsumer(
-                bootstrap_servers=self.bootstrap,
-                client_id="cdp-archiver",
-                group_id=None,
-                enable_auto_commit=False,
-                auto_offset_reset="none",  # never skip silently: a lost offset is a gap
-                allow_auto_create_topics=False,
-                max_poll_records=5_000,
-            )
-        except KafkaError as error:
-            raise ArchiveError(f"cannot reach Kafka at {self.bootstrap}: {error}") from None
+    def _consumer(self) -> Any:
+        return open_consumer(
+            self.bootstrap,
+            client_id="cdp-archiver",
+            unreachable=lambda error: ArchiveError(
+                f"cannot reach Kafka at {self.bootstrap}: {error}"
+            ),
+            auto_offset_reset="none",  # never skip silently: a lost offset is a gap
+            max_poll_records=5_000,
+        )
 
     def _assign(
-        self, consumer: KafkaConsumer, manifest: Manifest, positions: dict[TopicPartition, int]
+        self, consumer: Any, manifest: Manifest, positions: dict[TopicPartition, int]
     ) -> None:
         """(Re)assign every existing partition of the topics, at its archive position."""
         wanted: list[TopicPartition] = []
@@ -306,13 +230,13 @@ class Archiver:
 
     def _loop(
         self,
-        consumer: KafkaConsumer,
+        consumer: Any,
         manifest: Manifest,
         report: ArchiveRun,
         once: bool,
         stop: threading.Event,
     ) -> None:
-        first_copies = _FirstCopies(self.root, manifest.files(EVENTS))
+        first_copies = FirstCopies(self.root, manifest.files(EVENTS))
         positions: dict[TopicPartition, int] = {}
         buffers: dict[TopicPartition, _Buffer] = {}
         self._assign(consumer, manifest, positions)
@@ -334,9 +258,7 @@ class Archiver:
                     if buffer is None:
                         buffer = buffers[tp] = _Buffer(kind, tp.topic, tp.partition)
                     day, row = (
-                        _event_row(message, first_copies)
-                        if kind == EVENTS
-                        else _record_row(message)
+                        event_row(message, first_copies) if kind == EVENTS else record_row(message)
                     )
                     size = len(message.value or b"") + len(message.key or b"")
                     buffer.add(message.offset, day, row, size, now)
@@ -357,15 +279,14 @@ class Archiver:
                 self._roll(buffers, buffer, manifest, report)
 
     @staticmethod
-    def _caught_up(consumer: KafkaConsumer, positions: dict[TopicPartition, int]) -> bool:
-        """Every partition read up to its end: by its end offset and by the high
-        watermark of a fetch response (some brokers report wrong end offsets)."""
-        ends = consumer.end_offsets(list(positions))
-        for tp, position in positions.items():
-            highwater = consumer.highwater(tp)
-            if highwater is None or position < max(highwater, ends.get(tp, 0)):
-                return False
-        return True
+    def _caught_up(consumer: Any, positions: dict[TopicPartition, int]) -> bool:
+        """Every partition fetched at least once and read up to its end (``known_ends``:
+        the end offset or the fetched high watermark, as some brokers misreport the first)."""
+        ends = known_ends(consumer, positions)
+        return all(
+            consumer.highwater(tp) is not None and position >= ends[tp]
+            for tp, position in positions.items()
+        )
 
     def _roll(
         self,

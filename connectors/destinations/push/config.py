@@ -41,7 +41,6 @@ naming the file and the key.
 
 from __future__ import annotations
 
-import os
 import re
 import tomllib
 from pathlib import Path
@@ -49,22 +48,12 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
 
+from cdp import config
 from cdp.errors import ConfigError, NotFoundError
 
 FILE_NAME = "destinations.toml"
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 CONSENTS = ("ads", "email", "line", "sms", "none")
-
-
-def resolve_secret(value: str, where: str) -> str:
-    """The secret itself: ``env:NAME`` read from the environment, else the literal."""
-    if value.startswith("env:"):
-        name = value[4:]
-        resolved = os.environ.get(name)
-        if not resolved:
-            raise ConfigError(f"{where}: environment variable {name} is not set")
-        return resolved
-    return value
 
 
 class _Destination(BaseModel):
@@ -97,7 +86,7 @@ class _Destination(BaseModel):
         raw = getattr(self, field)
         if not isinstance(raw, str) or not raw:
             raise ConfigError(f"destination {self.name!r}: {field} is not set")
-        return resolve_secret(raw, f"destination {self.name!r}: {field}")
+        return config.resolve_secret(raw, f"destination {self.name!r}: {field}")
 
     @property
     def secret_fields(self) -> tuple[str, ...]:

@@ -17,12 +17,12 @@ import duckdb
 import orjson
 from kafka import KafkaProducer
 
-from cdp.adapters.duckdb import store
 from cdp.adapters.kafka.codec import encode
 from cdp.adapters.kafka.topics import init_topics
 from cdp.config import Settings
 from cdp.demo.generate import GenerateConfig, generate
 from cdp.ports.log import Record
+from cdp.runtime.customer import customer_row
 from cdp.runtime.embedded import EmbeddedRuntime
 from cdp.runtime.engine import Engine
 from cdp.services.ingest import ingest
@@ -126,7 +126,7 @@ def projections(settings: Settings) -> dict[str, Any]:
         config = settings.runtime_config()
         runtime = EmbeddedRuntime.restore(con, config)
         customers = {
-            c: store.customer_row(c, runtime.profiles[c], runtime.leads[c], config.scoring)
+            c: customer_row(c, runtime.profiles[c], runtime.leads[c], config.scoring)
             for c in sorted(runtime.profiles)
         }
         merges = [

@@ -5,7 +5,7 @@ worker``) against each broker of the fixture, so SIGTERM and SIGKILL are
 real. The expected result is always computed independently, by the embedded runtime
 (``cdp.runtime.embedded.EmbeddedRuntime``) folding the same records in the same order
 as they sit in the log topic; the distributed result is read back from the
-topics with ``streams.snapshot``.
+topics with ``tests.kafka_snapshot``.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from cdp.ports.log import Record, StoredEvent
 from cdp.runtime.embedded import EmbeddedRuntime
 from cdp.services.ingest import to_record
 from projections import identity
-from streams import snapshot
+from tests import kafka_snapshot as snapshot
 from tests.brokers import Broker
 
 pytestmark = pytest.mark.integration

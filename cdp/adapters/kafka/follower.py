@@ -1,7 +1,8 @@
-"""Profile lookup in distributed mode: any API replica answers for any customer.
+"""The topics a Kafka-mode API replica follows to answer profile lookups.
 
-``ProfileReader`` follows three topics from their beginning into memory and
-keeps following them in a background thread:
+``TopicFollower`` follows four topics from their beginning into memory and
+keeps following them in a background thread (``cdp.adapters.kafka.lookups``
+answers from what it holds):
 
 - ``cdp.profiles`` (compacted, key customer id): the latest snapshot of each
   customer, a ``customers``-table row as JSON (``streams.messages.profile_value``);
@@ -10,11 +11,13 @@ keeps following them in a background thread:
   ``@customer`` for a merged-away customer): identity-graph rows as JSON
   ``{identifier, customer_id, seq, merged_into}``;
 - ``cdp.identity.merges``: ``{"kind": "merge", from_customer, into_customer,
-  via, reason, message_id, offset, at}`` (rejections are skipped).
+  via, reason, message_id, offset, at}`` (rejections are skipped);
+- ``cdp.log``: the events themselves, for the log clock and each identifier's
+  most recent events (``cdp.adapters.kafka.recent``).
 
-Last value per key wins, as compaction would leave it. ``lookup(text)``
-resolves an identifier (or a ``cus_`` id, following merges) to the latest
-snapshot; ``lag_seconds()`` bounds how stale the answer can be: every record
+Last value per key wins, as compaction would leave it. ``find(identifier)``
+resolves an identifier (or a ``cus_`` id, following merges as
+``cdp.read.merges`` does) to what is held of its customer; ``lag_seconds()`` bounds how stale the answer can be: every record
 the broker had acknowledged more than ``lag_seconds()`` ago is visible.
 
 Why not faust's table routing (ask the worker owning the partition): it
@@ -30,49 +33,72 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from types import TracebackType
 from typing import Any
 
 import orjson
 
+from cdp.adapters.kafka.recent import RecentEvents
 from cdp.errors import LogUnavailableError, NotFoundError
-from cdp.read.lookup import CUSTOMER_PREFIX
-from projections import lead_score
-from schemas.identifiers import key, parse_key
+from cdp.read.keys import CUSTOMER_PREFIX, no_profile, not_found
+from cdp.read.merges import merge_chain, survivor
 
-STATE_COLUMNS = ("profile_state", "lead_state")
-MAX_MERGE_CHAIN = 1_000
+MERGE_FIELDS = ("from_customer", "into_customer", "via", "reason", "message_id", "offset", "at")
 
 
 @dataclass(frozen=True, slots=True)
 class ProfileTopics:
-    """The three topics the reader follows (the defaults are the decided names)."""
+    """The four topics the follower reads (the defaults are the decided names)."""
 
     profiles: str = "cdp.profiles"
     assignments: str = "cdp.identity.assignments"
     merges: str = "cdp.identity.merges"
+    log: str = "cdp.log"
 
     @classmethod
     def with_prefix(cls, prefix: str) -> ProfileTopics:
         """The topics under another prefix than ``cdp.`` (e.g. ``CDP_KAFKA_PREFIX``)."""
-        return cls(f"{prefix}profiles", f"{prefix}identity.assignments", f"{prefix}identity.merges")
+        return cls(
+            f"{prefix}profiles",
+            f"{prefix}identity.assignments",
+            f"{prefix}identity.merges",
+            f"{prefix}log",
+        )
 
 
-class ProfileReader:
-    """In-memory view of the compacted profile and identity topics, kept current."""
+@dataclass(frozen=True, slots=True)
+class Held:
+    """One customer as the follower holds it, read under one lock (``find``)."""
+
+    customer_id: str
+    identifiers: list[str]
+    #: The latest ``cdp.profiles`` snapshot: a ``customers`` row as JSON values.
+    snapshot: dict[str, Any]
+    merges: list[Mapping[str, Any]]
+    #: The customer's newest events (at most ``RING``), newest first.
+    recent_events: list[dict[str, Any]]
+    #: The log clock over the log topic read so far; None before any event.
+    as_of: datetime | None
+    #: The last log-topic offset read (-1: none).
+    log_offset: int
+
+
+class TopicFollower:
+    """In-memory copy of the compacted profile and identity topics and of the log
+    topic's recent events, kept current by a background thread."""
 
     def __init__(
         self,
         bootstrap: str,
         topics: ProfileTopics | None = None,
-        rules: lead_score.Rules = lead_score.DEFAULT_RULES,
         poll_ms: int = 100,
         rescan_seconds: float = 30.0,
     ) -> None:
         self.bootstrap = bootstrap
         self.topics = topics or ProfileTopics()
-        self.rules = rules
         self.poll_ms = poll_ms
         self.rescan_seconds = rescan_seconds
         self._lock = threading.Lock()
@@ -81,6 +107,7 @@ class ProfileReader:
         self._identifiers: dict[str, set[str]] = {}  # customer id → identifier keys
         self._merged_into: dict[str, str] = {}  # loser → survivor
         self._merges: dict[str, list[dict[str, Any]]] = {}  # survivor → merges into it
+        self._events = RecentEvents()
         self._records = 0
         self._caught_up_since: float | None = None
         self._stop = threading.Event()
@@ -88,11 +115,11 @@ class ProfileReader:
         self._thread: threading.Thread | None = None
 
     # ------------------------------------------------------------ lifecycle
-    def start(self) -> ProfileReader:
+    def start(self) -> TopicFollower:
         """Start following the topics in a background thread (from their beginning)."""
         consumer = self._consumer()
         self._thread = threading.Thread(
-            target=self._run, args=(consumer,), name="cdp-profile-reader", daemon=True
+            target=self._run, args=(consumer,), name="cdp-topic-follower", daemon=True
         )
         self._thread.start()
         return self
@@ -109,7 +136,7 @@ class ProfileReader:
             self._raise_if_failed()
             if time.monotonic() >= deadline:
                 raise LogUnavailableError(
-                    f"profile reader did not catch up with {self.bootstrap} in {timeout:.0f}s"
+                    f"topic follower did not catch up with {self.bootstrap} in {timeout:.0f}s"
                 )
             time.sleep(0.02)
 
@@ -119,7 +146,7 @@ class ProfileReader:
         if self._thread is not None:
             self._thread.join(timeout=30)
 
-    def __enter__(self) -> ProfileReader:
+    def __enter__(self) -> TopicFollower:
         return self.start()
 
     def __exit__(
@@ -131,30 +158,28 @@ class ProfileReader:
         self.close()
 
     # --------------------------------------------------------------- answers
-    def lookup(self, text: str) -> dict[str, Any]:
-        """The latest snapshot of whoever ``text`` (``kind:value`` or ``cus_…``) identifies.
-
-        ``NotFoundError`` when nobody has that identifier (yet: see ``lag_seconds``).
-        """
+    def find(self, identifier: str) -> Held:
+        """What is held of whoever ``identifier`` (a parsed key or ``cus_`` id) names,
+        read under one lock; ``NotFoundError`` naming it when nobody has it (yet:
+        see ``lag_seconds``)."""
         self._raise_if_failed()
         with self._lock:
-            if text.startswith(CUSTOMER_PREFIX):
-                matched, customer = text, self._survivor(text)
+            if identifier.startswith(CUSTOMER_PREFIX):
+                customer = survivor(identifier, self._profiles.__contains__, self._merged_into.get)
             else:
-                try:
-                    matched = key(*parse_key(text))
-                except ValueError as error:
-                    raise NotFoundError(str(error)) from None
-                owner = self._owner.get(matched)
-                if owner is None:
-                    raise NotFoundError(f"no customer has identifier {matched!r}")
-                customer = self._survivor(owner)
+                customer = self._owner.get(identifier)
+            if customer is None:
+                raise NotFoundError(not_found(identifier))
             snapshot = self._profiles.get(customer)
             if snapshot is None:
-                raise NotFoundError(f"customer {customer!r} has no profile snapshot yet")
+                raise NotFoundError(no_profile(customer))
             identifiers = sorted(self._identifiers.get(customer, ()))
-            merges = self._chain(customer)
-        return self._answer(customer, matched, identifiers, snapshot, merges)
+            merges = merge_chain(customer, lambda c: self._merges.get(c, ()))
+            events = self._events.of(customer, identifiers, self._owner)
+            return Held(
+                customer, identifiers, snapshot, merges, events, self._events.as_of,
+                self._events.last_offset,
+            )  # fmt: skip
 
     def lag_seconds(self) -> float:
         """Upper bound on staleness: records acknowledged before now − lag are visible.
@@ -182,88 +207,35 @@ class ProfileReader:
     def _raise_if_failed(self) -> None:
         if self._error is not None:
             raise LogUnavailableError(
-                f"profile reader stopped following {self.bootstrap}: {self._error}"
+                f"topic follower stopped following {self.bootstrap}: {self._error}"
             )
-
-    def _survivor(self, customer: str) -> str:
-        for _ in range(MAX_MERGE_CHAIN):
-            nxt = self._merged_into.get(customer)
-            if nxt is None or nxt == customer:
-                return customer
-            customer = nxt
-        return customer
-
-    def _chain(self, customer: str) -> list[dict[str, Any]]:
-        out: list[dict[str, Any]] = []
-        todo, seen = [customer], {customer}
-        while todo:
-            for merge in self._merges.get(todo.pop(), ()):
-                out.append(merge)
-                loser = str(merge.get("from_customer"))
-                if loser not in seen:
-                    seen.add(loser)
-                    todo.append(loser)
-        return sorted(out, key=lambda m: m.get("offset") or 0)
-
-    def _answer(
-        self,
-        customer: str,
-        matched: str,
-        identifiers: list[str],
-        snapshot: dict[str, Any],
-        merges: list[dict[str, Any]],
-    ) -> dict[str, Any]:
-        summary = {k: v for k, v in snapshot.items() if k not in STATE_COLUMNS}
-        summary.pop("customer_id", None)
-        explanation: list[dict[str, Any]] = []
-        lead_json = snapshot.get("lead_state")
-        if lead_json:
-            state = lead_score.from_json(orjson.loads(lead_json))
-            explanation = lead_score.explain(state, self.rules)
-        return {
-            "customer_id": customer,
-            "matched": matched,
-            "identifiers": identifiers,
-            "profile": summary,
-            "lead": {
-                "score_at_last_activity": summary.get("lead_score"),
-                "score_time": summary.get("score_time"),
-                "lifecycle_stage": summary.get("lifecycle_stage"),
-                "funnel_stage": summary.get("funnel_stage"),
-                "explanation": explanation,
-            },
-            "merges": merges,
-            "lag_seconds": self.lag_seconds(),
-        }
 
     # ------------------------------------------------------------- following
     def _consumer(self) -> Any:
-        from kafka import KafkaConsumer  # noqa: PLC0415  (kept off cdp's import path)
-        from kafka.errors import KafkaError  # noqa: PLC0415
+        from cdp.adapters.kafka.consumers import open_consumer  # noqa: PLC0415
 
-        try:
-            return KafkaConsumer(
-                bootstrap_servers=self.bootstrap,
-                client_id="cdp-profile-reader",
-                group_id=None,
-                enable_auto_commit=False,
-                auto_offset_reset="earliest",
-                allow_auto_create_topics=False,
-                # A broker may hold a fetch this long when there is nothing new;
-                # it bounds how late an update is seen (default 500 ms).
-                fetch_max_wait_ms=self.poll_ms,
-            )
-        except KafkaError as error:
-            raise LogUnavailableError(
+        return open_consumer(
+            self.bootstrap,
+            client_id="cdp-profile-reader",
+            unreachable=lambda error: LogUnavailableError(
                 f"Kafka broker {self.bootstrap} is unreachable: {error}"
-            ) from None
+            ),
+            # A broker may hold a fetch this long when there is nothing new;
+            # it bounds how late an update is seen (default 500 ms).
+            fetch_max_wait_ms=self.poll_ms,
+        )
 
     def _assign(self, consumer: Any, assigned: set[Any]) -> set[Any]:
         from kafka import TopicPartition  # noqa: PLC0415
 
         wanted = {
             TopicPartition(topic, p)
-            for topic in (self.topics.profiles, self.topics.assignments, self.topics.merges)
+            for topic in (
+                self.topics.profiles,
+                self.topics.assignments,
+                self.topics.merges,
+                self.topics.log,
+            )
             for p in consumer.partitions_for_topic(topic) or ()
         }
         if wanted != assigned:
@@ -290,7 +262,7 @@ class ProfileReader:
                 if now - rescanned >= self.rescan_seconds or not assigned:
                     assigned, target = self._assign(consumer, assigned), None
                     rescanned = now
-        except BaseException as error:  # reported to every caller of lookup()
+        except BaseException as error:  # reported to every caller of find()
             self._error = error
         finally:
             with contextlib.suppress(Exception):
@@ -315,6 +287,8 @@ class ProfileReader:
                     self._apply_profile(message)
                 elif topic == self.topics.assignments:
                     self._apply_assignment(message)
+                elif topic == self.topics.log:
+                    self._events.add(message)
                 elif message.value is not None:
                     self._apply_merge(orjson.loads(message.value))
 
@@ -356,4 +330,6 @@ class ProfileReader:
             return
         loser, survivor = str(body["from_customer"]), str(body["into_customer"])
         self._merged_into.setdefault(loser, survivor)
-        self._merges.setdefault(survivor, []).append(body)
+        # The merge's own fields, as every mode lists them (not the topic's ``kind``).
+        merge = {name: body.get(name) for name in MERGE_FIELDS}
+        self._merges.setdefault(survivor, []).append(merge)

@@ -1,12 +1,15 @@
 """Read the distributed result back: profiles, identities and merges as plain dicts.
 
+A test and bench helper (the worker tests in tests/integration/kafka and
+``python -m bench.worker``), not part of the platform.
+
 ``read(bootstrap, settings)`` consumes ``cdp.profiles``,
 ``cdp.identity.assignments`` and ``cdp.identity.merges`` from the beginning to
 their current end (kafka-python, no consumer group, nothing committed) and
 returns what the embedded runtime keeps in its ``customers`` and
 ``identity_graph`` tables, so tests and tools can compare the two runtimes:
 
-- ``profiles``: customer id → the snapshot row (``cdp.adapters.duckdb.store.customer_row``
+- ``profiles``: customer id → the snapshot row (``cdp.runtime.customer.customer_row``
   columns; ``profile_state``/``lead_state`` are the exact fold states as JSON);
 - ``identity_rows``: the identity graph's rows (``IdentityGraph.to_rows()``
   order and shape);
@@ -28,9 +31,10 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from cdp.adapters.duckdb import store
 from cdp.adapters.kafka import topics as kafka_topics
+from cdp.adapters.kafka.consumers import known_ends, open_consumer
 from cdp.errors import NotFoundError
+from cdp.runtime import customer
 from projections import identity
 from streams import messages
 
@@ -59,7 +63,7 @@ class DistributedState:
 def comparable(row: Mapping[str, Any]) -> dict[str, Any]:
     """What two runtimes must agree on for one customer: the exact fold states, score and stage.
 
-    ``row`` is a customers-table row (``cdp.adapters.duckdb.store.customer_row``), embedded or published."""
+    ``row`` is a customers-table row (``cdp.runtime.customer.customer_row``), embedded or published."""
     return {
         "profile_state": orjson.loads(row["profile_state"]),
         "lead_state": orjson.loads(row["lead_state"]),
@@ -72,7 +76,7 @@ def embedded_profiles(runtime: EmbeddedRuntime) -> dict[str, dict[str, Any]]:
     """customer id → ``comparable(row)``, as the embedded runtime has it."""
     rules = runtime.config.scoring
     return {
-        c: comparable(store.customer_row(c, runtime.profiles[c], runtime.leads[c], rules))
+        c: comparable(customer.customer_row(c, runtime.profiles[c], runtime.leads[c], rules))
         for c in runtime.profiles
     }
 
@@ -86,13 +90,10 @@ class Follower:
     """
 
     def __init__(self, bootstrap: str, prefix: str = kafka_topics.DEFAULT_PREFIX) -> None:
-        from kafka import KafkaConsumer, TopicPartition  # noqa: PLC0415
+        from kafka import TopicPartition  # noqa: PLC0415
 
-        self._consumer = KafkaConsumer(
-            bootstrap_servers=bootstrap,
-            enable_auto_commit=False,
-            request_timeout_ms=15_000,
-            max_partition_fetch_bytes=8 * 1024 * 1024,
+        self._consumer = open_consumer(
+            bootstrap, request_timeout_ms=15_000, max_partition_fetch_bytes=8 * 1024 * 1024
         )
         self._topics = {
             prefix + kafka_topics.PROFILES: self._profile,
@@ -208,11 +209,9 @@ class Parity:
 
 def records(bootstrap: str, topic: str, timeout: float) -> Iterator[Any]:
     """Every record of ``topic`` (all partitions) up to its end at the time of the call."""
-    from kafka import KafkaConsumer, TopicPartition  # noqa: PLC0415
+    from kafka import TopicPartition  # noqa: PLC0415
 
-    consumer = KafkaConsumer(
-        bootstrap_servers=bootstrap, enable_auto_commit=False, request_timeout_ms=15_000
-    )
+    consumer = open_consumer(bootstrap, request_timeout_ms=15_000)
     try:
         partitions = consumer.partitions_for_topic(topic) or set()
         tps = [TopicPartition(topic, p) for p in sorted(partitions)]
@@ -231,8 +230,8 @@ _MAX_RECORDS = 50_000
 
 def _to_end(consumer: Any, tps: list[Any], timeout: float) -> Iterator[tuple[Any, list[Any]]]:
     """(partition, records) batches until every partition in ``tps`` reaches its end
-    offset as of the call, or ``timeout`` seconds pass."""
-    ends = consumer.end_offsets(tps)
+    as of the call (``known_ends``), or ``timeout`` seconds pass."""
+    ends = known_ends(consumer, tps)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if all(consumer.position(tp) >= ends[tp] for tp in tps):

@@ -28,11 +28,18 @@ from fastapi.responses import JSONResponse, Response
 from cdp.errors import AuthError
 from cdp.http import cors
 from cdp.http.errors import error_response
+from cdp.http.intake import read_body
 from cdp.ports.log import Record
 from cdp.runtime.writer import Backpressure
 from cdp.services import collector
 from cdp.services.sources import SourceRegistry
-from connectors.sources import snowplow
+from connectors.sources.snowplow import payload
+from connectors.sources.snowplow.protocol import (
+    PIXEL_ENDPOINT,
+    POST_ENDPOINT,
+    PayloadRejected,
+    Problem,
+)
 
 POST_PATH: Final = "/com.snowplowanalytics.snowplow/tp2"
 PIXEL_PATH: Final = "/i"
@@ -40,8 +47,6 @@ PIXEL_PATH: Final = "/i"
 PIXEL_GIF: Final = bytes.fromhex(
     "47494638396101000100800000000000ffffff21f90401000000002c00000000010001000002024401003b"
 )
-POST_ENDPOINT: Final = "snowplow:tp2"
-PIXEL_ENDPOINT: Final = "snowplow:i"
 
 Submit = Callable[[list[Record]], Awaitable[Any]]
 DeadLetter = Callable[[str, str, str, bytes, datetime], Awaitable[None]]
@@ -54,7 +59,7 @@ class _Refused(Exception):
         self.response = response
 
 
-def _problems(error: snowplow.PayloadRejected) -> list[dict[str, Any]]:
+def _problems(error: PayloadRejected) -> list[dict[str, Any]]:
     return [p.as_dict() for p in error.problems]
 
 
@@ -67,7 +72,7 @@ def _records(
     fields first) is named by the tracker item and the Segment field.
     """
     records: list[Record] = []
-    problems: list[snowplow.Problem] = []
+    problems: list[Problem] = []
     for index, (event, source) in enumerate(zip(events, sources, strict=True)):
         try:
             records.extend(
@@ -76,11 +81,11 @@ def _records(
         except collector.RequestRejected as error:
             item = where.format(index=index)
             problems.extend(
-                snowplow.Problem(item, f"as Segment {p.field or 'event'}: {p.reason}")
+                Problem(item, f"as Segment {p.field or 'event'}: {p.reason}")
                 for p in error.problems
             )
     if problems:
-        raise snowplow.PayloadRejected(problems)
+        raise PayloadRejected(problems)
     return records
 
 
@@ -112,17 +117,17 @@ def install(app: FastAPI, sources: SourceRegistry, submit: Submit, dead_letter: 
     async def post(request: Request) -> Response:
         received_at = datetime.now(UTC)
         try:
-            raw = await _read_body(request, collector.MAX_REQUEST_BYTES)
+            raw = await read_body(request, collector.MAX_REQUEST_BYTES)
             body = collector.decompress(raw, request.headers.get("content-encoding"))
         except collector.RequestRejected as error:
             return error_response(error.status, str(error))
-        parse_error: snowplow.PayloadRejected | None = None
+        parse_error: PayloadRejected | None = None
         items: list[Any] = []
         try:
-            items = snowplow.payload_items(body)
-            app_ids = snowplow.app_ids(items)
-        except snowplow.PayloadRejected as error:
-            parse_error, app_ids = error, snowplow.loose_app_ids(body)
+            items = payload.payload_items(body)
+            app_ids = payload.app_ids(items)
+        except PayloadRejected as error:
+            parse_error, app_ids = error, payload.loose_app_ids(body)
         try:
             # Every app id in the request must be known before anything is kept.
             if not app_ids:
@@ -134,11 +139,11 @@ def install(app: FastAPI, sources: SourceRegistry, submit: Submit, dead_letter: 
         try:
             if parse_error is not None:
                 raise parse_error
-            events = snowplow.to_events(items)
+            events = payload.to_events(items)
             # Each item is mapped only when its aid was a string, so it is known.
             item_sources = [owners[item["aid"]] for item in items]
             records = _records(events, item_sources, received_at, "data[{index}]")
-        except snowplow.PayloadRejected as error:
+        except PayloadRejected as error:
             await dead_letter(first, POST_ENDPOINT, str(error), body, received_at)
             return error_response(400, str(error), errors=_problems(error))
         return await store(records) or JSONResponse({"success": True, "events": len(records)})
@@ -158,9 +163,9 @@ def install(app: FastAPI, sources: SourceRegistry, submit: Submit, dead_letter: 
         except _Refused as refused:
             return refused.response
         try:
-            event = snowplow.query_event(params)
+            event = payload.query_event(params)
             records = _records([event], [source], received_at, "")
-        except snowplow.PayloadRejected as error:
+        except PayloadRejected as error:
             query = request.url.query.encode()
             await dead_letter(source, PIXEL_ENDPOINT, str(error), query, received_at)
             return error_response(400, str(error), errors=_problems(error))
@@ -176,21 +181,3 @@ def install(app: FastAPI, sources: SourceRegistry, submit: Submit, dead_letter: 
     )
     app.post(POST_PATH, tags=["snowplow"], name="snowplow_tp2")(post)
     app.get(PIXEL_PATH, tags=["snowplow"], name="snowplow_pixel")(pixel)
-
-
-async def _read_body(request: Request, limit: int) -> bytes:
-    """The raw body, refusing more than ``limit`` bytes on the wire (413)."""
-    too_large = collector.RequestRejected(
-        [collector.Problem(None, "", f"request is over the {limit // 1024} KB limit")], 413
-    )
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise too_large
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise too_large
-        chunks.append(chunk)
-    return b"".join(chunks)

@@ -4,8 +4,21 @@ Folding a batch event by event into frozen states would copy the profile once
 per event. The builder instead takes the ``State`` it starts from, copies each
 of its maps the first time an event writes to it (``Thawed``) and mutates the
 copies in place; ``fold`` builds one new ``State`` from ``values`` at the end
-of the batch. The merge rules are those of ``projections.profile.combine``,
-inlined where an event writes one record at a time.
+of the batch.
+
+The merge rules are those of ``projections.profile.fold.combine``. Orders,
+SNS accounts and tickets go through the records' own ``merge``, the survey
+NPS through ``later_or_none`` and the contact horizon through
+``recent_contacts`` (shared with ``combine``). The rules an event applies
+most often are inlined instead, because a call per event would cost a
+measurable share of the fold: last-writer-wins (``_put``, ``last_page``, as
+``lww.beats``), ``Touches.merge`` (``_touch``), ``EmailStats.merge``
+(``_email``), first/last seen (``earliest``/``latest``) and group joins
+(``merge_earliest``). What binds each inlined copy to its rule is the
+property test ``test_combine_equals_folding_the_union`` in
+tests/unit/test_profile_properties.py (``combine`` of two folds equals the
+fold of all the events, over histories that hold every event kind), with
+``test_folding_in_two_halves_equals_folding_at_once`` beside it.
 
 Who acted decides where an event's time goes (``projections.outbound``): the
 customer's own events move ``first_seen``/``last_seen``, the shop's contacts
@@ -16,10 +29,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from datetime import UTC, date, datetime, timedelta
-from typing import TYPE_CHECKING, Any, Final, Generic, Protocol, Self, TypeVar, overload
+from typing import Any, Final, Generic, Protocol, Self, TypeVar, overload
 
-from projections._lww import Lww, later_or_none
-from projections._profile_parts import (
+from projections.outbound import CONTACT_EVENTS, CONTACT_HORIZON_DAYS, SHOP_EVENTS
+from projections.profile.lww import Lww, later_or_none
+from projections.profile.parts import (
     CampaignKey,
     EmailStats,
     Order,
@@ -33,7 +47,7 @@ from projections._profile_parts import (
     TicketStatus,
     Touches,
 )
-from projections.outbound import CONTACT_EVENTS, CONTACT_HORIZON_DAYS, SHOP_EVENTS
+from projections.profile.state import State, TraitValue
 from schemas import (
     Alias,
     AnyEvent,
@@ -59,9 +73,6 @@ from schemas import (
     Traits,
 )
 from schemas.crm import EmailProps, MessageProps, TicketProps
-
-if TYPE_CHECKING:  # profile imports this module; the State type is only for annotations
-    from projections.profile import State, TraitValue
 
 #: ``Address`` fields → trait name; ``state`` holds the prefecture in Japan.
 ADDRESS_TRAITS: Final[dict[str, str]] = {
@@ -125,7 +136,7 @@ def _touch(touches: dict[_K, Touches], key: _K, at: datetime) -> None:
     old = touches.get(key)
     if old is None:
         touches[key] = _new_tuple(Touches, (1, at, at))
-    else:  # Touches.merge inlined: this runs for every product view
+    else:  # Touches.merge inlined (see the module doc): this runs for every product view
         first = old.first_at if old.first_at <= at else at
         last = old.last_at if old.last_at >= at else at
         touches[key] = _new_tuple(Touches, (old.times + 1, first, last))
@@ -315,7 +326,7 @@ class Builder:
         old = emails.get(props.campaign_id)
         if old is None:
             emails[props.campaign_id] = EmailStats(delivered, opened, clicked, at, variant)
-        else:  # EmailStats.merge inlined: email events are many
+        else:  # EmailStats.merge inlined (see the module doc): email events are many
             emails[props.campaign_id] = EmailStats(
                 old.delivered + delivered,
                 old.opened + opened,

@@ -14,7 +14,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, Literal, NamedTuple, TypeVar
 
-from projections._lww import Lww, earliest, from_iso, iso, later, later_or_none, latest
+from projections.profile.lww import Lww, earliest, from_iso, iso, later, later_or_none, latest
 
 T = TypeVar("T")
 Json = dict[str, Any]

@@ -1,230 +1,31 @@
-"""The identity graph: which customer each identifier belongs to.
+"""The union-find of the identity graph: ``IdentityGraph`` and ``apply``.
 
-A union-find over identifier keys (``kind:value``, see ``schemas.identifiers``)
-folded over the log in order. Each event's identifiers are linked into one
-customer unless a merge rule refuses the link:
-
-- junk values (``"null"``, ``"0"``, test addresses, ...) never become
-  identifiers, so they never link anything;
-- two different user ids are never merged automatically (not even by an
-  ``alias`` between two known user ids);
-- a customer holds at most ``Rules.max_anonymous_ids`` anonymous ids.
-
-Every merge and every refusal names the event that caused it (``Merge``,
-``Rejection``), so any customer can be explained from the log. Customer ids
-are derived from the first identifier they were created from, and the survivor
-of a merge is the customer created earlier, so replaying the log gives the same
-ids, merges and rejections.
-
-Deviation from the house style (frozen ``State`` + ``apply -> State``): the
-graph is global, millions of identifiers, and copying it per event is out of
-the question. ``IdentityGraph`` therefore owns mutable dicts, and ``apply`` is
-the only thing that mutates them; it returns a ``Resolution`` describing what it
-did. ``take_changes`` hands the runtime what changed since the last call for
-incremental persistence; ``to_rows``/``from_rows`` snapshot and restore.
-Still pure: no I/O, no clock, no globals.
+Customer ids are derived from the first identifier they were created from,
+and the survivor of a merge is the customer created earlier, so replaying the
+log gives the same ids, merges and rejections. See ``projections.identity``
+for why the graph is mutable.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
-from datetime import datetime
+from collections.abc import Iterable, Iterator
 from typing import Final
 
-from schemas.context import Traits
-from schemas.crm import FormSubmitted, MessageReceived, MessageSent
-from schemas.envelope import Alias, Identify
+from projections.identity.extract import ANON_KEY, USER_KEY, identifiers_of
+from projections.identity.records import (
+    Changes,
+    Merge,
+    Rejection,
+    Resolution,
+    Row,
+    _resolution,
+)
+from projections.identity.rules import DEFAULT_RULES, Rules
+from schemas.envelope import Alias
 from schemas.events import AnyEvent
-from schemas.identifiers import normalise
 
-_USER: Final = "user_id:"
-_ANON: Final = "anonymous_id:"
-_CHANNEL_TRAITS: Final = (
-    ("line", "line_user_id"),
-    ("x", "x_user_id"),
-    ("instagram", "instagram_user_id"),
-)
 _NONE: Final[tuple[()]] = ()
-_LINKING: Final[frozenset[type]] = frozenset(
-    {Identify, Alias, FormSubmitted, MessageReceived, MessageSent}
-)
-
-Row = tuple[str, str, int, str]
-"""A snapshot row; its columns are named by ``ROW_COLUMNS``."""
-
-ROW_COLUMNS: Final = ("identifier", "customer_id", "seq", "merged_into")
-"""Two kinds of row share one shape (str/int only, for JSON and DuckDB):
-``(identifier, customer_id, seq, "")`` places an identifier in a live customer;
-``("", customer_id, seq, merged_into)`` records a merged-away customer.
-``seq`` is the customer's creation sequence number."""
-
-
-@dataclass(frozen=True, slots=True)
-class Rules:
-    """Merge rules."""
-
-    max_anonymous_ids: int = 50
-    """Cap of anonymous ids per customer: a shared device or a bot must not
-    swallow everyone who ever used it."""
-
-    def __post_init__(self) -> None:
-        if self.max_anonymous_ids < 1:
-            raise ValueError(f"max_anonymous_ids must be at least 1, not {self.max_anonymous_ids}")
-
-
-@dataclass(frozen=True, slots=True)
-class Merge:
-    """Customer ``from_customer`` was folded into ``into_customer`` by an event."""
-
-    from_customer: str
-    into_customer: str
-    reason: str
-    via: str
-    """The identifier key that joined them."""
-    message_id: str
-    offset: int
-    at: datetime
-    """Event time of the event that caused the merge."""
-
-
-@dataclass(frozen=True, slots=True)
-class Rejection:
-    """A link the rules refused: ``identifier`` did not join ``customer_id``."""
-
-    customer_id: str
-    identifier: str
-    reason: str
-    message_id: str
-    offset: int
-    at: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class Resolution:
-    """What ``apply`` decided for one event."""
-
-    customer_id: str | None
-    """The event's customer after all merges; ``None`` when it carries no usable identifier."""
-    merges: tuple[Merge, ...]
-    rejections: tuple[Rejection, ...]
-    created: bool
-    """A new customer was created by this event."""
-
-
-# A frozen dataclass's __init__ sets each field through object.__setattr__,
-# which costs more than the rest of apply() for an event whose identifiers are
-# all known. The slot descriptors build the same object in half the time.
-_SET_RESOLUTION: Final = tuple(
-    Resolution.__dict__[name].__set__ for name in ("customer_id", "merges", "rejections", "created")
-)
-
-
-def _resolution(
-    customer_id: str | None,
-    merges: tuple[Merge, ...],
-    rejections: tuple[Rejection, ...],
-    created: bool,
-) -> Resolution:
-    """``Resolution(customer_id, merges, rejections, created)``, faster."""
-    resolution = object.__new__(Resolution)
-    set_customer, set_merges, set_rejections, set_created = _SET_RESOLUTION
-    set_customer(resolution, customer_id)
-    set_merges(resolution, merges)
-    set_rejections(resolution, rejections)
-    set_created(resolution, created)
-    return resolution
-
-
-@dataclass(frozen=True, slots=True)
-class Changes:
-    """What changed in a graph since the previous ``take_changes``."""
-
-    identifiers: tuple[str, ...]
-    """Identifier keys (sorted) that are new or now belong to another customer."""
-    merged_away: tuple[str, ...]
-    """Customer ids merged into another, in merge order."""
-    merges: tuple[Merge, ...]
-    rejections: tuple[Rejection, ...]
-    rows: tuple[Row, ...]
-    """Rows to upsert (key: ``identifier``, or ``customer_id`` when that is
-    empty) so that a stored snapshot equals ``to_rows()`` again."""
-
-
-def _add(keys: list[str], kind: str, value: object) -> None:
-    if value is not None:
-        normal = normalise(kind, value)
-        if normal is not None:
-            k = f"{kind}:{normal}"  # schemas.identifiers.key, inlined: hot path
-            if k not in keys:
-                keys.append(k)
-
-
-def identifiers_of(event: AnyEvent, known: Callable[[str], bool] | None = None) -> tuple[str, ...]:
-    """The usable identifier keys ``event`` carries, deduplicated, in priority order.
-
-    Priority: user_id, email, phone, line, x, instagram, anonymous_id. Sources
-    are ``userId``/``anonymousId``, identify traits and ``context.traits``
-    (email, phone, ``line_user_id``/``x_user_id``/``instagram_user_id``), the
-    channel user of Message Received/Sent, and email/phone fields of Form
-    Submitted. An alias's ``previousId`` is a user id when ``known`` says the
-    graph knows ``user_id:<previousId>``, else an anonymous id (Segment's usual
-    case). Junk values are dropped. Group traits describe the group, not the
-    person, and are ignored.
-    """
-    user, anonymous = event.user_id, event.anonymous_id
-    # Most events (track, page, screen, ...) carry only the envelope's ids: a
-    # short path for them keeps apply() cheap. Exact types: no subclasses exist.
-    if event.context.traits is None and type(event) not in _LINKING:
-        user = None if user is None else normalise("user_id", user)
-        anonymous = None if anonymous is None else normalise("anonymous_id", anonymous)
-        if user is None:
-            return _NONE if anonymous is None else (_ANON + anonymous,)
-        return (_USER + user,) if anonymous is None else (_USER + user, _ANON + anonymous)
-    return _linking_identifiers(event, known)
-
-
-def _linking_identifiers(event: AnyEvent, known: Callable[[str], bool] | None) -> tuple[str, ...]:
-    keys: list[str] = []
-    _add(keys, "user_id", event.user_id)
-    previous: str | None = None
-    if isinstance(event, Alias):
-        previous = normalise("user_id", event.previous_id)
-        if previous is not None and keys and keys[0] == _USER + previous:
-            previous = None  # an alias of itself links nothing
-        elif previous is not None and known is not None and known(_USER + previous):
-            _add(keys, "user_id", previous)
-            previous = None
-    traits: tuple[Traits, ...] = ()
-    if isinstance(event, Identify):
-        traits = (event.traits,)
-    context_traits = event.context.traits
-    if context_traits is not None:
-        traits = (*traits, context_traits)
-    form = event.properties.fields if isinstance(event, FormSubmitted) else None
-    for t in traits:
-        _add(keys, "email", t.email)
-    if form:
-        _add(keys, "email", form.get("email"))
-    for t in traits:
-        _add(keys, "phone", t.phone)
-    if form:
-        _add(keys, "phone", form.get("phone"))
-    channel = event.properties if isinstance(event, MessageReceived | MessageSent) else None
-    extras = [t.model_extra for t in traits if t.model_extra]
-    if extras:
-        for kind, trait in _CHANNEL_TRAITS:
-            if channel is not None and channel.channel == kind:
-                _add(keys, kind, channel.channel_user_id)
-            for extra in extras:
-                _add(keys, kind, extra.get(trait))
-    elif channel is not None:
-        _add(keys, channel.channel, channel.channel_user_id)
-    if previous is not None:
-        _add(keys, "anonymous_id", previous)
-    _add(keys, "anonymous_id", event.anonymous_id)
-    return tuple(keys)
 
 
 def customer_id_for(identifier: str) -> str:
@@ -254,7 +55,7 @@ class IdentityGraph:
         "rules",
     )
 
-    def __init__(self, rules: Rules = Rules()) -> None:
+    def __init__(self, rules: Rules = DEFAULT_RULES) -> None:
         self.rules: Final = rules
         self._owner: dict[str, str] = {}  # identifier key -> live customer id
         self._members: dict[str, list[str]] = {}  # live customer -> keys; creation order
@@ -315,7 +116,7 @@ class IdentityGraph:
         return rows
 
     @classmethod
-    def from_rows(cls, rows: Iterable[Row], rules: Rules = Rules()) -> IdentityGraph:
+    def from_rows(cls, rows: Iterable[Row], rules: Rules = DEFAULT_RULES) -> IdentityGraph:
         """The graph ``to_rows`` (or accumulated ``Changes.rows``) describe.
 
         Raises ``ValueError`` naming the offending row when the rows are not a
@@ -337,9 +138,9 @@ class IdentityGraph:
             owner[identifier] = customer
             members.setdefault(customer, []).append(identifier)
             graph._anon.setdefault(customer, 0)
-            if identifier.startswith(_ANON):
+            if identifier.startswith(ANON_KEY):
                 graph._anon[customer] += 1
-            elif identifier.startswith(_USER):
+            elif identifier.startswith(USER_KEY):
                 if customer in graph._user:
                     raise ValueError(f"customer {customer!r} has two user ids: {row!r}")
                 graph._user[customer] = identifier
@@ -354,7 +155,7 @@ class IdentityGraph:
     def _apply(self, keys: tuple[str, ...], event: AnyEvent, offset: int) -> Resolution:
         owner, users = self._owner, self._user
         first = keys[0]
-        event_user = first if first.startswith(_USER) else None
+        event_user = first if first.startswith(USER_KEY) else None
         # The primary is the first known customer that can take the event's user id.
         primary: str | None = None
         for k in keys:
@@ -402,8 +203,8 @@ class IdentityGraph:
             customer = f"{base}_{n}"
         self._seq[customer] = len(self._seq)
         self._members[customer] = [first]
-        self._anon[customer] = 1 if first.startswith(_ANON) else 0
-        if first.startswith(_USER):
+        self._anon[customer] = 1 if first.startswith(ANON_KEY) else 0
+        if first.startswith(USER_KEY):
             self._user[customer] = first
         self._owner[first] = customer
         self._changed.add(first)
@@ -411,11 +212,11 @@ class IdentityGraph:
 
     def _attach(self, customer: str, identifier: str) -> str | None:
         """Attach an unknown identifier, or say why not."""
-        if identifier.startswith(_ANON):
+        if identifier.startswith(ANON_KEY):
             if self._anon[customer] >= self.rules.max_anonymous_ids:
                 return f"anonymous id cap ({self.rules.max_anonymous_ids}) reached"
             self._anon[customer] += 1
-        elif identifier.startswith(_USER):
+        elif identifier.startswith(USER_KEY):
             current = self._user.get(customer)
             if current is not None:
                 return f"conflicting user ids: {current} vs {identifier}"
