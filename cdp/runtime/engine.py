@@ -17,7 +17,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from types import TracebackType
 from typing import cast
 
 import duckdb
@@ -25,6 +24,7 @@ import duckdb
 from cdp.adapters.duckdb import store, views
 from cdp.adapters.duckdb.log import DuckDBEventLog
 from cdp.adapters.socket import client as local_client
+from cdp.closing import Closing
 from cdp.config import Settings, duckdb_memory_limit
 from cdp.errors import LogUnavailableError
 from cdp.ports.log import AppendResult, Record
@@ -83,7 +83,7 @@ def _raise_if_served(settings: Settings) -> None:
         )
 
 
-class Engine:
+class Engine(Closing):
     """Event log + projections of one data directory, opened for writing."""
 
     def __init__(
@@ -182,14 +182,3 @@ class Engine:
             self.checkpoint()
         finally:
             self.con.close()
-
-    def __enter__(self) -> Engine:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()

@@ -16,9 +16,9 @@ import duckdb
 
 from cdp.adapters.archive.layout import EVENTS, resolve
 from cdp.adapters.archive.manifest import Manifest
-from cdp.errors import ArchiveError, LogCorruptError
+from cdp.adapters.duckdb.log import decode_rows
+from cdp.errors import ArchiveError
 from cdp.ports.log import AppendResult, Record, StoredEvent
-from schemas import EventValidationError, decode_stored
 
 
 class ArchiveEventLog:
@@ -58,14 +58,7 @@ class ArchiveEventLog:
                     'WHERE "offset" >= ? AND "offset" < ? AND duplicate_of IS NULL ORDER BY "offset"',
                     [files, position, upper],
                 ).fetchall()
-                batch = []
-                for offset, payload in rows:
-                    try:
-                        batch.append(StoredEvent(int(offset), decode_stored(payload)))
-                    except EventValidationError as error:
-                        raise LogCorruptError(
-                            f"archived event at offset {offset} in {self.root}: {error}"
-                        ) from None
+                batch = decode_rows(rows, f"archived event in {self.root}")
                 if batch:
                     yield batch
             position = upper

@@ -22,7 +22,6 @@ statements (DuckDB could otherwise ``COPY`` over an allowed file).
 from __future__ import annotations
 
 from pathlib import Path
-from types import TracebackType
 
 import duckdb
 
@@ -30,6 +29,7 @@ from cdp.adapters.archive.layout import ASSIGNMENTS, EVENTS, MERGES, PROFILES, r
 from cdp.adapters.archive.manifest import Manifest
 from cdp.adapters.duckdb import store, views
 from cdp.adapters.duckdb.log import EVENT_LOG_DDL
+from cdp.closing import Closing
 from cdp.errors import QueryError
 from cdp.services.query import QueryResult, run_sql
 from projections import lead_score
@@ -73,7 +73,7 @@ def _latest(files: list[Path]) -> str:
         WHERE value IS NOT NULL)"""
 
 
-class ArchiveSession:
+class ArchiveSession(Closing):
     """A read-only DuckDB session over an archive directory."""
 
     def __init__(self, root: Path, con: duckdb.DuckDBPyConnection, manifest: Manifest) -> None:
@@ -120,17 +120,6 @@ class ArchiveSession:
     def close(self) -> None:
         """Release the DuckDB session."""
         self.con.close()
-
-    def __enter__(self) -> ArchiveSession:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 def _build(

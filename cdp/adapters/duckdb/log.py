@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 import duckdb
 import pyarrow as pa
@@ -78,6 +79,18 @@ def message_hash(message_id: str) -> int:
     """Signed 64-bit blake2b of a messageId (stable across processes, unlike hash())."""
     digest = hashlib.blake2b(message_id.encode(), digest_size=8).digest()
     return int.from_bytes(digest, "little", signed=True)
+
+
+def decode_rows(rows: Sequence[tuple[Any, Any]], what: str) -> list[StoredEvent]:
+    """``(offset, payload bytes)`` rows as stored events; a payload that no longer
+    decodes is a ``LogCorruptError`` naming ``what`` and its offset."""
+    batch = []
+    for offset, payload in rows:
+        try:
+            batch.append(StoredEvent(int(offset), decode_stored(payload)))
+        except EventValidationError as error:
+            raise LogCorruptError(f"{what} at offset {offset}: {error}") from None
+    return batch
 
 
 class DuckDBEventLog:
@@ -195,12 +208,7 @@ class DuckDBEventLog:
                 'WHERE "offset" >= ? AND "offset" < ? ORDER BY "offset"',
                 [position, upper],
             ).fetchall()
-            batch = []
-            for offset, payload in rows:
-                try:
-                    batch.append(StoredEvent(int(offset), decode_stored(payload)))
-                except EventValidationError as error:
-                    raise LogCorruptError(f"stored event at offset {offset}: {error}") from None
+            batch = decode_rows(rows, "stored event")
             if batch:
                 yield batch
             position = upper

@@ -41,7 +41,15 @@ from typing import Any
 
 import orjson
 
+from cdp.adapters.kafka.consumers import known_ends, open_consumer
 from cdp.adapters.kafka.recent import RecentEvents
+from cdp.adapters.kafka.topics import (
+    DEFAULT_PREFIX,
+    IDENTITY_ASSIGNMENTS,
+    IDENTITY_MERGES,
+    LOG,
+    PROFILES,
+)
 from cdp.errors import LogUnavailableError, NotFoundError
 from cdp.read.keys import CUSTOMER_PREFIX, no_profile, not_found
 from cdp.read.merges import merge_chain, survivor
@@ -53,19 +61,16 @@ MERGE_FIELDS = ("from_customer", "into_customer", "via", "reason", "message_id",
 class ProfileTopics:
     """The four topics the follower reads (the defaults are the decided names)."""
 
-    profiles: str = "cdp.profiles"
-    assignments: str = "cdp.identity.assignments"
-    merges: str = "cdp.identity.merges"
-    log: str = "cdp.log"
+    profiles: str = DEFAULT_PREFIX + PROFILES
+    assignments: str = DEFAULT_PREFIX + IDENTITY_ASSIGNMENTS
+    merges: str = DEFAULT_PREFIX + IDENTITY_MERGES
+    log: str = DEFAULT_PREFIX + LOG
 
     @classmethod
     def with_prefix(cls, prefix: str) -> ProfileTopics:
         """The topics under another prefix than ``cdp.`` (e.g. ``CDP_KAFKA_PREFIX``)."""
         return cls(
-            f"{prefix}profiles",
-            f"{prefix}identity.assignments",
-            f"{prefix}identity.merges",
-            f"{prefix}log",
+            prefix + PROFILES, prefix + IDENTITY_ASSIGNMENTS, prefix + IDENTITY_MERGES, prefix + LOG
         )
 
 
@@ -212,8 +217,6 @@ class TopicFollower:
 
     # ------------------------------------------------------------- following
     def _consumer(self) -> Any:
-        from cdp.adapters.kafka.consumers import open_consumer  # noqa: PLC0415
-
         return open_consumer(
             self.bootstrap,
             client_id="cdp-profile-reader",
@@ -256,7 +259,7 @@ class TopicFollower:
                     self._apply(tp.topic, messages)
                 now = time.monotonic()
                 if target is None:
-                    fence, target = now, self._ends(consumer, assigned)
+                    fence, target = now, known_ends(consumer, assigned)
                 if all(consumer.position(tp) >= end for tp, end in target.items()):
                     self._caught_up_since, target = fence, None
                 if now - rescanned >= self.rescan_seconds or not assigned:
@@ -267,17 +270,6 @@ class TopicFollower:
         finally:
             with contextlib.suppress(Exception):
                 consumer.close()
-
-    @staticmethod
-    def _ends(consumer: Any, assigned: set[Any]) -> dict[Any, int]:
-        """The end of every partition as the broker reports it *now* (after the fence).
-
-        Every record acknowledged before the fence is below these offsets. The
-        fetched high watermark is taken too, for brokers (tansu) whose end
-        offset stops at the first record of the last batch.
-        """
-        ends = consumer.end_offsets(list(assigned)) if assigned else {}
-        return {tp: max(ends.get(tp, 0), consumer.highwater(tp) or 0) for tp in assigned}
 
     def _apply(self, topic: str, messages: list[Any]) -> None:
         with self._lock:

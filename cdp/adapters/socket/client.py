@@ -20,7 +20,6 @@ import contextlib
 import socket
 from collections.abc import Sequence
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import duckdb
@@ -40,6 +39,7 @@ from cdp.adapters.socket.protocol import (
     write_frame,
     write_json,
 )
+from cdp.closing import Closing
 from cdp.errors import LogUnavailableError
 from cdp.ports.log import AppendResult, Record
 
@@ -60,7 +60,7 @@ def _quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-class RemoteConnection:
+class RemoteConnection(Closing):
     """A read connection to the database of a running ``cdp serve``.
 
     One socket and, on the server, one cursor: statements run in order, and a
@@ -176,17 +176,6 @@ class RemoteConnection:
         for closable in (self._rfile, self._wfile, self._sock):
             with contextlib.suppress(OSError):
                 closable.close()
-
-    def __enter__(self) -> RemoteConnection:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     # ------------------------------------------------------------- writing
     def append(self, records: Sequence[Record]) -> AppendResult:
