@@ -21,8 +21,6 @@ import re
 from functools import lru_cache
 from typing import Final, Literal, get_args
 
-import phonenumbers
-
 IdentifierKind = Literal["user_id", "anonymous_id", "email", "phone", "line", "x", "instagram"]
 IDENTIFIER_KINDS: Final[tuple[str, ...]] = get_args(IdentifierKind)
 
@@ -93,6 +91,10 @@ def normalise_email(value: str) -> str | None:
 @lru_cache(maxsize=262_144)
 def normalise_phone(value: str, region: str = DEFAULT_PHONE_REGION) -> str | None:
     """E.164 form (``+819012345678``) of a phone number, ``None`` if unparseable."""
+    # Imported on first use: loading its metadata costs ~20 ms, which every CLI
+    # command that only reads (``cdp status``, ``cdp sql``) would pay at start-up.
+    import phonenumbers  # noqa: PLC0415
+
     try:
         parsed = phonenumbers.parse(value, region)
     except phonenumbers.NumberParseException:

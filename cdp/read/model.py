@@ -50,6 +50,7 @@ from cdp.read.entry import (
     Version,
     attribute,
     event_json,
+    kept,
     merge_rings,
 )
 from cdp.read.keys import CUSTOMER_PREFIX
@@ -217,7 +218,7 @@ class ReadModel:
         into = self._merges_into
         if customer not in into:
             return _EMPTY
-        return dumps(merge_chain(customer, lambda c: into.get(c, ())))
+        return kept(dumps(merge_chain(customer, lambda c: into.get(c, ()))))
 
     def _entry(
         self,
@@ -239,8 +240,8 @@ class ReadModel:
         explain = None
         if state:
             data = orjson.loads(state)
-            explain = orjson.dumps([data["last_activity"], data["buckets"]])
-        return Entry(customer, identifiers, dumps(stored), facts, explain, merges, recent)
+            explain = kept(orjson.dumps([data["last_activity"], data["buckets"]]))
+        return Entry(customer, identifiers, kept(dumps(stored)), facts, explain, merges, recent)
 
     # --------------------------------------------------------------- updating
     def attach(self, runtime: Any, con: duckdb.DuckDBPyConnection) -> None:
@@ -337,7 +338,7 @@ class ReadModel:
             if customer in added or ring:
                 if old is not None and old.recent != _EMPTY:
                     ring.extend(orjson.loads(old.recent))
-                recent = dumps(merge_rings([ring, added.get(customer, [])]))
+                recent = kept(dumps(merge_rings([ring, added.get(customer, [])])))
             else:
                 recent = old.recent if old else _EMPTY
             stored_row = rows.get(customer)

@@ -27,7 +27,7 @@ from cdp.config import Settings
 from cdp.errors import LogUnavailableError, NotFoundError
 from cdp.read import lookup
 from cdp.read.answer import encode, profile_answer
-from cdp.read.entry import RING, Found, attribute, event_json, merge_rings
+from cdp.read.entry import RING, Found, attribute, event_json, kept, merge_rings
 from cdp.read.keys import no_profile, not_found, parse
 from cdp.read.model import ReadModel
 from cdp.read.sql import Source, SqlLookups
@@ -111,6 +111,7 @@ class ReadModelLookups(SqlLookups):
             return cached[3], identifier
         body = self._answer(model, found, identifier, recent, high)
         if high is not None:
+            body = kept(body)  # the cache holds up to CACHE_SIZE answers: no spare buffers
             with self._cache_lock:
                 self._cache[key] = (found.entry, found.version, high, body)
                 while len(self._cache) > CACHE_SIZE:

@@ -20,7 +20,7 @@ import duckdb
 import pyarrow as pa
 
 from cdp.read.answer import dumps
-from cdp.read.entry import ANON_PREFIX, RING, USER_PREFIX, event_json
+from cdp.read.entry import ANON_PREFIX, RING, USER_PREFIX, event_json, kept
 
 CHUNK = 10_000
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -92,7 +92,7 @@ def load_rings(con: duckdb.DuckDBPyConnection, next_offset: int, zone: tzinfo) -
     for batch in reader:
         for row in arrow_rows(batch, zone):
             rings[row["customer_id"]].append(event_json(row))
-    return {c: dumps(ring) for c, ring in rings.items()}
+    return {c: kept(dumps(ring)) for c, ring in rings.items()}
 
 
 def load_unowned(con: duckdb.DuckDBPyConnection, next_offset: int) -> set[str]:
