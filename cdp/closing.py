@@ -7,18 +7,21 @@ resource) and ``__exit__`` (closing it, whatever happened) once.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from types import TracebackType
 from typing import Self
 
 
-class Closing:
-    """Base of a resource released by ``close()``; ``with`` closes it on exit."""
+class Closing(ABC):
+    """Base of a resource released by ``close()``; ``with`` closes it on exit.
+
+    ``close`` is abstract: a subclass that forgets it cannot be instantiated."""
 
     __slots__ = ()
 
+    @abstractmethod
     def close(self) -> None:
-        """Release what the resource holds (subclasses implement)."""
-        raise NotImplementedError
+        """Release what the resource holds."""
 
     def __enter__(self) -> Self:
         return self
