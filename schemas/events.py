@@ -13,6 +13,7 @@ from typing import Annotated, Any, Final
 import orjson
 from pydantic import Discriminator, Tag, TypeAdapter, ValidationError
 
+from schemas.context import Context
 from schemas.crm import (
     TYPED_TRACKS,
     ConsentUpdated,
@@ -41,6 +42,7 @@ from schemas.envelope import (
     Track,
 )
 from schemas.errors import EventTooLargeError, EventValidationError, FieldProblem
+from schemas.stored import PartCache, with_parts
 from schemas.upcasters import upcast
 
 MAX_EVENT_BYTES: Final = 32 * 1024
@@ -241,9 +243,27 @@ def _as_formerly_accepted(raw: dict[str, Any]) -> dict[str, Any] | None:
     return out
 
 
+#: tag → the caches of its model-typed parts that repeat across events (see
+#: ``schemas.stored``): the context of every tag, the properties of typed tracks.
+_CONTEXTS: Final = PartCache(Context)
+_PARTS: Final[dict[str, dict[str, PartCache]]] = {
+    tag: {"context": _CONTEXTS}
+    | (
+        {"properties": PartCache(model.model_fields["properties"].annotation)}  # type: ignore[arg-type]  # a Props model
+        if tag in TYPED_EVENT_NAMES
+        else {}
+    )
+    for tag, model in {**GENERIC_MODELS, **TYPED_EVENT_NAMES}.items()
+}
+
+
 def decode_stored(data: bytes | str | dict[str, Any]) -> Envelope:
     """Decode an event as stored in the log (already stamped and size-checked),
     given as its bytes or already parsed.
+
+    Validated once, at the door: an event at its tag's current schema version
+    reuses the validated models of its parts seen before (``schemas.stored``),
+    giving exactly what validation gives; an older version is upcast first.
 
     The log is immutable, so events the door accepted under an older, laxer
     contract must still decode: a numeric id or a NUL in an id or name (refused
@@ -251,6 +271,14 @@ def decode_stored(data: bytes | str | dict[str, Any]) -> Envelope:
     replay gives the same answer it always gave.
     """
     raw = data if isinstance(data, dict) else orjson.loads(data)
+    if type(raw) is dict:
+        tag = tag_of(raw)
+        version = raw.get("schemaVersion", SCHEMA_VERSIONS.get(tag))  # type: ignore[arg-type]
+        if tag is not None and type(version) is int and version == SCHEMA_VERSIONS[tag]:
+            try:
+                return _ADAPTERS[tag].validate_python(with_parts(raw, _PARTS[tag]))
+            except ValidationError:
+                pass  # read below as before, with the errors as decode words them
     try:
         return decode(raw)
     except EventValidationError:
