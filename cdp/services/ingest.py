@@ -19,18 +19,26 @@ Every item's times are bounded against the moment of the import
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Generator, Iterable
+from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from itertools import chain, islice
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from cdp.ports.log import AppendResult, Record
 from cdp.runtime.bulk import paused_gc
-from schemas import EventValidationError, decode, dumps, loads, stamp
+from schemas import AnyEvent, EventValidationError, decode, decode_stored, dumps, loads, stamp
 from schemas.stamp import content_message_id, lacks_message_id
 from schemas.time_bounds import check_event_times
 
+if TYPE_CHECKING:
+    from cdp.services.validation_pool import Outcome
+
 MAX_REPORTED_ERRORS = 1_000
+POOL_AFTER: Final = 20_000
+"""Items an input must pass before ``ingest`` hands the rest to a validation pool
+(starting worker processes costs about a second; a small input never pays it)."""
 
 
 class Sink(Protocol):
@@ -92,16 +100,49 @@ class ContentIds:
         self._seen: set[int] = set()
         self._repeats: dict[int, int] = {}
 
+    def first(self, first_id: str) -> bool:
+        """Count an occurrence of the content whose first id is ``first_id``
+        (``content_message_id(raw)``); True if it is the first one, and then
+        that is its id. False: call ``message_id`` for the repeat's id."""
+        key = int(first_id[5:21], 16)  # 64 bits of the digest after "auto-"
+        if key in self._seen:
+            return False
+        self._seen.add(key)
+        return True
+
     def message_id(self, raw: dict[str, Any]) -> str:
         """The id of ``raw``, the next occurrence of its content in this input."""
         first = content_message_id(raw)
-        key = int(first[5:21], 16)  # 64 bits of the digest after "auto-"
-        if key not in self._seen:
-            self._seen.add(key)
+        if self.first(first):
             return first
+        key = int(first[5:21], 16)
         occurrence = self._repeats.get(key, 1) + 1
         self._repeats[key] = occurrence
         return content_message_id(raw, occurrence)
+
+
+def parsed_form(raw: bytes | str | dict[str, Any]) -> tuple[dict[str, Any], bytes | None]:
+    """An item parsed (size-checked), with the producer's bytes (``None`` for a dict)."""
+    if isinstance(raw, dict):
+        return raw, None
+    data_in = raw.encode() if isinstance(raw, str) else raw
+    return loads(data_in), data_in
+
+
+def checked(
+    parsed: dict[str, Any], data_in: bytes | None, received_at: datetime, message_id: str | None
+) -> tuple[AnyEvent, bytes]:
+    """Stamp and validate a parsed item: the event and the exact bytes to store.
+
+    ``EventValidationError`` if bad. The stored bytes are the producer's
+    (``data_in``) when stamping changed nothing, else the stamped form.
+    """
+    stamped = stamp(parsed, received_at, message_id)
+    event = decode(stamped)
+    check_event_times(event, received_at)
+    # Keep the producer's exact bytes when stamping changed nothing.
+    data = data_in if data_in is not None and stamped is parsed else dumps(stamped)
+    return event, data
 
 
 def to_record(
@@ -119,24 +160,18 @@ def to_record(
     its id from ``content_ids`` (its input's occurrence count), else the hash
     of its content alone.
     """
-    data_in: bytes | None = None
-    if isinstance(raw, dict):
-        parsed = raw
-    else:
-        data_in = raw.encode() if isinstance(raw, str) else raw
-        parsed = loads(data_in)
+    parsed, data_in = parsed_form(raw)
     if message_id is None and content_ids is not None and lacks_message_id(parsed):
         message_id = content_ids.message_id(parsed)
-    stamped = stamp(parsed, received_at, message_id)
-    event = decode(stamped)
-    check_event_times(event, received_at)
-    # Keep the producer's exact bytes when stamping changed nothing.
-    data = data_in if data_in is not None and stamped is parsed else dumps(stamped)
+    event, data = checked(parsed, data_in, received_at, message_id)
     return Record(event, data, source)
 
 
+Item = tuple[str, bytes | str | dict[str, Any]]
+
+
 def ingest(
-    items: Iterable[tuple[str, bytes | str | dict[str, Any]]],
+    items: Iterable[Item],
     sink: Sink,
     *,
     source: str | None = None,
@@ -144,6 +179,7 @@ def ingest(
     batch_size: int = 5_000,
     progress: Callable[[int], None] | None = None,
     on_reject: Callable[[str, bytes | str | dict[str, Any], str], None] | None = None,
+    workers: int | None = None,
 ) -> IngestReport:
     """Validate and append every item; return counts and per-item errors.
 
@@ -152,10 +188,15 @@ def ingest(
     reason)`` is told about every rejected item (to keep it as a dead letter).
     ``items`` is one file (or one bulk body): identical items without a
     ``messageId`` in it are told apart by their occurrence (``ContentIds``).
+
+    ``workers``: validation processes (``cdp.services.validation_pool``). By
+    default an input longer than ``POOL_AFTER`` items is validated on every
+    core past that point; ``1`` validates here only; ``n > 1`` starts ``n``
+    workers at once. The log, the report and the rejects are the same
+    either way: items are appended in input order, in the same batches.
     """
     now = received_at or datetime.now(UTC)
     report = IngestReport()
-    content_ids = ContentIds()
     batch: list[Record] = []
 
     def flush() -> None:
@@ -167,21 +208,80 @@ def ingest(
                 progress(len(batch))
             batch.clear()
 
-    with paused_gc():
-        for location, raw in items:
+    checked_items = _checked_items(items, now, source, workers)
+    # closing: an append that fails stops the pool's workers at once.
+    with paused_gc(), closing(checked_items):
+        for location, raw, result in checked_items:
             report.read += 1
-            try:
-                batch.append(to_record(raw, now, source, content_ids=content_ids))
-            except EventValidationError as error:
+            if isinstance(result, str):
                 report.rejected += 1
                 if len(report.errors) < MAX_REPORTED_ERRORS:
-                    report.errors.append(ItemError(location, str(error)))
+                    report.errors.append(ItemError(location, result))
                 if on_reject is not None:
-                    on_reject(location, raw, str(error))
+                    on_reject(location, raw, result)
                 if progress is not None:
                     progress(1)
                 continue
+            batch.append(result)
             if len(batch) >= batch_size:
                 flush()
         flush()
     return report
+
+
+def _checked_items(
+    items: Iterable[Item], now: datetime, source: str | None, workers: int | None
+) -> Generator[tuple[str, bytes | str | dict[str, Any], Record | str], None, None]:
+    """Every item with its record or its error message, in input order."""
+    # The pool module builds on this one (``checked``); imported when used.
+    from cdp.services.validation_pool import (  # noqa: PLC0415
+        CHUNK_ITEMS,
+        ValidationPool,
+        default_workers,
+    )
+
+    content_ids = ContentIds()
+    stream = iter(items)
+    count = default_workers() if workers is None else workers
+    # By default the first POOL_AFTER items are checked here, the rest by the pool.
+    here = None if count < 2 else POOL_AFTER if workers is None else 0
+    for location, raw in stream if here is None else islice(stream, here):
+        yield location, raw, _serial(raw, now, source, content_ids)
+    if here is None:
+        return
+    located = iter(lambda: list(islice(stream, CHUNK_ITEMS)), [])
+    first = next(located, None)
+    if first is None:  # nothing past the first items: no pool to start
+        return
+    chunks = ((chunk, [raw for _, raw in chunk]) for chunk in chain([first], located))
+    with ValidationPool(count) as pool:
+        for chunk, outcomes in pool.check(chunks, now):
+            for (location, raw), outcome in zip(chunk, outcomes, strict=True):
+                yield location, raw, _from_outcome(outcome, raw, now, source, content_ids)
+
+
+def _serial(
+    raw: bytes | str | dict[str, Any], now: datetime, source: str | None, content_ids: ContentIds
+) -> Record | str:
+    try:
+        return to_record(raw, now, source, content_ids=content_ids)
+    except EventValidationError as error:
+        return str(error)
+
+
+def _from_outcome(
+    outcome: Outcome,
+    raw: bytes | str | dict[str, Any],
+    now: datetime,
+    source: str | None,
+    content_ids: ContentIds,
+) -> Record | str:
+    """A worker's answer as the serial path's: the record (its event decoded from
+    the stored bytes), or the error message."""
+    if isinstance(outcome, tuple):
+        first_id, outcome = outcome
+        if not content_ids.first(first_id):  # a repeat: its id counts the ones before
+            return _serial(raw, now, source, content_ids)
+    if isinstance(outcome, str):
+        return outcome
+    return Record(decode_stored(outcome), outcome, source)
