@@ -1,4 +1,8 @@
-"""Segments: named, parameterised SQL over the ``profiles`` and ``events`` views.
+"""Segments: named, parameterised SQL over the ``profiles`` and ``facts`` views.
+
+``facts`` holds one narrow row per named event (name, time, customer, order
+and product columns extracted once from the log: ``cdp.adapters.duckdb.facts``),
+so the built-ins over orders and emails parse no JSON per query.
 
 A segment's query returns one column, ``customer_id``. Parameters are bound
 by DuckDB (``$name``), never pasted into SQL. Times are relative to the log
@@ -44,9 +48,8 @@ class SegmentResult:
     params: dict[str, str | bool | int | float]
 
 
-_ORDERS = """SELECT customer_id, timestamp,
-                    json_extract_string(payload, '$.properties.products[*].product_id') AS products
-             FROM events WHERE event = 'Order Completed' AND customer_id IS NOT NULL"""
+_ORDERS = """SELECT customer_id, timestamp, product_ids AS products
+             FROM facts WHERE event = 'Order Completed' AND customer_id IS NOT NULL"""
 
 BUILTIN: dict[str, Segment] = {
     s.name: s
@@ -82,16 +85,18 @@ BUILTIN: dict[str, Segment] = {
             "a_buyers_without_b",
             "Bought $product_a $min_days–$max_days days ago and not $product_b since: "
             "offer them $product_b now.",
-            f"""WITH a AS (SELECT customer_id, max(timestamp) AS a_at FROM ({_ORDERS})
-                           WHERE list_contains(products, $product_a) GROUP BY 1),
-                     b AS (SELECT customer_id, max(timestamp) AS b_at FROM ({_ORDERS})
-                           WHERE list_contains(products, $product_b) GROUP BY 1)
-                SELECT a.customer_id FROM a CROSS JOIN log_clock k
-                LEFT JOIN b ON b.customer_id = a.customer_id
-                WHERE a.a_at BETWEEN k.as_of - to_days(CAST($max_days AS INTEGER))
+            # One pass over the orders: each customer's last A and last B.
+            f"""WITH o AS (SELECT customer_id,
+                                  max(timestamp) FILTER (WHERE list_contains(products, $product_a))
+                                      AS a_at,
+                                  max(timestamp) FILTER (WHERE list_contains(products, $product_b))
+                                      AS b_at
+                           FROM ({_ORDERS}) GROUP BY 1)
+                SELECT o.customer_id FROM o CROSS JOIN log_clock k
+                WHERE o.a_at BETWEEN k.as_of - to_days(CAST($max_days AS INTEGER))
                                  AND k.as_of - to_days(CAST($min_days AS INTEGER))
-                  AND (b.b_at IS NULL OR b.b_at < a.a_at)
-                ORDER BY a.customer_id""",
+                  AND (o.b_at IS NULL OR o.b_at < o.a_at)
+                ORDER BY o.customer_id""",
             {
                 "product_a": SEQUENCE_PRODUCT_A,
                 "product_b": SEQUENCE_PRODUCT_B,
@@ -103,7 +108,7 @@ BUILTIN: dict[str, Segment] = {
         Segment(
             "engaged_never_bought",
             "Opened or clicked an email in the last $days days but never ordered.",
-            """SELECT DISTINCT e.customer_id FROM events e, log_clock k
+            """SELECT DISTINCT e.customer_id FROM facts e, log_clock k
                JOIN profiles p ON p.customer_id = e.customer_id
                WHERE e.event IN ('Email Opened', 'Email Link Clicked')
                  AND e.timestamp >= k.as_of - to_days(CAST($days AS INTEGER))

@@ -8,7 +8,8 @@ The statement returns ``customer_id`` (sorted). Every value is bound as
   with no region is *not* ``region eq 東京都`` and *is* ``not region eq 東京都``);
   values are bound and checked by ``binding.ValueBinder``;
 - an ``event`` condition is one CTE, a ``sequence`` an ``ASOF LEFT JOIN`` of
-  two (``event_sql.EventSql``);
+  two, over the ``facts`` view when it holds every filtered property, else over
+  ``events`` (``event_sql.EventSql``);
 - times are relative to the log clock (``log_clock.as_of``), read once.
 """
 
@@ -81,15 +82,19 @@ def resolve_params(
 
 
 def compile_definition(
-    definition: SegmentDefinition, overrides: Mapping[str, str] | None = None
+    definition: SegmentDefinition,
+    overrides: Mapping[str, str] | None = None,
+    *,
+    use_facts: bool = True,
 ) -> CompiledSegment:
-    """The SQL and bound values of a definition; ``SegmentRuleError`` names the bad rule."""
+    """The SQL and bound values of a definition; ``SegmentRuleError`` names the bad rule.
+    ``use_facts=False`` reads event conditions from ``events`` only (same members)."""
     params = resolve_params(definition.params, overrides, definition.name)
     if definition.sql is not None:
         sql, values = rawsql.prepare(definition.sql, params, definition.name)
         return CompiledSegment(sql, values, params)
     assert definition.rules is not None
-    compiler = _Compiler(params, definition.name)
+    compiler = _Compiler(params, definition.name, use_facts)
     where = compiler.rule(definition.rules, "rules")
     ctes = ["k AS MATERIALIZED (SELECT as_of FROM log_clock)"]
     if compiler.rfm:
@@ -107,8 +112,8 @@ def compile_definition(
 class _Compiler(EventSql):
     """Rules to one WHERE clause; event CTEs and the RFM join are collected on the way."""
 
-    def __init__(self, params: Mapping[str, Scalar], segment: str) -> None:
-        super().__init__(params, segment)
+    def __init__(self, params: Mapping[str, Scalar], segment: str, use_facts: bool) -> None:
+        super().__init__(params, segment, use_facts)
         self.rfm = False
 
     def rule(self, node: Rule, path: str) -> str:

@@ -26,7 +26,16 @@ import orjson
 from cdp.services.segment_lang.errors import SegmentRuleError
 
 ALLOWED_TABLES = frozenset(
-    {"profiles", "events", "identities", "log_clock", "customers", "merges", "identity_rejections"}
+    {
+        "profiles",
+        "events",
+        "facts",
+        "identities",
+        "log_clock",
+        "customers",
+        "merges",
+        "identity_rejections",
+    }
 )
 ALLOWED_TABLE_FUNCTIONS = frozenset({"unnest", "range", "generate_series"})
 DENIED_FUNCTIONS = frozenset(
