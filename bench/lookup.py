@@ -15,9 +15,13 @@ system temp directory, ``cdp-bench-lookup/shop-<customers>``), then:
    customer as far as the shop allows (``cold``: the answer cache cannot help),
    then a second phase where requests repeat a small popular set (``warm``).
 
-Printed: p50/p95/p99/max latency, achieved rate and errors per phase.
+Printed: p50/p95/p99/max latency, achieved rate and errors per phase, and the
+read model's open time and memory per cached entry. ``--serve-start DATA_DIR``
+instead starts ``cdp serve`` on an existing data directory and prints how long
+until a lookup answers and the server's resident memory then.
 
     python -m bench.lookup [--customers 5200] [--rate 500] [--seconds 20] [--clients 2]
+    python -m bench.lookup --serve-start DATA_DIR
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ import multiprocessing
 import os
 import random
 import shutil
+import subprocess
 import sys
 import tempfile
 import threading
@@ -136,31 +141,84 @@ def rss() -> int:
 
 
 def read_model(settings: Settings, texts: list[str]) -> None:
-    """Load time and memory of the read model, and lookups through it in-process."""
+    """Open time and memory of the read model, and lookups through it in-process:
+    cold (every customer read from DuckDB) and cached."""
     with Engine.open(settings) as engine:
         zone = lookup.session_zone(engine.con)
         assert zone is not None
         gc.collect()
         before = rss()
         started = time.perf_counter()
-        model = ReadModel.load(engine.con, engine.runtime.config.scoring, zone)
+        model = ReadModel.load(engine.con.cursor(), engine.runtime.config.scoring, zone)
         took = time.perf_counter() - started
         gc.collect()
-        grown = rss() - before
         print(
-            f"  read model: {len(model):,} customers loaded in {took:.1f} s "
-            f"({took / len(model) * 1e6:.0f} µs each), RSS +{grown / 1e6:.0f} MB "
-            f"({grown / len(model):,.0f} B per customer)"
+            f"  read model: opened in {took:.2f} s, RSS +{(rss() - before) / 1e6:.0f} MB "
+            f"(nothing per customer; cache of {model.capacity:,} entries)"
         )
+        model.close()
         del model
         source = engine_connection(engine)
         reader = ReadModelLookups(settings, lambda: source)
         reader.warm()
         try:
+            gc.collect()
+            before = rss()
             in_process("read model (cold)", lambda t: reader.profile(t, 10), texts)
             in_process("read model (cached)", lambda t: reader.profile(t, 10), texts[:50] * 20)
+            gc.collect()
+            held = len(reader.model) if reader.model else 0
+            grown = rss() - before
+            print(
+                f"  read model after {len(texts):,} lookups: {held:,} entries cached, "
+                f"RSS +{grown / 1e6:.0f} MB ({grown / max(held, 1):,.0f} B per cached entry)"
+            )
         finally:
             reader.close()
+
+
+def serve_start(data_dir: Path) -> None:
+    """``cdp serve`` on ``data_dir``: seconds from start until a lookup answers, and its
+    resident memory then (VmRSS, VmHWM)."""
+    con = duckdb.connect(str(Settings(data_dir).database), read_only=True)
+    try:
+        texts = identifiers(con, 1)
+    finally:
+        con.close()
+    (data_dir / FILE_NAME).unlink(missing_ok=True)
+    token = TokenRegistry(data_dir).add("bench", ["profiles:read"])
+    server = Server(data_dir, CACHE / "serve.log")
+    command = [sys.executable, "-m", "cdp.cli", "--data-dir", str(data_dir)]
+    command += ["serve", "--port", str(server.port)]
+    started = time.monotonic()
+    with server.log_path.open("ab") as out:
+        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        while True:
+            if process.poll() is not None:
+                sys.exit(f"cdp serve exited; see {server.log_path}")
+            try:
+                http = HTTPConnection("127.0.0.1", server.port, timeout=30)
+                path = f"/v1/profiles/{quote(texts[0], safe=':')}"
+                http.request("GET", path, headers={"authorization": f"Bearer {token}"})
+                if http.getresponse().status == 200:
+                    break
+            except OSError:
+                pass
+            time.sleep(0.05)
+        ready = time.monotonic() - started
+        status = Path(f"/proc/{process.pid}/status").read_text().splitlines()
+        memory = {
+            k: v.split()[0] for k, _, v in (line.partition(":") for line in status) if v.strip()
+        }
+        print(
+            f"cdp serve on {data_dir}: ready (a lookup answered) in {ready:.2f} s, "
+            f"VmRSS {int(memory['VmRSS']) / 1e3:.0f} MB, VmHWM {int(memory['VmHWM']) / 1e3:.0f} MB"
+        )
+        print("  targets: 20k-shopper shop <= 400 MB, ready <= 3 s; 1M customers <= 2 GB, <= 30 s")
+    finally:
+        process.terminate()
+        process.wait(120)
 
 
 # ----------------------------------------------------------------- load
@@ -309,7 +367,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--clients", type=int, default=2, help="load processes")
     parser.add_argument("--threads", type=int, default=16, help="threads per load process")
+    parser.add_argument(
+        "--serve-start",
+        type=Path,
+        metavar="DATA_DIR",
+        help="only measure cdp serve on DATA_DIR: ready time and resident memory",
+    )
     args = parser.parse_args(argv)
+    if args.serve_start is not None:
+        serve_start(args.serve_start)
+        return
     run(args.customers, args.rate, args.seconds, args.clients, args.threads)
 
 

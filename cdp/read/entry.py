@@ -7,7 +7,7 @@ computes the "now" columns and the lead block from,
 the lead-score buckets that explain the score (compact JSON), the identifiers,
 the merges (JSON) and a ring of the ``RING`` most recent events (JSON).
 ``Version`` is the checkpoint a model state is of; ``Found`` what one lookup
-read of it. A ring item is ``[µs since 1970, offset, event]`` (``event_json``),
+read of it (``Owners``: who the graph gives an identifier, asked on demand). A ring item is ``[µs since 1970, offset, event]`` (``event_json``),
 newest first; events are attributed exactly as the ``events`` view does
 (``attribute``), and rings combine with ``merge_rings``.
 """
@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
@@ -86,6 +86,12 @@ class Version:
     as_of: datetime | None
 
 
+class Owners(Protocol):
+    """Identifier key → customer, as far as a lookup asks (``Found.owners``)."""
+
+    def get(self, key: str, default: str | None = None, /) -> str | None: ...
+
+
 @dataclass(frozen=True, slots=True)
 class Found:
     """What ``ReadModel.view`` read under one lock: all of one checkpoint."""
@@ -93,11 +99,11 @@ class Found:
     customer_id: str
     entry: Entry
     version: Version
-    owners: dict[str, str]
+    owners: Owners
     segments: tuple[str, ...]
 
 
-def attribute(owners: Mapping[str, str], user: str | None, anon: str | None) -> str | None:
+def attribute(owners: Owners | Mapping[str, str], user: str | None, anon: str | None) -> str | None:
     """The customer the ``events`` view gives an event with these trimmed ids."""
     owner = None if user is None else owners.get(USER_PREFIX + user)
     if owner is None and anon is not None:

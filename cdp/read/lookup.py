@@ -60,6 +60,10 @@ INDEXES: dict[str, str] = {
     "lookup_event_log_user": "event_log((trim(user_id)))",
     "lookup_event_log_anonymous": "event_log((trim(anonymous_id)))",
 }
+#: Indexes on tables that exist once a segment was run (made when they exist).
+LATER_INDEXES: dict[str, tuple[str, str]] = {
+    "lookup_segment_membership_customer": ("segment_membership", "segment_membership(customer_id)"),
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +98,10 @@ def ensure_indexes(con: duckdb.DuckDBPyConnection) -> None:
     """
     for name, target in INDEXES.items():
         con.execute(f"CREATE INDEX IF NOT EXISTS {name} ON {target}")
+    tables = {str(r[0]) for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+    for name, (table, target) in LATER_INDEXES.items():
+        if table in tables:
+            con.execute(f"CREATE INDEX IF NOT EXISTS {name} ON {target}")
 
 
 @contextmanager
@@ -193,9 +201,9 @@ def derivable(rules: lead_score.Rules) -> bool:
 
 def session_zone(con: duckdb.DuckDBPyConnection) -> tzinfo | None:
     """The connection's ``TimeZone`` as a ``tzinfo`` (None if Python does not know it)."""
-    row = con.execute("SELECT current_setting('TimeZone')").fetchone()
+    rows = con.execute("SELECT current_setting('TimeZone')").fetchall()
     try:
-        return ZoneInfo(str(row[0])) if row else None
+        return ZoneInfo(str(rows[0][0])) if rows else None
     except (ZoneInfoNotFoundError, ValueError):
         return None
 

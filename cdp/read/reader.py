@@ -1,16 +1,18 @@
 """``ReadModelLookups``: the ``ProfileLookups`` port (``cdp.ports.lookups``) of
 ``cdp serve`` in embedded mode, and the ``engine_connection`` it reads through.
 
-Lookups answer from the in-memory read model (``cdp.read.model``) of the last
-checkpoint, which the runtime updates after each checkpoint commits; only the
-events appended since then are read from DuckDB (one statement on this
+Lookups answer from the read model (``cdp.read.model``): a bounded cache of
+customers as of the last checkpoint, filled on demand by point reads of the
+writer's database and evicted by the runtime's checkpoints. Only the events
+appended since the checkpoint are read from the log (one statement on this
 thread's cursor, none when nothing was appended). Profiles are as of the last
 checkpoint (``cdp serve`` takes one every 10 s while events arrive); recent
 events, the log clock and everything computed from it as of the last commit.
-Answers are built by ``cdp.read.answer`` and cached under the identifier, the
-customer's entry, the checkpoint and the log's in-memory high-water mark.
-Without a read model (an unknown time zone, a failed update) lookups read
-DuckDB (``cdp.read.sql.SqlLookups``, which also serves the segments).
+Answers are built by ``cdp.read.answer`` and cached (``CACHE_SIZE``) under the
+identifier, the customer's entry, the checkpoint and the log's in-memory
+high-water mark. Without a read model (an unknown time zone, a failed update)
+lookups read DuckDB (``cdp.read.sql.SqlLookups``, which also serves the
+segments).
 """
 
 from __future__ import annotations
@@ -34,7 +36,8 @@ from cdp.read.sql import Source, SqlLookups
 from cdp.read.tables import EVENT_SQL
 from cdp.runtime.clock import AS_OF_SQL
 
-CACHE_SIZE = 20_000
+CACHE_SIZE = 5_000
+"""Answers kept (a few KB each)."""
 
 
 def engine_connection(appender: Any) -> Source:
@@ -57,8 +60,8 @@ def engine_connection(appender: Any) -> Source:
     zone = lookup.session_zone(con)
     model = None
     if runtime is not None and zone is not None and lookup.derivable(runtime.config.scoring):
-        model = ReadModel.load(con, runtime.config.scoring, zone)
-        model.attach(runtime, con)
+        model = ReadModel.load(con.cursor(), runtime.config.scoring, zone)
+        model.attach(appender, con)
     return con.cursor(), high_water if callable(high_water) else None, model
 
 
@@ -146,16 +149,16 @@ class ReadModelLookups(SqlLookups):
         )
 
     def in_memory(self, recent: int) -> bool:
-        """True when a lookup of ``recent`` events needs no statement right now (nothing
-        appended since the checkpoint): cheap enough to answer on the event loop."""
-        model, high_water = self.model, self._high_water
-        return (
-            model is not None
-            and model.failed is None
-            and high_water is not None
-            and recent <= RING
-            and high_water() <= model.version.next_offset
-        )
+        """False: an answer may read DuckDB (a customer not in the cache), so it
+        runs off the event loop."""
+        del recent
+        return False
+
+    def close(self) -> None:
+        """Close every cursor, the model's too."""
+        super().close()
+        if self.model is not None:
+            self.model.close()
 
     def _events(
         self, found: Found, recent: int, high: int | None

@@ -1,10 +1,11 @@
 """The lookup read model (``cdp.read.model``) against the DuckDB tables and views.
 
-The model is kept up to date by the runtime's checkpoints; after ingest, merges
-and a replay, every customer's answer built from it must equal what the
-analyst views say (``reference_lookup``), and a model loaded afresh from the
-tables must hold the same entries. Readers on other threads never see a torn
-entry while the writer publishes.
+The model caches customers read on demand and the runtime's checkpoints evict
+what they change; after ingest, merges and a replay, every customer's answer
+built from it must equal what the analyst views say (``reference_lookup``),
+and every entry it still holds must equal one a model opened afresh reads
+from the tables. Its cache stays within its capacity. Readers on other
+threads never see a torn entry while the writer publishes.
 """
 
 from __future__ import annotations
@@ -65,13 +66,26 @@ def check_against_views(engine: Engine, reader: ReadModelLookups, recent: int = 
     return len(customers)
 
 
-def entries_of(model: ReadModel) -> dict[str, Any]:
-    return {c: (e.identifiers, e.profile, e.facts, e.explain, e.merges, e.recent)
-            for c, e in model.entries().items()}  # fmt: skip
+def entries_of(model: ReadModel, identifiers: list[str]) -> dict[str, Any]:
+    """What ``model`` gives for each identifier (from its cache where it holds one)."""
+    found = {i: model.view(i) for i in identifiers}
+    return {i: None if f is None else
+            (f.customer_id, f.entry.identifiers, f.entry.profile, f.entry.facts, f.entry.explain,
+             f.entry.merges, f.entry.recent, f.segments)
+            for i, f in found.items()}  # fmt: skip
 
 
 def fresh_model(engine: Engine, model: ReadModel) -> ReadModel:
-    return ReadModel.load(engine.con, model.rules, model.zone)
+    return ReadModel.load(engine.con.cursor(), model.rules, model.zone)
+
+
+def every_key(engine: Engine) -> list[str]:
+    """Every identifier and every customer id (merged-away ones too)."""
+    rows = engine.con.execute(
+        "SELECT identifier FROM identity_graph WHERE identifier <> '' "
+        "UNION SELECT customer_id FROM identity_graph ORDER BY 1"
+    ).fetchall()
+    return [str(r[0]) for r in rows]
 
 
 @pytest.fixture
@@ -94,11 +108,13 @@ def test_ingest_with_checkpoints_keeps_the_model_equal_to_the_tables(settings: S
             model = reader.model
             assert model is not None
             for start in range(50, len(records), 700):  # many checkpoints, merges among them
+                entries_of(model, every_key(engine))  # cached now: the checkpoint must evict
                 engine.append(records[start : start + 700])
                 engine.checkpoint()
             assert engine.con.execute("SELECT count(*) FROM merges").fetchall()[0][0] > 0
             assert check_against_views(engine, reader) >= 40
-            assert entries_of(model) == entries_of(fresh_model(engine, model))
+            keys = every_key(engine)
+            assert entries_of(model, keys) == entries_of(fresh_model(engine, model), keys)
             assert model.version.next_offset == engine.runtime.next_offset
             # more events than the ring: read from the log, same answer
             assert check_against_views(engine, reader, recent=25)
@@ -122,7 +138,8 @@ def test_merges_move_identifiers_events_and_explanations(settings: Settings) -> 
                 ]
             )
             engine.checkpoint()
-            before = model.entries()
+            before = every_key(engine)
+            entries_of(model, before)
             # one identify links all three anonymous customers into u-1's
             engine.append(
                 [
@@ -137,11 +154,13 @@ def test_merges_move_identifiers_events_and_explanations(settings: Settings) -> 
             assert set(survivor.entry.identifiers) == {
                 "anonymous_id:anon-a", "anonymous_id:anon-b", "anonymous_id:anon-c", "user_id:u-1"
             }  # fmt: skip
-            gone = set(before) - set(model.entries())
-            assert len(gone) == 2 and all(model.view(c) is not None for c in gone)
+            gone = [c for c in before if c.startswith("cus_") and c != survivor.customer_id]
+            assert len(gone) == 2
+            assert all(model.view(c).customer_id == survivor.customer_id for c in gone)  # type: ignore[union-attr]
             assert len(orjson.loads(survivor.entry.merges)) == 2
             assert check_against_views(engine, reader) == 1
-            assert entries_of(model) == entries_of(fresh_model(engine, model))
+            keys = every_key(engine)
+            assert entries_of(model, keys) == entries_of(fresh_model(engine, model), keys)
         finally:
             reader.close()
 
@@ -157,11 +176,23 @@ def test_after_a_replay_a_loaded_model_equals_the_incremental_one(settings: Sett
             assert model is not None
             engine.append(records[10:])
             engine.checkpoint()
-            incremental = entries_of(model)
+            keys = every_key(engine)
+            incremental = entries_of(model, keys)
             report = replay.rebuild(engine, verify=True)
             assert not report.differences
-            lookup.ensure_indexes(engine.con)
-            assert entries_of(fresh_model(engine, model)) == incremental
+            # the model notices the new runtime, starts over and follows it
+            assert entries_of(model, keys) == incremental
+            assert check_against_views(engine, reader) >= 25
+            engine.append([_record(raw_page("/after", anonymous_id="anon-after", at=at_days(9)))])
+            engine.checkpoint()  # the new runtime reports to the model, which remakes the indexes
+            names = {
+                r[0]
+                for r in engine.con.execute("SELECT index_name FROM duckdb_indexes()").fetchall()
+            }
+            assert set(lookup.INDEXES) <= names
+            assert check_against_views(engine, reader) >= 25
+            keys = every_key(engine)
+            assert entries_of(model, keys) == entries_of(fresh_model(engine, model), keys)
         finally:
             reader.close()
 
@@ -270,5 +301,29 @@ def test_without_a_read_model_lookups_read_duckdb(settings: Settings) -> None:
         try:
             assert reader.model is None
             assert check_against_views(engine, reader) >= 12
+        finally:
+            reader.close()
+
+
+def test_the_cache_stays_within_its_capacity_and_answers_stay_exact(settings: Settings) -> None:
+    """A model holding 3 customers answers every identifier of a shop as the views
+    do, evicting as it goes; checkpoints in between change nothing of that."""
+    records = shop_records(20)
+    with Engine.open(settings) as engine:
+        engine.append(records[:400])
+        engine.checkpoint()
+        reader = reader_of(engine, settings)
+        try:
+            model = reader.model
+            assert model is not None
+            model.capacity = 3
+            assert check_against_views(engine, reader) >= 10
+            assert len(model) <= 3
+            engine.append(records[400:])
+            engine.checkpoint()
+            assert check_against_views(engine, reader) >= 20
+            assert len(model) <= 3
+            keys = every_key(engine)
+            assert entries_of(model, keys) == entries_of(fresh_model(engine, model), keys)
         finally:
             reader.close()
