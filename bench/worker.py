@@ -9,7 +9,11 @@ topics as they grow; ``snapshot.Parity`` re-checks only the customers whose
 snapshot changed) until every customer the embedded runtime finds is there
 with the same profile and lead states. Throughput is log events / (worker start → the
 last profile published), which includes the worker's start-up and group join;
-that time is printed separately.
+that time is printed separately, and so is the rate after it (first profile →
+last). The identity stage on its own (``streams.sequencer.Sequencer`` over the
+same records in batches of the worker's size, in this process, no broker) is
+printed too: it is the one partition every event goes through, the ceiling of
+the whole cluster.
 
 ``python -m bench.worker [--broker noida|tansu] [--customers 300] [--partitions 4]``
 """
@@ -21,6 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +36,9 @@ from cdp.demo.generate import GenerateConfig, iter_events
 from cdp.ports.log import Record, StoredEvent
 from cdp.runtime.embedded import EmbeddedRuntime
 from cdp.services.ingest import to_record
+from projections import identity
+from streams.app import WorkerConfig
+from streams.sequencer import LogRecord, Sequencer
 from tests import kafka_snapshot as snapshot
 from tests.brokers import start as start_broker
 
@@ -38,8 +46,6 @@ PREFIX = "bench."
 
 
 def records_of(customers: int) -> list[Record]:
-    from datetime import UTC, datetime  # noqa: PLC0415
-
     received = datetime(2026, 11, 1, tzinfo=UTC)
     return [to_record(raw, received, "bench") for raw in iter_events(GenerateConfig(7, customers))]
 
@@ -65,6 +71,18 @@ def produce(bootstrap: str, records: list[Record]) -> float:
         producer.close()
 
 
+def identity_stage(records: list[Record]) -> float:
+    """Events/s of the identity agent's step alone (decode, dedup, identity, outputs)."""
+    batch = WorkerConfig.__dataclass_fields__["log_batch"].default
+    received = datetime(2026, 11, 1, tzinfo=UTC)
+    log = [LogRecord(i, r.data, received) for i, r in enumerate(records)]
+    sequencer = Sequencer(identity.Rules())
+    started = time.perf_counter()
+    for i in range(0, len(log), batch):
+        sequencer.process(log[i : i + batch])
+    return len(log) / (time.perf_counter() - started)
+
+
 def expected(records: list[Record]) -> dict[str, dict[str, Any]]:
     """customer id → what the worker must publish for it, as the embedded runtime has it."""
     runtime = EmbeddedRuntime()
@@ -87,6 +105,7 @@ def main() -> None:
 
     records = records_of(args.customers)
     want = expected(records)
+    identity_rate = identity_stage(records)
     with tempfile.TemporaryDirectory(prefix="cdp-bench-worker-") as tmp:
         work = Path(tmp)
         broker = start_broker(args.broker, work / "broker")
@@ -148,6 +167,10 @@ def main() -> None:
     print(f"{'raw producer (baseline)':<36} {n / produce_s:>10,.0f} events/s  ({produce_s:.2f} s)")
     print(f"{'worker start → first profile':<36} {first_seen or 0:>10.2f} s")
     print(f"{'worker end to end':<36} {n / total:>10,.0f} events/s  ({total:.2f} s)")
+    if first_seen is not None and total > first_seen:
+        steady = total - first_seen
+        print(f"{'worker after start-up':<36} {n / steady:>10,.0f} events/s  ({steady:.2f} s)")
+    print(f"{'identity stage alone (in process)':<36} {identity_rate:>10,.0f} events/s")
     print(f"{'ratio worker / raw producer':<36} {(n / total) / (n / produce_s):>10.3f}")
 
 

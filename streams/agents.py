@@ -1,11 +1,13 @@
 """The faust agents. Wiring only: decode, look up state, call the fold, write the table, emit.
 
 - ``identity`` reads ``cdp.log`` (one partition) in batches and hands them to
-  ``streams.sequencer.Sequencer``; it sends the outputs, waits until the
-  broker has them, then writes the journal and the changed rows
-  (``Sequencer`` explains why that order is exact after a crash).
-- ``profiles`` reads ``cdp.events.by-customer`` and hands each message to
-  a ``streams.profiles.Batch``; it sends what the batch says, writes each
+  ``streams.sequencer.Sequencer``; it sends the outputs (the by-customer ones
+  as one bundle per partition) and folds the next batch while the broker
+  takes them: a batch's journal is written once the broker has all of its
+  outputs, before the next batch's (``Sequencer`` explains why that order is
+  exact after a crash). One batch is in flight at a time.
+- ``profiles`` reads ``cdp.events.by-customer`` bundles and hands each message
+  to a ``streams.profiles.Batch``; it sends what the batch says, writes each
   customer's one table value, then each partition's next offset.
 
 Both fold a partition's records only in unbroken offset order and seek back
@@ -20,23 +22,42 @@ from __future__ import annotations
 import asyncio
 import logging
 import weakref
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import faust.streams as faust_streams
 
 from cdp.adapters.kafka import codec as kafka_codec
+from cdp.adapters.kafka import topics as kafka_topics
 from cdp.errors import MessageError
 from streams import messages
 from streams.app import Wiring
 from streams.gaps import Cursors, Seeks
-from streams.profiles import Batch
-from streams.sequencer import LogRecord, Sequencer
+from streams.profiles import Batch, States
+from streams.sequencer import LogRecord, Output, Sequencer
 
 log = logging.getLogger(__name__)
 
 BATCH_WITHIN = 0.05
-"""Seconds an agent waits to fill a batch."""
+"""Seconds the identity agent waits to fill a batch."""
+
+PROFILE_WITHIN = 0.2
+"""Seconds the profile agent waits to fill a batch. Its costs are per customer per
+batch (a table write and a snapshot), so it gathers longer than the identity agent:
+a customer's several events of a catch-up make one write, for 0.2 s of freshness."""
+
+SETTLE_EVERY = 0.5
+"""Seconds between checks that write an idle identity agent's last journal."""
+
+
+@dataclass(slots=True)
+class _InFlight:
+    """An identity batch whose outputs are on their way: its journal is written after them."""
+
+    sent: list[Any]
+    writes: list[tuple[str, Any]]
+    event: Any
 
 
 def _log_record(event: Any) -> LogRecord:
@@ -67,20 +88,28 @@ def register(wiring: Wiring) -> None:
     app, config = wiring.app, wiring.config
     rules = config.runtime
     log_topic = config.topic("log")
+    partitions = config.kafka.partitions
+    producer = wiring.outputs
     targets = {
-        "by_customer": wiring.by_customer,
-        "assignments": wiring.assignments,
-        "merges": wiring.merges,
-        "deadletters": wiring.deadletters,
+        "by_customer": config.topic(kafka_topics.EVENTS_BY_CUSTOMER),
+        "assignments": config.topic(kafka_topics.IDENTITY_ASSIGNMENTS),
+        "merges": config.topic(kafka_topics.IDENTITY_MERGES),
+        "deadletters": config.topic(kafka_topics.DEADLETTERS),
     }
+    profiles_topic = config.topic(kafka_topics.PROFILES)
     current: dict[str, Sequencer] = {}
+    in_flight: list[_InFlight] = []  # the identity batch whose journal waits (at most one)
     cursors = Cursors()  # by-customer partitions
+    states = States()  # decoded customer states, by the table value they came from
     seeks = Seeks()
 
     async def _forget(sender: Any, revoked: Any, **kwargs: Any) -> None:
-        # Whoever gets the partitions next restores from the table.
+        # Whoever gets the partitions next restores from the table (and redoes
+        # a batch whose journal was still in flight).
         current.clear()
+        in_flight.clear()
         cursors.forget(list(revoked))
+        states.clear()
         seeks.forget(list(revoked))
 
     app.on_partitions_revoked.connect(_forget)  # type: ignore[arg-type]  # faust's stub is narrower
@@ -108,11 +137,42 @@ def register(wiring: Wiring) -> None:
         )
         return first
 
+    journal_lock = asyncio.Lock()
+
+    async def settle() -> None:
+        """Write the in-flight batch's journal once the broker has all its outputs."""
+        async with journal_lock:  # journals in batch order, whoever calls
+            if not in_flight:
+                return
+            batch = in_flight.pop()
+            if batch.sent:
+                await asyncio.gather(*batch.sent)
+            _make_current(batch.event)
+            for key, value in batch.writes:
+                wiring.identity[key] = value
+
+    @app.timer(interval=SETTLE_EVERY)  # type: ignore[untyped-decorator]  # faust leaves it untyped
+    async def settle_idle() -> None:
+        # No next batch may come for a while: do not leave the journal unwritten.
+        if in_flight and all(f.done() for f in in_flight[0].sent):
+            await settle()
+
+    async def send_outputs(outputs: list[Output]) -> list[Any]:
+        sent = []
+        routed = [(o.key.decode(), o.value) for o in outputs if o.target == "by_customer"]
+        for p, record in messages.bundles(routed, partitions).items():
+            sent.append(await producer.send(targets["by_customer"], None, record, p))
+        for out in outputs:
+            if out.target != "by_customer":
+                sent.append(await producer.send(targets[out.target], out.key, out.value))
+        return sent
+
     @app.agent(wiring.log, name="identity")
     async def identity_agent(stream: Any) -> None:
         async for events in stream.take_events(config.log_batch, within=BATCH_WITHIN):
             sequencer = current.get("log")
             if sequencer is None:
+                await settle()  # a journal still in flight comes before the restore
                 sequencer = Sequencer.restore(wiring.identity.items(), rules.identity, log_topic)
                 current["log"] = sequencer
                 log.info("identity state restored: next log offset %d", sequencer.next_offset)
@@ -129,21 +189,19 @@ def register(wiring: Wiring) -> None:
                     await seek_back(tp, want)
             if sequencer.next_offset > before:
                 seeks.arrived(tp, sequencer.next_offset - 1)
-            # Wait until the broker has every output before the journal is written.
-            sent = [
-                await targets[out.target].send(key=out.key, value=out.value) for out in step.outputs
-            ]
-            if sent:
-                await asyncio.gather(*sent)
-            _make_current(events[-1])
-            for key, value in step.writes:
-                wiring.identity[key] = value
+            sent = await send_outputs(step.outputs)
+            # The previous batch's journal, once the broker has its outputs; this
+            # batch's outputs travel meanwhile and its journal waits for them.
+            await settle()
+            if step.writes:
+                in_flight.append(_InFlight(sent, step.writes, events[-1]))
 
     @app.agent(wiring.by_customer, name="profiles")
     async def profiles_agent(stream: Any) -> None:
-        async for events in stream.take_events(config.customer_batch, within=BATCH_WITHIN):
-            batch = Batch(rules.scoring, wiring.customers.get)
+        async for events in stream.take_events(config.customer_batch, within=PROFILE_WITHIN):
+            batch = Batch(rules.scoring, wiring.customers.get, states)
             source_of_key: dict[str, Any] = {}
+            letters: list[Any] = []
             advanced: dict[Any, Any] = {}  # partition -> its last event
             cursors.new_batch()
             for event in events:
@@ -163,17 +221,24 @@ def register(wiring: Wiring) -> None:
                 advanced[tp] = event
                 seeks.arrived(tp, offset)
                 try:
-                    message = messages.decode_message(event.message.value)
+                    received = messages.decode_record(event.message.value)
                 except MessageError as error:
-                    await _dead_letter(wiring, event, str(error))
+                    letters.append(await _dead_letter(wiring, targets, event, str(error)))
                     continue
-                batch.apply(message)
-                source_of_key[message.customer] = event
+                for message in received:
+                    batch.apply(message)
+                    source_of_key[message.customer] = event
             result = batch.finish()
-            for out in result.by_customer:
-                await wiring.by_customer.send(key=out.customer.encode(), value=messages.encode(out))
+            forwarded = [(m.customer, messages.encode(m)) for m in result.by_customer]
+            sent = [
+                await producer.send(targets["by_customer"], None, record, p)
+                for p, record in messages.bundles(forwarded, partitions).items()
+            ]
             for customer_id, snapshot in result.snapshots:
-                await wiring.profiles.send(key=customer_id.encode(), value=snapshot)
+                sent.append(await producer.send(profiles_topic, customer_id.encode(), snapshot))
+            sent.extend(letters)
+            if sent:  # the broker has them before the writes that say they were sent
+                await asyncio.gather(*sent)
             for key, value in result.writes:
                 _make_current(source_of_key[key])  # the changelog partition of the key
                 wiring.customers[key] = value
@@ -190,7 +255,9 @@ def partition_key(partition: int) -> str:
     return f"~next-offset:{partition}"
 
 
-async def _dead_letter(wiring: Wiring, event: Any, reason: str) -> None:
+async def _dead_letter(
+    wiring: Wiring, targets: dict[str, str], event: Any, reason: str
+) -> asyncio.Future[Any]:
     message = event.message
     letter = kafka_codec.DeadLetterMessage(
         received_at=datetime.fromtimestamp(message.timestamp, UTC),
@@ -200,4 +267,4 @@ async def _dead_letter(wiring: Wiring, event: Any, reason: str) -> None:
         body=message.value or b"",
     )
     encoded = kafka_codec.encode_dead_letter(letter)
-    await wiring.deadletters.send(key=encoded.key, value=encoded.value)
+    return await wiring.outputs.send(targets["deadletters"], encoded.key, encoded.value)

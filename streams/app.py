@@ -5,9 +5,11 @@ builds one from a ``WorkerConfig``, and ``streams.agents.register`` attaches
 the agents to it.
 
 Broker profiles (``--broker-profile``) collect the settings one kind of
-broker needs; see docs/streams.md:
+broker needs; their producer settings are faust's producer's, which writes
+the table changelogs only (the agents' outputs go through
+``streams.outputs``, batched on every broker); see docs/streams.md:
 
-- ``kafka`` (Apache Kafka, Redpanda): faust's batch size with a 10 ms linger, a 10 s
+- ``kafka`` (Apache Kafka, Redpanda): 256 KB batches with a 10 ms linger, a 10 s
   session timeout (a dead worker's partitions move within seconds);
 - ``tansu``: session timeout 6 s and heartbeat 2 s (a group join takes half
   the session timeout there) and ``producer_max_batch_size=1`` byte, so every
@@ -31,6 +33,7 @@ from cdp import config as cdp_config
 from cdp.adapters.kafka import topics as kafka_topics
 from cdp.errors import ConfigError
 from cdp.runtime.config import RuntimeConfig
+from streams.outputs import Outputs
 
 PROFILE_ENV: Final = cdp_config.BROKER_PROFILE_ENV
 STORES: Final = ("memory", "rocksdb")
@@ -51,6 +54,10 @@ class BrokerProfile:
     """Seconds the producer waits to fill a batch: fewer, larger produce requests."""
 
 
+BATCH: Final = 262_144
+"""Changelog producer batch for brokers with right end offsets: 256 KB, room for many
+customer values (a few KB each) per request instead of the 16 KB default's handful."""
+
 LINGER: Final = 0.01
 """Producer linger for brokers that batch (``python -m bench.worker``: 413 events/s at
 10 ms against 281 at 0 on noida, 18,723 events; each hop waits at most this long)."""
@@ -58,7 +65,7 @@ LINGER: Final = 0.01
 BROKER_PROFILES: Final = {
     p.name: p
     for p in (
-        BrokerProfile("kafka", 10.0, 3.0, 16_384, "Apache Kafka or Redpanda (production).", LINGER),
+        BrokerProfile("kafka", 10.0, 3.0, BATCH, "Apache Kafka or Redpanda (production).", LINGER),
         BrokerProfile(
             "tansu",
             6.0,
@@ -68,7 +75,7 @@ BROKER_PROFILES: Final = {
             "end offsets, and with them table recovery, are right.",
         ),
         BrokerProfile(
-            "noida", 6.0, 2.0, 16_384, "noida-db: short session for quick failover.", LINGER
+            "noida", 6.0, 2.0, BATCH, "noida-db: short session for quick failover.", LINGER
         ),
     )
 }
@@ -87,8 +94,10 @@ class WorkerConfig:
     replication: int = 1
     log_batch: int = 500
     """Records the identity agent takes at once (one flush and one journal per batch)."""
-    customer_batch: int = 500
-    """Messages the profile agent takes at once (one write and snapshot per customer)."""
+    customer_batch: int = 256
+    """By-customer records (bundles) the profile agent takes at once, within
+    ``streams.agents.PROFILE_WITHIN``: one write and one snapshot per customer per
+    batch, so the larger the batch, the fewer of both per event."""
 
     def __post_init__(self) -> None:
         if self.store not in STORES:
@@ -132,6 +141,8 @@ class Wiring:
     deadletters: Any
     identity: Any
     customers: Any
+    outputs: Outputs
+    """The producer of everything but the changelogs (``streams.outputs``)."""
 
 
 def _store_url(config: WorkerConfig) -> str:
@@ -191,6 +202,9 @@ def create_app(config: WorkerConfig) -> Wiring:
     schema: Any = faust.Schema(key_serializer="json", value_serializer="json")
     identity_table = app.Table(IDENTITY_TABLE, partitions=1, schema=schema)
     customers_table = app.Table(CUSTOMERS_TABLE, partitions=n, schema=schema)
+    # The app's first dependency: started before the agents, stopped after them.
+    outputs = Outputs(config.kafka.bootstrap)
+    app.add_dependency(outputs)
     return Wiring(
         app=app,
         config=config,
@@ -202,4 +216,5 @@ def create_app(config: WorkerConfig) -> Wiring:
         deadletters=topic(kafka_topics.DEADLETTERS),
         identity=identity_table,
         customers=customers_table,
+        outputs=outputs,
     )

@@ -26,11 +26,14 @@ the writes; no transactions needed):
 
 A ``Batch`` applies many messages and folds each customer's events at once
 (like the embedded runtime's ``flush``): one decode, one fold, one table
-write and one snapshot per customer per batch.
+write and one snapshot per customer per batch. ``States`` keeps the decoded
+states of the customers written last, so a customer met again in a later
+batch is not decoded from its JSON again (with the memory store; see there).
 """
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -40,6 +43,41 @@ from projections import lead_score
 from schemas import AnyEvent
 from streams import messages
 from streams.messages import ByCustomer
+
+
+class States:
+    """Decoded states of the customers written last, keyed by the JSON object written.
+
+    The memory store hands back the very object the agent wrote, so an
+    identity check (``is``) proves the cached state is the one that JSON
+    encodes (``from_json(to_json(s)) == s``): no decode. A store that decodes
+    a new object on every read (RocksDB) simply misses. Bounded (least
+    recently used out): memory grows with the cache, not the customer count.
+    """
+
+    def __init__(self, size: int = 50_000) -> None:
+        self.size = size
+        self._states: OrderedDict[str, tuple[object, customer.CustomerState]] = OrderedDict()
+
+    def decode(self, key: str, data: Mapping[str, Any]) -> customer.CustomerState:
+        """The state ``data`` (the table's JSON for ``key``) encodes."""
+        hit = self._states.get(key)
+        if hit is not None and hit[0] is data:
+            self._states.move_to_end(key)
+            return hit[1]
+        state = customer.from_json(data)
+        self.remember(key, data, state)
+        return state
+
+    def remember(self, key: str, data: object, state: customer.CustomerState) -> None:
+        """``data`` was written for ``key`` and encodes ``state``."""
+        self._states[key] = (data, state)
+        self._states.move_to_end(key)
+        if len(self._states) > self.size:
+            self._states.popitem(last=False)
+
+    def clear(self) -> None:
+        self._states.clear()
 
 
 @dataclass(slots=True)
@@ -53,12 +91,14 @@ class Entry:
     pending: list[AnyEvent] = field(default_factory=list)
 
     @classmethod
-    def from_value(cls, value: Mapping[str, Any] | None) -> Entry:
+    def from_value(
+        cls, value: Mapping[str, Any] | None, decode: Callable[[Mapping[str, Any]], Any]
+    ) -> Entry:
         if value is None:
             return cls()
         state = value["state"]
         return cls(
-            None if state is None else customer.from_json(state),
+            None if state is None else decode(state),
             int(value["last"]),
             set(value["absorbed"]),
             value["into"],
@@ -71,10 +111,13 @@ class Entry:
             self.pending = []
         return self.state
 
-    def to_value(self, rules: lead_score.Rules) -> dict[str, Any]:
+    def to_value(self, rules: lead_score.Rules, key: str, states: States) -> dict[str, Any]:
         state = self.settle(rules)
+        data = None if state is None else customer.to_json(state)
+        if state is not None:
+            states.remember(key, data, state)
         return {
-            "state": None if state is None else customer.to_json(state),
+            "state": data,
             "last": self.last,
             "absorbed": sorted(self.absorbed),
             "into": self.into,
@@ -104,10 +147,14 @@ class Batch:
     """Applies by-customer messages to customers' entries (looked up once each)."""
 
     def __init__(
-        self, rules: lead_score.Rules, lookup: Callable[[str], Mapping[str, Any] | None]
+        self,
+        rules: lead_score.Rules,
+        lookup: Callable[[str], Mapping[str, Any] | None],
+        states: States | None = None,
     ) -> None:
         self.rules = rules
         self._lookup = lookup
+        self.states = states if states is not None else States()
         self.entries: dict[str, Entry] = {}
         self.changed: dict[str, None] = {}  # insertion-ordered set
         self.touched: dict[str, None] = {}
@@ -116,7 +163,10 @@ class Batch:
     def entry(self, key: str) -> Entry:
         found = self.entries.get(key)
         if found is None:
-            found = self.entries[key] = Entry.from_value(self._lookup(key))
+            value = self._lookup(key)
+            found = self.entries[key] = Entry.from_value(
+                value, lambda data: self.states.decode(key, data)
+            )
         return found
 
     def apply(self, message: ByCustomer) -> None:
@@ -180,6 +230,8 @@ class Batch:
     def finish(self) -> Result:
         """Fold what is pending; the writes, messages and snapshots of the batch."""
         rules = self.rules
-        writes = [(key, self.entries[key].to_value(rules)) for key in self.changed]
+        writes = [
+            (key, self.entries[key].to_value(rules, key, self.states)) for key in self.changed
+        ]
         snapshots = [(key, snapshot(key, self.entries[key], rules)) for key in self.touched]
         return Result(writes, self.by_customer, snapshots)

@@ -8,19 +8,21 @@ module holds that state (``IdentityGraph``, the seen ids, the next offset)
 and turns a batch of records into the messages to send and the table writes
 to make.
 
-Persistence (a faust table with a changelog, see ``streams.agents``) is exact
-under crashes because the agent:
+Persistence (a faust table with a changelog, see ``streams.agents``) is one
+*journal* record per batch, under its own key ``j:<next offset>``: the next
+log offset and every graph row and seen id the batch changed. One record is
+atomic, and a changelog restores a prefix of the writes, so the table always
+holds the journals of a prefix of the batches; ``restore`` replays them in
+offset order. One changelog record per batch, not one per row and seen id: on
+a broker that needs one record per produce batch (tansu) every record costs a
+round trip, and the identity stage is the one partition everything waits for.
 
-1. sends every output of the batch and waits until the broker has them all;
-2. writes ONE ``journal`` record (next offset, every graph row and seen id the
-   batch changed): one record is atomic;
-3. then writes those rows and ids under their own keys.
-
-A changelog restores a prefix of the writes, so after a crash the table holds
-either an older journal (the batch is redelivered and redone: the same
-outputs again, which the profile agent skips) or this batch's journal with
-some of its rows; ``restore`` re-applies the journal's rows over the table,
-which gives exactly the state after the batch.
+The agent writes a batch's journal only once the broker has every output of
+that batch (it folds the next batch meanwhile, ``streams.agents``). After a
+crash the table therefore holds an older journal: the batches after it are
+redelivered and redone, giving the same outputs again, which the profile
+agent skips. Tables written before journals had their own keys (``i:``,
+``c:``, ``m:``, one ``journal``) are still restored, the newer journals on top.
 """
 
 from __future__ import annotations
@@ -37,7 +39,8 @@ from projections import identity
 from schemas import AnyEvent, EventValidationError, decode_stored
 from streams import messages
 
-JOURNAL_KEY: Final = "journal"
+JOURNAL_KEY: Final = "journal"  # the one journal of the format before ``j:`` keys
+_JOURNAL: Final = "j:"  # "j:<next offset, 12 digits>" -> one batch's journal
 _ROW: Final = "i:"  # identifier row: "i:<identifier>" -> [customer_id, seq, ""]
 _MERGED: Final = "c:"  # merged-away customer: "c:<customer>" -> ["", seq, merged_into]
 _SEEN: Final = "m:"  # "m:<messageId>" -> offset of the first copy
@@ -56,7 +59,7 @@ class Output:
 
 @dataclass(slots=True)
 class Step:
-    """What one batch produced: outputs to send first, then table writes (journal first)."""
+    """What one batch produced: outputs to send first, then the table write (its journal)."""
 
     outputs: list[Output] = field(default_factory=list)
     writes: list[tuple[str, Any]] = field(default_factory=list)
@@ -96,6 +99,12 @@ def _row_of(key: str, value: Sequence[Any]) -> identity.Row:
     return (identifier, str(customer), int(seq), str(merged_into))
 
 
+def journal_key(next_offset: int) -> str:
+    """The table key of the journal of the batch that ends before ``next_offset``
+    (zero-padded: the keys sort in offset order)."""
+    return f"{_JOURNAL}{next_offset:012d}"
+
+
 class Sequencer:
     """Identity in log order: the graph, the seen message ids, the next log offset."""
 
@@ -111,7 +120,6 @@ class Sequencer:
         self.seen = seen if seen is not None else set()
         self.next_offset = next_offset
         self.log_topic = log_topic
-        self._repair: list[tuple[str, Any]] = []
 
     @classmethod
     def restore(
@@ -123,29 +131,24 @@ class Sequencer:
         """The state a table's ``(key, value)`` items describe (journal re-applied on top)."""
         rows: dict[str, identity.Row] = {}
         seen: set[str] = set()
-        journal: Mapping[str, Any] | None = None
+        journals: list[tuple[int, Mapping[str, Any]]] = []
         for key, value in items:
-            if key == JOURNAL_KEY:
-                journal = value
+            if key.startswith(_JOURNAL) or key == JOURNAL_KEY:
+                journals.append((int(value["next_offset"]), value))
             elif key.startswith(_SEEN):
                 seen.add(key[len(_SEEN) :])
             elif key.startswith((_ROW, _MERGED)):
                 rows[key] = _row_of(key, value)
         next_offset = 0
-        repair: list[tuple[str, Any]] = []
-        if journal is not None:
-            next_offset = int(journal["next_offset"])
+        # The old format's journal holds rows newer than its own keys; journals of
+        # the same offset (old and new format) hold the same changes.
+        for offset, journal in sorted(journals, key=lambda j: j[0]):
+            next_offset = offset
             for key, value in journal["rows"]:
                 rows[key] = _row_of(key, value)
-                repair.append((key, value))
             seen.update(journal["seen"])
-            repair.extend((_SEEN + message_id, 1) for message_id in journal["seen"])
         graph = identity.IdentityGraph.from_rows(rows.values(), rules)
-        sequencer = cls(rules, graph, seen, next_offset, log_topic)
-        # The rows the journal restored may be missing from the table itself;
-        # they must be written before the next journal replaces this one.
-        sequencer._repair = repair
-        return sequencer
+        return cls(rules, graph, seen, next_offset, log_topic)
 
     def process(self, records: Iterable[LogRecord]) -> Step:
         """Fold a batch of log records in offset order.
@@ -198,11 +201,7 @@ class Sequencer:
             outputs.append(Output("merges", key, messages.rejection_value(rejection)))
         row_writes = [(_row_key(row), _row_value(row)) for row in changes.rows]
         journal = {"next_offset": self.next_offset, "rows": row_writes, "seen": new_seen}
-        step.writes.extend(self._repair)
-        self._repair = []
-        step.writes.append((JOURNAL_KEY, journal))
-        step.writes.extend(row_writes)
-        step.writes.extend((_SEEN + message_id, 1) for message_id in new_seen)
+        step.writes.append((journal_key(self.next_offset), journal))
         return step
 
     def skip_to(self, offset: int) -> None:

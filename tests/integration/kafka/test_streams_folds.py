@@ -12,7 +12,6 @@ independently on the same records.
 from __future__ import annotations
 
 import random
-import zlib
 from datetime import UTC, datetime
 from typing import TypeVar
 
@@ -64,17 +63,17 @@ def _run(
     sequencer = Sequencer(identity.Rules())
     queues: list[list[bytes]] = [[] for _ in range(partitions)]
 
-    def route(key: bytes, value: bytes) -> None:
-        queues[zlib.crc32(key) % partitions].append(value)
+    def route(sent: list[tuple[str, bytes]]) -> None:
+        # As the agents send them: one bundle per partition per batch.
+        for p, record in messages.bundles(sent, partitions).items():
+            queues[p].append(record)
 
     i = 0
     while i < len(records):
         n = rng.randint(1, 60)
         batch = [LogRecord(o, records[o].data, NOW) for o in range(i, min(i + n, len(records)))]
         step = sequencer.process(_skipping(rng, batch, skip))
-        for out in step.outputs:
-            if out.target == "by_customer":
-                route(out.key, out.value)
+        route([(o.key.decode(), o.value) for o in step.outputs if o.target == "by_customer"])
         if crash and rng.random() < 0.2:
             # The changelog kept only a prefix of the writes; the batch may be redone.
             kept = step.writes[: rng.randint(0, len(step.writes))]
@@ -98,14 +97,14 @@ def _run(
         delivered = list(range(position[p], min(len(queues[p]), position[p] + k)))
         for offset in _skipping(rng, delivered, skip):
             if cursors.admit(p, offset):
-                work.apply(messages.decode_message(queues[p][offset]))
+                for message in messages.decode_record(queues[p][offset]):
+                    work.apply(message)
         position[p] = cursors.next[p] if p in cursors.gapped else delivered[-1] + 1
         if rng.random() < 0.2:  # redelivery: the committed offset lagged behind
             position[p] = max(0, position[p] - rng.randint(1, 50))
         result = work.finish()
         customers.update(result.writes)
-        for message in result.by_customer:
-            route(message.customer.encode(), messages.encode(message))
+        route([(m.customer, messages.encode(m)) for m in result.by_customer])
     states = {
         c: v["state"]
         for c, v in customers.items()
