@@ -118,7 +118,7 @@ def open_sink(
         finally:
             remote.close()
         return
-    with engine:
+    with engine, engine.bulk():  # fold once at the end: customer by customer when large
         yield engine
 
 

@@ -13,7 +13,7 @@ Every environment variable the platform reads is read here, and only here
 variable                        read by                     meaning
 ==============================  ==========================  ========================
 ``CDP_DATA_DIR``                ``Settings.resolve``        the data directory
-``CDP_DUCKDB_MEMORY_LIMIT``     ``duckdb_memory_limit``     DuckDB's memory [4GB]
+``CDP_DUCKDB_MEMORY_LIMIT``     ``duckdb_memory_limit``     DuckDB's memory [1GB]
 ``CDP_KAFKA_BOOTSTRAP``         ``kafka_bootstrap``         broker HOST:PORT
 ``CDP_KAFKA_PREFIX``            ``kafka_prefix``            topic name prefix [cdp.]
 ``CDP_KAFKA_BROKER_PROFILE``    ``broker_profile``          the faust worker's broker
@@ -43,12 +43,15 @@ if TYPE_CHECKING:
 DEFAULT_DATA_DIR = Path(".cdp-data")
 DATA_DIR_ENV = "CDP_DATA_DIR"
 MEMORY_LIMIT_ENV = "CDP_DUCKDB_MEMORY_LIMIT"
-DEFAULT_MEMORY_LIMIT = "4GB"
+DEFAULT_MEMORY_LIMIT = "1GB"
 """DuckDB's own memory (it spills larger work to ``<data dir>/duckdb-tmp``).
 
-DuckDB's default is 80% of RAM, which the fold states of the runtime need for
-themselves: a checkpoint of a million customers then ran the machine out of
-memory. Override with ``CDP_DUCKDB_MEMORY_LIMIT`` (e.g. ``8GB``)."""
+DuckDB's default is 80% of RAM, and its buffer pool keeps every block it has
+read or written up to that limit, so a process's size followed the size of
+the log rather than its work. Fold state lives in DuckDB tables with a
+bounded cache (``cdp.runtime.embedded``), and bulk work (``cdp.runtime.grouped``)
+runs under a lower limit of its own. Override with ``CDP_DUCKDB_MEMORY_LIMIT``
+(e.g. ``4GB`` for faster segment queries over a very large log)."""
 KAFKA_BOOTSTRAP_ENV = "CDP_KAFKA_BOOTSTRAP"
 KAFKA_PREFIX_ENV = "CDP_KAFKA_PREFIX"
 BROKER_PROFILE_ENV = "CDP_KAFKA_BROKER_PROFILE"

@@ -112,9 +112,9 @@ def run_demo(
 
     with bootstrap.open_data(settings) as engine:
         t = time.perf_counter()
-        with progress("ingesting", stats.events) as step:
+        with progress("ingesting", stats.events) as step, engine.bulk():
             report = ingest(read_items(events_file), engine, source="demo", progress=step)
-            engine.checkpoint()
+        engine.checkpoint()
         timings["ingest"] = time.perf_counter() - t
         counts = engine.con.execute(
             """SELECT (SELECT count(*) FROM customers), (SELECT count(*) FROM identities),

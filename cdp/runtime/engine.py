@@ -15,7 +15,8 @@ connection; ``open`` refuses with a ``ServerRunningError`` that names it.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import cast
 
@@ -23,11 +24,13 @@ import duckdb
 
 from cdp.adapters.duckdb import store, views
 from cdp.adapters.duckdb.log import DuckDBEventLog
+from cdp.adapters.duckdb.states import DuckDBStateStore
 from cdp.adapters.socket import client as local_client
 from cdp.closing import Closing
 from cdp.config import Settings, duckdb_memory_limit
 from cdp.errors import LogUnavailableError
 from cdp.ports.log import AppendResult, Record
+from cdp.runtime import grouped
 from cdp.runtime.config import RuntimeConfig
 from cdp.runtime.embedded import EmbeddedRuntime
 from cdp.services import deadletters
@@ -95,8 +98,12 @@ class Engine(Closing):
         store.create(con)
         deadletters.create(con)
         views.create(con, runtime_config.scoring)
-        self.runtime = EmbeddedRuntime.restore(con, runtime_config)
+        snapshot = store.load(con)
+        self.runtime = EmbeddedRuntime.restore(
+            DuckDBStateStore(con), snapshot.graph_rows, snapshot.next_offset, runtime_config
+        )
         self.rules_changed = self._rules_changed(runtime_config)
+        self._deferred = False
 
     def _rules_changed(self, config: RuntimeConfig) -> bool:
         saved = self.con.execute(
@@ -120,9 +127,7 @@ class Engine(Closing):
             raise
         try:
             engine = cls(settings, con, runtime_config or settings.runtime_config())
-            if engine.runtime.next_offset < engine.log.high_water():
-                engine.runtime.catch_up(engine.log, progress)
-                engine.checkpoint()
+            engine.catch_up(progress)
         except BaseException:
             con.close()
             raise
@@ -166,15 +171,45 @@ class Engine(Closing):
             return _served_connection(settings)
 
     def append(self, records: Sequence[Record]) -> AppendResult:
-        """Append durably, then fold what was new into the projections (in memory)."""
+        """Append durably, then fold what was new into the projections (inside
+        ``bulk()``: fold later, all at once)."""
         result = self.log.append(records)
-        if result.appended:
+        if result.appended and not self._deferred:
             self.runtime.apply(result.new_events(records))
         return result
 
+    def catch_up(self, progress: Callable[[int], None] | None = None) -> int:
+        """Fold and checkpoint whatever the log holds past the saved position;
+        a long stretch takes the grouped path (``cdp.runtime.grouped``)."""
+        tail = self.log.high_water() - self.runtime.next_offset
+        if tail <= 0:
+            return 0
+        if tail >= grouped.THRESHOLD:
+            return grouped.fold_grouped(self.runtime, self.con, progress=progress)
+        folded = self.runtime.catch_up(self.log, progress)
+        self.checkpoint()
+        return folded
+
+    @contextmanager
+    def bulk(self) -> Iterator[Engine]:
+        """Appends inside the block only go to the log; the projections catch up
+        once at the end (``catch_up``), customer by customer for a large import.
+        An interrupted block loses nothing: the next open folds the tail."""
+        self.runtime.flush()
+        self._deferred = True
+        try:
+            with grouped.bulk_memory(self.con):
+                yield self
+        finally:
+            self._deferred = False
+        self.catch_up()
+
     def checkpoint(self) -> int:
-        """Persist projection changes and the read position (one transaction)."""
-        return self.runtime.checkpoint(self.con) if self.runtime.dirty else 0
+        """Persist projection changes and the read position (one transaction);
+        then bring the views' derived tables up to the log (``views.catch_up``)."""
+        saved = self.runtime.checkpoint() if self.runtime.dirty else 0
+        views.catch_up(self.con)
+        return saved
 
     def close(self) -> None:
         """Checkpoint and release the file lock."""

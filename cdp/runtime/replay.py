@@ -17,16 +17,16 @@ and the report says the tables equal the live state.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from cdp.adapters.duckdb import store
+from cdp.adapters.duckdb.states import DuckDBStateStore
 from cdp.errors import ConfigError
-from cdp.ports.log import StoredEvent
-from cdp.runtime.bulk import paused_gc
 from cdp.runtime.embedded import EmbeddedRuntime
 from cdp.runtime.engine import Engine
+from cdp.runtime.grouped import bulk_memory, fold_grouped
 
 REBUILD_PREFIX = "rebuild_"
 AS_OF_PREFIX = "asof_"
@@ -51,26 +51,33 @@ class ReplayReport:
         return self.events / self.seconds if self.seconds else 0.0
 
 
-def _compare(live: EmbeddedRuntime, fresh: EmbeddedRuntime) -> list[str]:
+def _fresh(engine: Engine, prefix: str) -> EmbeddedRuntime:
+    """An empty runtime whose states go to the ``prefix`` tables (created empty)."""
+    store.drop(engine.con, prefix)
+    store.create(engine.con, prefix)
+    fresh = EmbeddedRuntime(engine.runtime.config, DuckDBStateStore(engine.con, prefix))
+    fresh.live = False
+    return fresh
+
+
+def _counts(engine: Engine, prefix: str) -> tuple[int, int]:
+    row = engine.con.execute(
+        f"SELECT (SELECT count(*) FROM {prefix}customers), "
+        f"(SELECT count(*) FROM {prefix}identity_graph)"
+    ).fetchone()
+    return (int(row[0]), int(row[1])) if row else (0, 0)
+
+
+def _graph_differences(engine: Engine) -> list[str]:
     diffs: list[str] = []
-    if live.next_offset != fresh.next_offset:
-        diffs.append(f"read position: live {live.next_offset}, rebuilt {fresh.next_offset}")
-    for label, a, b in (
-        ("profile", live.profiles, fresh.profiles),
-        ("lead score", live.leads, fresh.leads),
-    ):
-        for customer in sorted(a.keys() - b.keys())[:MAX_LISTED]:
-            diffs.append(f"{label}: customer {customer} only in live state")
-        for customer in sorted(b.keys() - a.keys())[:MAX_LISTED]:
-            diffs.append(f"{label}: customer {customer} only in rebuilt state")
-        differing = [c for c in sorted(a.keys() & b.keys()) if a[c] != b[c]]
-        diffs.extend(f"{label}: customer {c} differs" for c in differing[:MAX_LISTED])
-    live_rows, fresh_rows = sorted(live.graph.to_rows()), sorted(fresh.graph.to_rows())
-    if live_rows != fresh_rows:
-        only_live = sorted(set(live_rows) - set(fresh_rows))[:MAX_LISTED]
-        only_fresh = sorted(set(fresh_rows) - set(live_rows))[:MAX_LISTED]
-        diffs.extend(f"identity: live has {r}" for r in only_live)
-        diffs.extend(f"identity: rebuilt has {r}" for r in only_fresh)
+    columns = "identifier, customer_id, seq, merged_into"
+    for left, right in (("", REBUILD_PREFIX), (REBUILD_PREFIX, "")):
+        rows = engine.con.execute(
+            f"SELECT {columns} FROM {left}identity_graph EXCEPT "
+            f"SELECT {columns} FROM {right}identity_graph ORDER BY ALL LIMIT {MAX_LISTED}"
+        ).fetchall()
+        side = "live" if not left else "rebuilt"
+        diffs.extend(f"identity: {side} has {tuple(r)}" for r in rows)
     return diffs
 
 
@@ -106,30 +113,37 @@ def rebuild(
     """Rebuild all projections from the log into fresh tables and switch to them."""
     engine.checkpoint()
     started = time.perf_counter()
-    fresh = EmbeddedRuntime(engine.runtime.config)
-    fresh.catch_up(engine.log, progress)
+    fresh = _fresh(engine, REBUILD_PREFIX)
+    fold_grouped(fresh, engine.con, progress=progress)
     seconds = time.perf_counter() - started
+    customers, identifiers = _counts(engine, REBUILD_PREFIX)
     report = ReplayReport(
         fresh.stats.events,
-        len(fresh.profiles),
-        len(fresh.graph.to_rows()),
+        customers,
+        identifiers,
         seconds,
         tables="live tables (customers, identity_graph, merges, identity_rejections, positions)",
     )
-    store.drop(engine.con, REBUILD_PREFIX)
-    store.create(engine.con, REBUILD_PREFIX)
-    fresh.checkpoint(engine.con, prefix=REBUILD_PREFIX)
     if verify:
-        report.differences = _compare(engine.runtime, fresh) + _table_differences(engine)
+        with bulk_memory(engine.con):
+            report.differences = _differences(engine, fresh)
         report.verified = not report.differences
     _swap(engine)
+    fresh.states = DuckDBStateStore(engine.con)
+    fresh.live = True
+    fresh.on_checkpoint = engine.runtime.on_checkpoint
     engine.runtime = fresh
     return report
 
 
-def _until(engine: Engine, as_of: datetime) -> Iterator[list[StoredEvent]]:
-    for batch in engine.log.read(0, batch_size=20_000):
-        yield [s for s in batch if s.event.timestamp <= as_of]
+def _differences(engine: Engine, fresh: EmbeddedRuntime) -> list[str]:
+    """What differs between the live tables and the rebuilt ones: read position,
+    every customer's row (its fold states included) and the identity graph."""
+    diffs: list[str] = []
+    live = engine.runtime.next_offset
+    if live != fresh.next_offset:
+        diffs.append(f"read position: live {live}, rebuilt {fresh.next_offset}")
+    return diffs + _table_differences(engine) + _graph_differences(engine)
 
 
 def rebuild_as_of(
@@ -154,21 +168,14 @@ def rebuild_as_of(
             "the as-of tables equal the live state"
         )
     started = time.perf_counter()
-    fresh = EmbeddedRuntime(engine.runtime.config)
-    with paused_gc():
-        for batch in _until(engine, as_of):
-            fresh.apply(batch)
-            if progress is not None:
-                progress(len(batch))
-        fresh.flush()
+    fresh = _fresh(engine, AS_OF_PREFIX)
+    fold_grouped(fresh, engine.con, until=as_of, progress=progress)
     seconds = time.perf_counter() - started
-    store.drop(engine.con, AS_OF_PREFIX)
-    store.create(engine.con, AS_OF_PREFIX)
-    fresh.checkpoint(engine.con, prefix=AS_OF_PREFIX)
+    customers, identifiers = _counts(engine, AS_OF_PREFIX)
     return ReplayReport(
         fresh.stats.events,
-        len(fresh.profiles),
-        len(fresh.graph.to_rows()),
+        customers,
+        identifiers,
         seconds,
         tables=f"{AS_OF_PREFIX}customers, {AS_OF_PREFIX}identity_graph, {AS_OF_PREFIX}merges "
         f"(as of {as_of.isoformat()})",

@@ -30,8 +30,8 @@ The package: ``rules`` (``Rules``, the merge rules), ``extract``
 use the names re-exported here.
 """
 
-from projections.identity.extract import identifiers_of
-from projections.identity.graph import IdentityGraph, apply, customer_id_for
+from projections.identity.extract import envelope_only, identifiers_of
+from projections.identity.graph import IdentityGraph, apply, apply_envelope, customer_id_for
 from projections.identity.records import (
     ROW_COLUMNS,
     Changes,
@@ -52,6 +52,8 @@ __all__ = [
     "Row",
     "Rules",
     "apply",
+    "apply_envelope",
     "customer_id_for",
+    "envelope_only",
     "identifiers_of",
 ]

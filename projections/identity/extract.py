@@ -12,7 +12,7 @@ from typing import Final
 from schemas.context import Traits
 from schemas.crm import FormSubmitted, MessageReceived, MessageSent
 from schemas.envelope import Alias, Identify
-from schemas.events import AnyEvent
+from schemas.events import GENERIC_MODELS, TYPED_EVENT_NAMES, AnyEvent
 from schemas.identifiers import normalise
 
 USER_KEY: Final = "user_id:"
@@ -28,6 +28,10 @@ _NONE: Final[tuple[()]] = ()
 _LINKING: Final[frozenset[type]] = frozenset(
     {Identify, Alias, FormSubmitted, MessageReceived, MessageSent}
 )
+LINKING_TAGS: Final[frozenset[str]] = frozenset(
+    tag for tag, model in {**GENERIC_MODELS, **TYPED_EVENT_NAMES}.items() if model in _LINKING
+)
+"""Union tags of the event types that may link identifiers beyond the envelope's."""
 
 
 def _add(keys: list[str], kind: str, value: object) -> None:
@@ -51,16 +55,26 @@ def identifiers_of(event: AnyEvent, known: Callable[[str], bool] | None = None) 
     case). Junk values are dropped. Group traits describe the group, not the
     person, and are ignored.
     """
-    user, anonymous = event.user_id, event.anonymous_id
     # Most events (track, page, screen, ...) carry only the envelope's ids: a
     # short path for them keeps apply() cheap. Exact types: no subclasses exist.
     if event.context.traits is None and type(event) not in _LINKING:
-        user = None if user is None else normalise("user_id", user)
-        anonymous = None if anonymous is None else normalise("anonymous_id", anonymous)
-        if user is None:
-            return _NONE if anonymous is None else (ANON_KEY + anonymous,)
-        return (USER_KEY + user,) if anonymous is None else (USER_KEY + user, ANON_KEY + anonymous)
+        return envelope_keys(event.user_id, event.anonymous_id)
     return _linking_identifiers(event, known)
+
+
+def envelope_keys(user_id: str | None, anonymous_id: str | None) -> tuple[str, ...]:
+    """The identifier keys of an event that carries only its envelope's ids."""
+    user = None if user_id is None else normalise("user_id", user_id)
+    anonymous = None if anonymous_id is None else normalise("anonymous_id", anonymous_id)
+    if user is None:
+        return _NONE if anonymous is None else (ANON_KEY + anonymous,)
+    return (USER_KEY + user,) if anonymous is None else (USER_KEY + user, ANON_KEY + anonymous)
+
+
+def envelope_only(tag: str, has_context_traits: bool) -> bool:
+    """Whether an event of union tag ``tag`` (``schemas.events.tag_of``) links
+    only its envelope's ids: then ``identifiers_of`` is ``envelope_keys``."""
+    return not has_context_traits and tag not in LINKING_TAGS
 
 
 def _linking_identifiers(event: AnyEvent, known: Callable[[str], bool] | None) -> tuple[str, ...]:

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Iterator
+from datetime import datetime
 from typing import Final
 
-from projections.identity.extract import ANON_KEY, USER_KEY, identifiers_of
+from projections.identity.extract import ANON_KEY, USER_KEY, envelope_keys, identifiers_of
 from projections.identity.records import (
     Changes,
     Merge,
@@ -152,7 +153,9 @@ class IdentityGraph:
                 raise ValueError(f"customer {customer!r} is live or not merged into an older one")
         return graph
 
-    def _apply(self, keys: tuple[str, ...], event: AnyEvent, offset: int) -> Resolution:
+    def _apply(
+        self, keys: tuple[str, ...], message_id: str, at: datetime, alias: bool, offset: int
+    ) -> Resolution:
         owner, users = self._owner, self._user
         first = keys[0]
         event_user = first if first.startswith(USER_KEY) else None
@@ -174,15 +177,13 @@ class IdentityGraph:
                 continue
             refusal = self._attach(primary, k) if c is None else self._refuse_merge(primary, c)
             if refusal is not None:
-                rejection = Rejection(
-                    primary, k, refusal, event.message_id, offset, event.timestamp
-                )
+                rejection = Rejection(primary, k, refusal, message_id, offset, at)
                 self._rejections.append(rejection)
                 if rejections is None:
                     rejections = []
                 rejections.append(rejection)
             elif c is not None:
-                merge = self._merge(primary, c, k, event, offset)
+                merge = self._merge(primary, c, k, message_id, at, alias, offset)
                 primary = merge.into_customer
                 self._merges.append(merge)
                 if merges is None:
@@ -237,7 +238,16 @@ class IdentityGraph:
             return f"anonymous id cap ({cap}) reached: merging {other} would give {total}"
         return None
 
-    def _merge(self, primary: str, other: str, via: str, event: AnyEvent, offset: int) -> Merge:
+    def _merge(
+        self,
+        primary: str,
+        other: str,
+        via: str,
+        message_id: str,
+        at: datetime,
+        alias: bool,
+        offset: int,
+    ) -> Merge:
         seq = self._seq
         survivor, loser = (other, primary) if seq[other] < seq[primary] else (primary, other)
         moved = self._members.pop(loser)
@@ -256,8 +266,8 @@ class IdentityGraph:
             self._user[survivor] = user
         self._redirect[loser] = survivor
         self._merged_away.append(loser)
-        reason = f"alias of {via}" if isinstance(event, Alias) else f"shared identifier {via}"
-        return Merge(loser, survivor, reason, via, event.message_id, offset, event.timestamp)
+        reason = f"alias of {via}" if alias else f"shared identifier {via}"
+        return Merge(loser, survivor, reason, via, message_id, offset, at)
 
 
 def apply(graph: IdentityGraph, event: AnyEvent, offset: int) -> Resolution:
@@ -273,4 +283,21 @@ def apply(graph: IdentityGraph, event: AnyEvent, offset: int) -> Resolution:
     keys = identifiers_of(event, graph._owner.__contains__)
     if not keys:
         return _resolution(None, _NONE, _NONE, False)
-    return graph._apply(keys, event, offset)
+    return graph._apply(keys, event.message_id, event.timestamp, type(event) is Alias, offset)
+
+
+def apply_envelope(
+    graph: IdentityGraph,
+    user_id: str | None,
+    anonymous_id: str | None,
+    message_id: str,
+    at: datetime,
+    offset: int,
+) -> Resolution:
+    """``apply`` for an event that links nothing beyond its envelope (``envelope_only``:
+    not a linking type, no ``context.traits``), from the log's columns: the same
+    decision without decoding the event (tests/unit/test_identity_envelope.py)."""
+    keys = envelope_keys(user_id, anonymous_id)
+    if not keys:
+        return _resolution(None, _NONE, _NONE, False)
+    return graph._apply(keys, message_id, at, False, offset)

@@ -154,7 +154,7 @@ def test_a_failed_checkpoint_leaves_the_previous_one_intact(
 
     monkeypatch.setattr(store, "_replace", failing_replace)
     with pytest.raises(RuntimeError, match="disk full"):
-        engine.runtime.checkpoint(engine.con)
+        engine.runtime.checkpoint()
     assert engine.con.execute("SELECT next_offset FROM positions").fetchall() == saved
     monkeypatch.undo()
     engine.con.close()

@@ -29,7 +29,7 @@ def test_unset_variables_give_the_defaults(monkeypatch: pytest.MonkeyPatch) -> N
         config.DEBUG_ENV,
     ):
         monkeypatch.delenv(name, raising=False)
-    assert config.duckdb_memory_limit() == "4GB"
+    assert config.duckdb_memory_limit() == "1GB"
     assert config.kafka_bootstrap() is None
     assert config.kafka_prefix() is None
     assert config.broker_profile() == "kafka"

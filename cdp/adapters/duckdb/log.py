@@ -8,9 +8,11 @@ half-written one leaves nothing behind.
 Dedup: DuckDB's ART indexes make bulk inserts with a uniqueness check slow
 (and ``ON CONFLICT`` far slower), and a join against the whole log grows with
 it. The log is single-writer (DuckDB locks the file to one process), so the
-writer keeps an in-memory index ``blake2b-64(messageId) → offset``, rebuilt at
-open from the stored ``message_hash`` column; a hash hit is confirmed against
-the stored ``message_id`` before a record is called a duplicate.
+writer keeps the set of stored ``blake2b-64(messageId)`` values in memory
+(``cdp.adapters.duckdb.hashes``: 8 bytes per event), rebuilt at open from the
+``message_hash`` column; a hash hit is confirmed against the stored
+``message_id`` (one query per batch with hits) before a record is called a
+duplicate.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
+from cdp.adapters.duckdb.hashes import HashSet
 from cdp.errors import LogCorruptError
 from cdp.ports.log import AppendResult, Record, StoredEvent
 from schemas import EventValidationError, decode_stored
@@ -99,58 +102,54 @@ class DuckDBEventLog:
     def __init__(self, connection: duckdb.DuckDBPyConnection) -> None:
         self._con = connection
         self._con.execute(EVENT_LOG_DDL)
-        self._index: dict[int, int] = {}
-        # Two different messageIds with one 64-bit hash: the later ones live here.
-        self._collisions: dict[str, int] = {}
+        self._hashes = HashSet()
         self._high_water = 0
         self._load_index()
 
     def _load_index(self) -> None:
-        table = self._con.sql(
-            'SELECT message_hash, "offset" FROM event_log ORDER BY "offset"'
-        ).to_arrow_table()
-        hashes = table.column("message_hash").to_pylist()
-        offsets = table.column("offset").to_pylist()
-        index: dict[int, int] = {}
-        colliding: list[int] = []
-        for h, offset in zip(hashes, offsets, strict=True):
-            if h in index:  # a true hash collision: duplicates are never stored
-                colliding.append(offset)
-            else:
-                index[h] = offset
-        self._index = index
-        self._collisions = {mid: o for o, mid in self._stored_ids(colliding).items()}
-        self._high_water = (offsets[-1] + 1) if offsets else 0
+        column = (
+            self._con.sql("SELECT message_hash FROM event_log ORDER BY message_hash")
+            .to_arrow_table()
+            .column(0)
+            .combine_chunks()
+        )
+        values = column.buffers()[1]
+        start = column.offset * 8
+        self._hashes = HashSet.from_sorted_bytes(
+            values.to_pybytes()[start : start + 8 * len(column)] if values else b""
+        )
+        found = self._con.execute('SELECT max("offset") FROM event_log').fetchall()
+        self._high_water = 0 if found[0][0] is None else int(found[0][0]) + 1
 
     def high_water(self) -> int:
         return self._high_water
 
-    def _stored_ids(self, offsets: list[int]) -> dict[int, str]:
-        if not offsets:
+    def _stored_ids(self, hashes: list[int]) -> dict[str, int]:
+        """messageId → offset of the stored events with one of these hashes."""
+        if not hashes:
             return {}
         rows = self._con.execute(
-            'SELECT "offset", message_id FROM event_log WHERE "offset" IN (SELECT unnest(?))',
-            [offsets],
+            'SELECT message_id, "offset" FROM event_log WHERE message_hash IN (SELECT unnest(?))',
+            [hashes],
         ).fetchall()
-        return {int(o): str(m) for o, m in rows}
+        return {str(m): int(o) for m, o in rows}
 
     def append(self, records: Sequence[Record]) -> AppendResult:
         hashes = [message_hash(r.message_id) for r in records]
-        # Confirm index hits against the stored messageIds (one query per batch).
-        hits = sorted({self._index[h] for h in hashes if h in self._index})
-        stored_ids = self._stored_ids(hits)
+        # Confirm hash hits against the stored messageIds (one query per batch
+        # with hits; a true 64-bit collision is then simply not a duplicate).
+        known = self._hashes
+        stored_ids = self._stored_ids(sorted({h for h in hashes if h in known}))
 
         offsets: list[int] = []
         new: list[bool] = []
         batch: dict[str, int] = {}
         next_offset = self._high_water
-        for record, h in zip(records, hashes, strict=True):
+        for record in records:
             mid = record.message_id
             existing = batch.get(mid)
             if existing is None:
-                existing = self._collisions.get(mid)
-            if existing is None and h in self._index and stored_ids.get(self._index[h]) == mid:
-                existing = self._index[h]
+                existing = stored_ids.get(mid)
             if existing is not None:
                 offsets.append(existing)
                 new.append(False)
@@ -163,11 +162,8 @@ class DuckDBEventLog:
         fresh = [(r, h, o) for r, h, o, n in zip(records, hashes, offsets, new, strict=True) if n]
         if fresh:
             self._insert(fresh)
-            for record, h, offset in fresh:
-                if h in self._index:
-                    self._collisions[record.message_id] = offset
-                else:
-                    self._index[h] = offset
+            for _, h, _ in fresh:
+                known.add(h)
             self._high_water = next_offset
         return AppendResult(tuple(offsets), tuple(new))
 

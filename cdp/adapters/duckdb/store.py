@@ -28,14 +28,15 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import duckdb
-import orjson
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from cdp.runtime.columns import CONTACT_DAYS_TYPE, LEAD_SCORE_COLUMNS, PROFILE_COLUMNS
-from projections import identity, lead_score, profile
+from projections import identity
 
 ARROW_TYPES: dict[str, pa.DataType] = {
     "VARCHAR": pa.string(),
@@ -101,10 +102,9 @@ POSITION_NAME = "customers"
 
 @dataclass(frozen=True, slots=True)
 class Snapshot:
-    """Everything needed to resume folding: states, graph rows, read position."""
+    """Everything needed to resume folding but the customer states (which stay in
+    the table: ``cdp.adapters.duckdb.states``): graph rows, read position."""
 
-    profiles: dict[str, profile.State]
-    leads: dict[str, lead_score.State]
     graph_rows: list[identity.Row]
     next_offset: int
     config_hash: str | None
@@ -146,15 +146,7 @@ def drop(con: duckdb.DuckDBPyConnection, prefix: str) -> None:
 
 
 def load(con: duckdb.DuckDBPyConnection, prefix: str = "") -> Snapshot:
-    """Read a saved checkpoint back into fold states."""
-    profiles: dict[str, profile.State] = {}
-    leads: dict[str, lead_score.State] = {}
-    rows = con.execute(
-        f"SELECT customer_id, profile_state, lead_state FROM {prefix}customers"
-    ).fetchall()
-    for customer_id, profile_json, lead_json in rows:
-        profiles[customer_id] = profile.from_json(orjson.loads(profile_json))
-        leads[customer_id] = lead_score.from_json(orjson.loads(lead_json))
+    """Read a saved checkpoint's identity graph and read position back."""
     graph_rows = [
         (str(a), str(b), int(c), str(d))
         for a, b, c, d in con.execute(
@@ -165,8 +157,6 @@ def load(con: duckdb.DuckDBPyConnection, prefix: str = "") -> Snapshot:
         f"SELECT next_offset, config_hash FROM {prefix}positions WHERE name = ?", [POSITION_NAME]
     ).fetchone()
     return Snapshot(
-        profiles,
-        leads,
         graph_rows,
         int(position[0]) if position else 0,
         str(position[1]) if position else None,
@@ -226,12 +216,15 @@ def save(
     next_offset: int,
     config_hash: str,
     prefix: str = "",
+    staged: bool = False,
 ) -> int:
     """Write a checkpoint atomically: changed customers, graph changes, position.
 
     ``customer_rows`` may be a generator: rows are written ``CHUNK_ROWS`` at a
     time inside the one transaction, so a checkpoint of a million customers
-    never holds every row in memory at once. Returns the customer rows written.
+    never holds every row in memory at once. With ``staged``, the rows written
+    by ``stage`` are moved in as well (and the staging table dropped). Returns
+    the customer rows written.
     """
     graph = pa.Table.from_pylist(
         [dict(zip(identity.ROW_COLUMNS, row, strict=True)) for row in changes.rows],
@@ -243,6 +236,8 @@ def save(
         removed = list(removed_customers)
         if removed:
             _replace(con, f"{prefix}customers", "customer_id", removed, _EMPTY_CUSTOMERS)
+        if staged:
+            written += _unstage(con, prefix)
         rows = iter(customer_rows)
         while chunk := list(itertools.islice(rows, CHUNK_ROWS)):
             customers = pa.Table.from_pylist(list(chunk), schema=CUSTOMER_SCHEMA)
@@ -283,3 +278,47 @@ def save(
         con.execute("ROLLBACK")
         raise
     return written
+
+
+STAGE_ROWS = 2_000
+"""Rows per staged row group (a row holds both fold states as JSON: ~5 KB)."""
+STAGED = "cdp-staged-customers.parquet"
+"""File (in DuckDB's temp directory) of the rows of a large catch-up (``stage``)."""
+
+
+def _staged_path(con: duckdb.DuckDBPyConnection) -> Path:
+    found = con.execute("SELECT current_setting('temp_directory')").fetchall()
+    directory = Path(str(found[0][0]) or ".tmp")
+    directory.mkdir(parents=True, exist_ok=True)
+    return directory / STAGED
+
+
+def stage(con: duckdb.DuckDBPyConnection, customer_rows: Iterable[dict[str, Any]]) -> int:
+    """Write customer rows to a Parquet file beside the database, ``STAGE_ROWS`` per
+    row group, so a catch-up of a million customers holds neither the rows nor an
+    open transaction, and DuckDB's memory is left to the sort that feeds them;
+    ``save(staged=True)`` moves them in atomically. Returns the rows staged."""
+    staged = 0
+    rows = iter(customer_rows)
+    with pq.ParquetWriter(_staged_path(con), CUSTOMER_SCHEMA) as writer:
+        while chunk := list(itertools.islice(rows, STAGE_ROWS)):
+            writer.write_table(pa.Table.from_pylist(chunk, schema=CUSTOMER_SCHEMA))
+            staged += len(chunk)
+    return staged
+
+
+def _unstage(con: duckdb.DuckDBPyConnection, prefix: str) -> int:
+    path = str(_staged_path(con))
+    con.execute(
+        f"DELETE FROM {prefix}customers "
+        "WHERE customer_id IN (SELECT customer_id FROM read_parquet(?))",
+        [path],
+    )
+    found = con.execute("SELECT count(*) FROM read_parquet(?)", [path]).fetchall()
+    con.execute(f"INSERT INTO {prefix}customers SELECT * FROM read_parquet(?)", [path])
+    return int(found[0][0])
+
+
+def drop_staged(con: duckdb.DuckDBPyConnection) -> None:
+    """Remove the staged rows of an interrupted catch-up (or of one just saved)."""
+    _staged_path(con).unlink(missing_ok=True)

@@ -17,6 +17,8 @@ import duckdb
 import orjson
 from kafka import KafkaProducer
 
+from cdp.adapters.duckdb import store
+from cdp.adapters.duckdb.states import DuckDBStateStore
 from cdp.adapters.kafka.codec import encode
 from cdp.adapters.kafka.topics import init_topics
 from cdp.config import Settings
@@ -124,10 +126,13 @@ def projections(settings: Settings) -> dict[str, Any]:
     con = duckdb.connect(str(settings.database), read_only=True)
     try:
         config = settings.runtime_config()
-        runtime = EmbeddedRuntime.restore(con, config)
+        snapshot = store.load(con)
+        runtime = EmbeddedRuntime.restore(
+            DuckDBStateStore(con), snapshot.graph_rows, snapshot.next_offset, config
+        )
+        profiles, leads = runtime.profiles, runtime.leads
         customers = {
-            c: customer_row(c, runtime.profiles[c], runtime.leads[c], config.scoring)
-            for c in sorted(runtime.profiles)
+            c: customer_row(c, profiles[c], leads[c], config.scoring) for c in sorted(profiles)
         }
         merges = [
             identity.Merge(
