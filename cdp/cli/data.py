@@ -83,7 +83,12 @@ def generate_command(
 
 # -------------------------------------------------------------------- ingest
 def _ingest_paths(
-    sink: Sink, paths: list[Path], opts: Options, source: str | None, batch_size: int
+    sink: Sink,
+    paths: list[Path],
+    opts: Options,
+    source: str | None,
+    batch_size: int,
+    workers: int | None = None,
 ) -> IngestReport:
     from cdp.services.ingest import IngestReport, ingest  # noqa: PLC0415
     from connectors.sources.files import read_items  # noqa: PLC0415
@@ -97,6 +102,7 @@ def _ingest_paths(
                 source=source or f"file:{path.name}",
                 batch_size=batch_size,
                 progress=step,
+                workers=workers,
             )
         total.read += report.read
         total.accepted += report.accepted
@@ -112,6 +118,15 @@ def ingest_command(
     paths: Annotated[list[Path], typer.Argument(help="JSONL / CSV / Parquet files of events.")],
     source: Annotated[str | None, typer.Option(help="Source name recorded on events.")] = None,
     batch_size: Annotated[int, typer.Option(min=1, max=100_000)] = 5_000,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            max=64,
+            help="Validation processes (default 1: this process; more pays only "
+            "where cores are idle, see docs/benchmarks.md).",
+        ),
+    ] = None,
     kafka: Annotated[
         str | None,
         typer.Option(
@@ -146,7 +161,7 @@ def ingest_command(
     with errors():
         mode = bootstrap.kafka_mode(kafka, prefix)
         with bootstrap.open_sink(opts.settings, mode, announce) as sink:
-            report = _ingest_paths(sink, paths, opts, source, batch_size)
+            report = _ingest_paths(sink, paths, opts, source, batch_size, workers)
     if opts.json:
         print_json(report.as_dict())
     else:

@@ -22,7 +22,7 @@ clean ones (``cache_size``); any other state is read from the store when an
 event needs it. When more than ``max_dirty`` customers are changed, the
 runtime checkpoints by itself. So memory grows with the cache, not with the
 customer count; the identity graph (``projections.identity``) stays in
-memory (about 0.4 KB per customer, docs/architecture.md).
+memory (about 1 KB per customer, docs/architecture.md).
 
 ``checkpoint()`` writes changed rows, graph changes and the read position in
 one transaction. ``catch_up`` folds whatever the log holds past the saved

@@ -36,10 +36,14 @@ from cdp.runtime.embedded import EmbeddedRuntime
 from cdp.services import deadletters
 
 WAL_CHECKPOINT_THRESHOLD = "256MB"
+NO_PROGRESS_BAR = "SET enable_progress_bar = false"
+"""DuckDB draws a progress bar on stdout for statements that take seconds (a large
+catch-up's last insert), which would land in the CLI's --json output. Per
+connection: cursors set it too."""
 
 
 def _connect(path: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
-    # DuckDB's own default (80% of RAM) starves the fold states: cdp.config.DEFAULT_MEMORY_LIMIT.
+    # DuckDB's own default is 80% of RAM: cdp.config.DEFAULT_MEMORY_LIMIT says why not.
     config: dict[str, str | bool | int | float | list[str]] = {
         "memory_limit": duckdb_memory_limit()
     }
@@ -52,7 +56,7 @@ def _connect(path: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
         config["checkpoint_threshold"] = WAL_CHECKPOINT_THRESHOLD
         config["temp_directory"] = str(path.parent / "duckdb-tmp")
     try:
-        return duckdb.connect(str(path), read_only=read_only, config=config)
+        con = duckdb.connect(str(path), read_only=read_only, config=config)
     except duckdb.IOException as error:
         if "lock" in str(error).lower():
             raise LogUnavailableError(
@@ -60,6 +64,8 @@ def _connect(path: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
                 "(DuckDB allows one writer); stop it or use another --data-dir"
             ) from None
         raise
+    con.execute(NO_PROGRESS_BAR)
+    return con
 
 
 def _served_connection(settings: Settings) -> duckdb.DuckDBPyConnection:
@@ -185,7 +191,10 @@ class Engine(Closing):
         if tail <= 0:
             return 0
         if tail >= grouped.THRESHOLD:
-            return grouped.fold_grouped(self.runtime, self.con, progress=progress)
+            folded = grouped.fold_grouped(self.runtime, self.con, progress=progress)
+            with grouped.bulk_memory(self.con, tail):  # the facts of the whole stretch too
+                views.catch_up(self.con)
+            return folded
         folded = self.runtime.catch_up(self.log, progress)
         self.checkpoint()
         return folded

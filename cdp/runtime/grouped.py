@@ -45,7 +45,8 @@ from cdp.adapters.duckdb.states import decode_states
 from cdp.runtime import customer as customer_state
 from cdp.runtime.bulk import paused_gc
 from cdp.runtime.embedded import CustomerState, EmbeddedRuntime
-from projections import identity
+from cdp.runtime.pool import WorkerPool
+from projections import identity, lead_score
 from schemas import AnyEvent
 from schemas.events import TYPED_EVENT_NAMES
 
@@ -56,11 +57,19 @@ FINAL = "cdp_grouped_final"
 THRESHOLD = 50_000
 """From this many events on, a catch-up takes the grouped path."""
 CHUNK = 200_000
-MEMORY_LIMIT = "256MB"
-"""DuckDB's memory while the grouped path runs: its sort and join spill to
-``<data dir>/duckdb-tmp`` beyond it, so a catch-up of any size stays within a
-few hundred MB (the cached blocks of the log would otherwise fill the
-configured limit, ``cdp.config.DEFAULT_MEMORY_LIMIT``)."""
+POOL_EVENTS = 200_000
+"""From this many events on, pass 3 folds on every core (starting workers costs ~1 s)."""
+CHUNK_EVENTS = 5_000
+"""Events per chunk of customers handed to a worker."""
+MEMORY_LIMIT = "512MB"
+SMALL_MEMORY_LIMIT = "256MB"
+"""DuckDB's memory while bulk work runs: ``SMALL_MEMORY_LIMIT`` for a stretch of
+fewer than ``PART_EVENTS`` events (and for appends), ``MEMORY_LIMIT`` above (a
+part's join and sort of a million payloads). Sorts and joins spill to
+``<data dir>/duckdb-tmp`` beyond it, and the cached blocks of the log stay
+within it instead of filling the configured limit
+(``cdp.config.DEFAULT_MEMORY_LIMIT``), so a catch-up of any size stays within a
+few hundred MB of DuckDB memory."""
 _ASSIGNED_SCHEMA = pa.schema([("offset", pa.int64()), ("customer", pa.string())])
 _FINAL_SCHEMA = pa.schema([("customer", pa.string()), ("final", pa.string())])
 
@@ -79,8 +88,10 @@ def fold_grouped(
     if runtime.dirty:
         runtime.checkpoint()
     before = runtime.stats.events
+    found = con.execute('SELECT coalesce(max("offset") + 1, 0) FROM event_log').fetchall()
+    stretch = int(found[0][0]) - runtime.next_offset
     try:
-        with paused_gc(), bulk_memory(con):
+        with paused_gc(), bulk_memory(con, stretch):
             losers = _identity_pass(runtime, con, until, progress, batch_size)
             survivors = _survivors(losers)
             _write(
@@ -92,7 +103,9 @@ def fold_grouped(
             written: list[str] = []
             track = runtime.on_checkpoint is not None and runtime.live
             assert runtime.states is not None
-            runtime.states.stage(_rows(runtime, con, written if track else None, progress))
+            stretch = runtime.stats.events - before
+            rows = _rows(runtime, con, written if track else None, progress, stretch)
+            runtime.states.stage(rows)
             runtime.saved((), tuple(sorted(survivors)), tuple(written), staged=True)
             runtime.forget()
     finally:
@@ -103,10 +116,12 @@ def fold_grouped(
 
 
 @contextmanager
-def bulk_memory(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
-    """DuckDB's memory limited to ``MEMORY_LIMIT`` inside the block (restored after)."""
+def bulk_memory(con: duckdb.DuckDBPyConnection, events: int = 0) -> Iterator[None]:
+    """DuckDB's memory limited for bulk work on ``events`` events inside the block
+    (``MEMORY_LIMIT``; restored after)."""
     found = con.execute("SELECT current_setting('memory_limit')").fetchall()
-    con.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")
+    limit = SMALL_MEMORY_LIMIT if events < PART_EVENTS else MEMORY_LIMIT
+    con.execute(f"SET memory_limit = '{limit}'")
     try:
         yield
     finally:
@@ -225,34 +240,95 @@ SELECT a.c, encode(e.payload) AS payload, e."offset"
 FROM event_log e JOIN (
     SELECT coalesce(f.final, g.customer) AS c, g."offset"
     FROM {ASSIGNED} g LEFT JOIN {FINAL} f ON f.customer = g.customer
+    WHERE hash(coalesce(f.final, g.customer)) % $parts = $part
 ) a ON e."offset" = a."offset"
 ORDER BY a.c, e."offset"
 """
 _PLAIN_JOINS = "SET disabled_optimizers = 'join_order,build_side_probe_side'"
+PART_EVENTS = 1_000_000
+"""Events per part of pass 3: each part is one join and sort (by customer hash) that
+DuckDB finishes within ``MEMORY_LIMIT``; a larger stretch is folded in several."""
 
 
 def _saved_sql(prefix: str) -> str:
     return f"""
-SELECT coalesce(f.final, s.customer_id) AS c, s.profile_state, s.lead_state
-FROM {prefix}customers s LEFT JOIN {FINAL} f ON f.customer = s.customer_id
-WHERE s.customer_id IN (SELECT customer FROM {ASSIGNED} UNION SELECT customer FROM {FINAL}
-                        UNION SELECT final FROM {FINAL})
+SELECT c, profile_state, lead_state FROM (
+    SELECT coalesce(f.final, s.customer_id) AS c, s.profile_state, s.lead_state
+    FROM {prefix}customers s LEFT JOIN {FINAL} f ON f.customer = s.customer_id
+    WHERE s.customer_id IN (SELECT customer FROM {ASSIGNED} UNION SELECT customer FROM {FINAL}
+                            UNION SELECT final FROM {FINAL})
+) WHERE hash(c) % $parts = $part
 ORDER BY c
 """
 
 
-def _stream(con: duckdb.DuckDBPyConnection, sql: str, *setup: str) -> Iterator[tuple[Any, ...]]:
+def _stream(
+    con: duckdb.DuckDBPyConnection, sql: str, parameters: dict[str, int], *setup: str
+) -> Iterator[tuple[Any, ...]]:
     """Rows of ``sql`` on a cursor of their own (after its ``setup`` statements),
     a record batch at a time."""
     cursor = con.cursor()
     try:
+        cursor.execute("SET enable_progress_bar = false")  # see cdp.runtime.engine
         for statement in setup:
             cursor.execute(statement)
-        reader = cursor.sql(sql).to_arrow_reader(10_000)
+        reader = cursor.sql(sql, params=parameters).to_arrow_reader(10_000)
         for batch in reader:
             yield from zip(*(column.to_pylist() for column in batch.columns), strict=True)
     finally:
         cursor.close()
+
+
+Group = tuple[str, list[tuple[Any, ...]], list[tuple[Any, ...]]]
+"""One final customer: its id, the saved rows of everyone merged into it
+(``(c, profile_state, lead_state)``) and its events (``(c, payload, offset)``)."""
+
+
+def _groups(
+    runtime: EmbeddedRuntime, con: duckdb.DuckDBPyConnection, events: int
+) -> Iterator[Group]:
+    """Pass 3's input: every final customer with saved states or events, part by
+    part (``PART_EVENTS``), in customer order within a part."""
+    parts = max(1, -(-events // PART_EVENTS))
+    for part in range(parts):
+        yield from _part(runtime, con, {"parts": parts, "part": part})
+
+
+def _part(
+    runtime: EmbeddedRuntime, con: duckdb.DuckDBPyConnection, parameters: dict[str, int]
+) -> Iterator[Group]:
+    prefix = getattr(runtime.states, "prefix", "")
+    saved = _grouped(_stream(con, _saved_sql(prefix), parameters))
+    events = _grouped(_stream(con, _EVENTS_SQL, parameters, _PLAIN_JOINS))
+    saved_key, saved_rows = next(saved, (None, []))
+    for customer, rows in events:
+        mine: list[tuple[Any, ...]] = []
+        while saved_key is not None and saved_key <= customer:
+            if saved_key < customer:  # saved states without new events (merges always
+                yield saved_key, saved_rows, []  # have an event, but keep them if not)
+            else:
+                mine = saved_rows
+            saved_key, saved_rows = next(saved, (None, []))
+        yield customer, mine, rows
+    while saved_key is not None:
+        yield saved_key, saved_rows, []
+        saved_key, saved_rows = next(saved, (None, []))
+
+
+def fold_groups(groups: list[Group], rules: lead_score.Rules) -> list[dict[str, Any]]:
+    """Pass 3's work for a chunk of customers (runs in a worker process for a large
+    catch-up): combine each one's saved states, fold its events, make its row."""
+    rows = []
+    for customer, saved, events in groups:
+        state = _combined(saved, rules)
+        if events:
+            batch: list[AnyEvent] = [
+                s.event for s in decode_rows([(o, p) for _, p, o in events], "stored event")
+            ]
+            state = customer_state.fold(state, batch, rules)
+        if state is not None:
+            rows.append(customer_state.customer_row(customer, state.profile, state.lead, rules))
+    return rows
 
 
 def _rows(
@@ -260,39 +336,47 @@ def _rows(
     con: duckdb.DuckDBPyConnection,
     written: list[str] | None,
     progress: Callable[[int], None] | None,
+    events: int,
 ) -> Iterator[dict[str, Any]]:
-    """Pass 3: each final customer's row, in customer order."""
+    """Pass 3: each final customer's row, in customer order; on every core
+    (``cdp.runtime.pool``) when the stretch holds ``POOL_EVENTS`` or more."""
     rules = runtime.config.scoring
-    prefix = getattr(runtime.states, "prefix", "")
-    saved = _grouped(_stream(con, _saved_sql(prefix)))
-    events = _grouped(_stream(con, _EVENTS_SQL, _PLAIN_JOINS))
-    saved_key, saved_rows = next(saved, (None, []))
-    for customer, rows in events:
-        state: CustomerState | None = None
-        while saved_key is not None and saved_key <= customer:
-            if saved_key < customer:  # merged customers without new events: none exist,
-                state_only = _combined(saved_rows, rules)  # but keep them if they did
-                if state_only is not None:
-                    yield customer_state.customer_row(
-                        saved_key, state_only.profile, state_only.lead, rules
-                    )
-            else:
-                state = _combined(saved_rows, rules)
-            saved_key, saved_rows = next(saved, (None, []))
-        batch: list[AnyEvent] = [
-            s.event for s in decode_rows([(o, p) for _, p, o in rows], "stored event")
-        ]
-        folded = customer_state.fold(state, batch, rules)
+    chunks = _chunks(_groups(runtime, con, events))
+    if events < POOL_EVENTS:
+        done: Iterator[tuple[int, list[dict[str, Any]]]] = (
+            (n, fold_groups(chunk, rules)) for n, chunk in chunks
+        )
+        yield from _counted(done, written, progress)
+        return
+    with WorkerPool() as pool:
+        yield from _counted(pool.map(fold_groups, chunks, rules), written, progress)
+
+
+def _chunks(groups: Iterator[Group]) -> Iterator[tuple[int, list[Group]]]:
+    """Groups in chunks of about ``CHUNK_EVENTS`` events, tagged with their event count."""
+    chunk: list[Group] = []
+    size = 0
+    for group in groups:
+        chunk.append(group)
+        size += len(group[2])
+        if size >= CHUNK_EVENTS:
+            yield size, chunk
+            chunk, size = [], 0
+    if chunk:
+        yield size, chunk
+
+
+def _counted(
+    done: Iterator[tuple[int, list[dict[str, Any]]]],
+    written: list[str] | None,
+    progress: Callable[[int], None] | None,
+) -> Iterator[dict[str, Any]]:
+    for size, rows in done:
         if written is not None:
-            written.append(customer)
+            written.extend(row["customer_id"] for row in rows)
         if progress is not None:
-            progress(len(rows) - len(rows) // 2)
-        yield customer_state.customer_row(customer, folded.profile, folded.lead, rules)
-    while saved_key is not None:
-        state_only = _combined(saved_rows, rules)
-        if state_only is not None:
-            yield customer_state.customer_row(saved_key, state_only.profile, state_only.lead, rules)
-        saved_key, saved_rows = next(saved, (None, []))
+            progress(size - size // 2)
+        yield from rows
 
 
 def _grouped(rows: Iterator[tuple[Any, ...]]) -> Iterator[tuple[str, list[tuple[Any, ...]]]]:

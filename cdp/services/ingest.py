@@ -24,7 +24,7 @@ from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from itertools import chain, islice
-from typing import TYPE_CHECKING, Any, Final, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from cdp.ports.log import AppendResult, Record
 from cdp.runtime.bulk import paused_gc
@@ -36,9 +36,6 @@ if TYPE_CHECKING:
     from cdp.services.validation_pool import Outcome
 
 MAX_REPORTED_ERRORS = 1_000
-POOL_AFTER: Final = 20_000
-"""Items an input must pass before ``ingest`` hands the rest to a validation pool
-(starting worker processes costs about a second; a small input never pays it)."""
 
 
 class Sink(Protocol):
@@ -189,11 +186,13 @@ def ingest(
     ``items`` is one file (or one bulk body): identical items without a
     ``messageId`` in it are told apart by their occurrence (``ContentIds``).
 
-    ``workers``: validation processes (``cdp.services.validation_pool``). By
-    default an input longer than ``POOL_AFTER`` items is validated on every
-    core past that point; ``1`` validates here only; ``n > 1`` starts ``n``
-    workers at once. The log, the report and the rejects are the same
-    either way: items are appended in input order, in the same batches.
+    ``workers``: validation processes (``cdp.services.validation_pool``);
+    ``None`` or ``1`` validates here. Off by default: the appending process
+    decodes each returned event again (``decode_stored``), which costs about
+    what validating it costs, so on 2 cores the pool measured 0.96x of
+    validating here (docs/benchmarks.md). The log, the report and the
+    rejects are the same either way: items are appended in input order, in
+    the same batches.
     """
     now = received_at or datetime.now(UTC)
     report = IngestReport()
@@ -237,24 +236,20 @@ def _checked_items(
     from cdp.services.validation_pool import (  # noqa: PLC0415
         CHUNK_ITEMS,
         ValidationPool,
-        default_workers,
     )
 
     content_ids = ContentIds()
     stream = iter(items)
-    count = default_workers() if workers is None else workers
-    # By default the first POOL_AFTER items are checked here, the rest by the pool.
-    here = None if count < 2 else POOL_AFTER if workers is None else 0
-    for location, raw in stream if here is None else islice(stream, here):
-        yield location, raw, _serial(raw, now, source, content_ids)
-    if here is None:
+    if workers is None or workers < 2:
+        for location, raw in stream:
+            yield location, raw, _serial(raw, now, source, content_ids)
         return
     located = iter(lambda: list(islice(stream, CHUNK_ITEMS)), [])
     first = next(located, None)
     if first is None:  # nothing past the first items: no pool to start
         return
     chunks = ((chunk, [raw for _, raw in chunk]) for chunk in chain([first], located))
-    with ValidationPool(count) as pool:
+    with ValidationPool(workers) as pool:
         for chunk, outcomes in pool.check(chunks, now):
             for (location, raw), outcome in zip(chunk, outcomes, strict=True):
                 yield location, raw, _from_outcome(outcome, raw, now, source, content_ids)

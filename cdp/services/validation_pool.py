@@ -22,26 +22,23 @@ The appending process turns the stored bytes back into the event with
 object validation gives, without running pydantic again where the form is
 canonical), so what is folded now is what a replay folds later.
 
-Chunks are submitted in input order and read back in input order, at most
-``2 × workers`` in flight, so memory stays bounded and the appends (offsets,
-batches, errors) are those of the serial path. Workers are started with
-``spawn``: forking a process that holds a DuckDB connection or threads is not
-safe.
+Chunks are submitted and read back in input order (``cdp.runtime.pool``),
+so memory stays bounded and the appends (offsets, batches, errors) are those
+of the serial path.
 """
 
 from __future__ import annotations
 
-import multiprocessing
-import os
-from collections import deque
 from collections.abc import Iterable, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
 from datetime import datetime
 from typing import Any, Final, TypeVar
 
+from cdp.runtime.pool import WorkerPool, default_workers
 from cdp.services.ingest import checked, parsed_form
 from schemas import EventValidationError
 from schemas.stamp import content_message_id, lacks_message_id
+
+__all__ = ["CHUNK_ITEMS", "Outcome", "ValidationPool", "check_items", "default_workers"]
 
 T = TypeVar("T")
 Raw = bytes | str | dict[str, Any]
@@ -51,15 +48,6 @@ Outcome = bytes | str | tuple[str, bytes | str]
 CHUNK_ITEMS: Final = 1_000
 """Items per task: large enough that a task's overhead is small, small enough
 that the first answers come back soon."""
-
-
-def default_workers() -> int:
-    """Worker processes for this machine: one per core the process may use, at most 4."""
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        cores = os.cpu_count() or 1
-    return max(1, min(cores, 4))
 
 
 def check_items(items: list[Raw], received_at: datetime) -> list[Outcome]:
@@ -80,44 +68,12 @@ def check_items(items: list[Raw], received_at: datetime) -> list[Outcome]:
     return out
 
 
-class ValidationPool:
-    """Worker processes validating chunks of items (see the module docstring).
-
-    Use it as a context manager (or call ``close``): the workers stop then.
-    """
-
-    def __init__(self, workers: int | None = None) -> None:
-        self.workers = workers or default_workers()
-        self._executor = ProcessPoolExecutor(
-            self.workers, mp_context=multiprocessing.get_context("spawn")
-        )
-
-    def __enter__(self) -> ValidationPool:
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self.close()
-
-    def close(self) -> None:
-        """Stop the workers (waiting for the tasks already given to them)."""
-        self._executor.shutdown(wait=True, cancel_futures=True)
+class ValidationPool(WorkerPool):
+    """Worker processes validating chunks of items (see the module docstring)."""
 
     def check(
         self, chunks: Iterable[tuple[T, list[Raw]]], received_at: datetime
     ) -> Iterator[tuple[T, list[Outcome]]]:
         """``(tag, items)`` chunks → ``(tag, outcomes)``, in the order the chunks
-        came; ``tag`` stays in this process (e.g. the items' locations).
-
-        At most ``2 × workers`` chunks are in flight; a chunk is read from
-        ``chunks`` only when there is room, so a huge input streams through.
-        """
-        in_flight: deque[tuple[T, Future[list[Outcome]]]] = deque()
-        limit = 2 * self.workers
-        for tag, items in chunks:
-            in_flight.append((tag, self._executor.submit(check_items, items, received_at)))
-            if len(in_flight) >= limit:
-                done, future = in_flight.popleft()
-                yield done, future.result()
-        while in_flight:
-            done, future = in_flight.popleft()
-            yield done, future.result()
+        came; ``tag`` stays in this process (e.g. the items' locations)."""
+        return self.map(check_items, chunks, received_at)

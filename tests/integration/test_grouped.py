@@ -118,3 +118,38 @@ def test_every_path_folds_the_same_states(log: list[dict[str, Any]], split: floa
         assert rows(tail) == expected
         assert sorted(tail.runtime.graph.to_rows()) == sorted(memory.graph.to_rows())
         tail.close()
+
+
+def test_the_pool_folds_what_one_process_folds(tmp_path: Path) -> None:
+    """Pass 3 on worker processes and in several parts (a large catch-up) writes the
+    rows one process writes."""
+    engine = Engine.open(Settings(tmp_path / "data"))
+    try:
+        log = [
+            raw_identify(
+                anonymous_id=f"a-{i % 40}",
+                traits={"email": f"p{i % 25}@example.jp"},
+                at=at_days(i / 10),
+            )
+            if i % 7 == 0
+            else raw_order(
+                f"o-{i}",
+                100 + i,
+                user_id=f"u-{i % 30}",
+                anonymous_id=f"a-{i % 40}",
+                at=at_days(i / 10),
+            )
+            for i in range(600)
+        ]
+        feed(engine, log)
+        expected = rows(engine)
+        saved = grouped.POOL_EVENTS, grouped.CHUNK_EVENTS, grouped.PART_EVENTS
+        grouped.POOL_EVENTS, grouped.CHUNK_EVENTS, grouped.PART_EVENTS = 1, 50, 100
+        try:
+            report = replay.rebuild(engine, verify=True)
+        finally:
+            grouped.POOL_EVENTS, grouped.CHUNK_EVENTS, grouped.PART_EVENTS = saved
+        assert report.verified, report.differences
+        assert rows(engine) == expected
+    finally:
+        engine.close()

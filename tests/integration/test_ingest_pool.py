@@ -25,7 +25,6 @@ import orjson
 import pytest
 
 from cdp.adapters.duckdb.log import DuckDBEventLog
-from cdp.services import ingest as ingest_module
 from cdp.services.ingest import IngestReport, ingest
 from cdp.services.validation_pool import CHUNK_ITEMS, ValidationPool, check_items
 from schemas import MAX_EVENT_BYTES
@@ -127,14 +126,6 @@ def test_pool_from_the_first_item_gives_the_serial_log(
     assert run(tmp_path, items, workers=2) == serial
 
 
-def test_pool_past_the_threshold_gives_the_serial_log(
-    serial: dict[str, Any], items: list[Item], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # The automatic mode: the first items here, the rest (mid-chunk) in workers.
-    monkeypatch.setattr(ingest_module, "POOL_AFTER", CHUNK_ITEMS // 2 + 3)
-    assert run(tmp_path, items, workers=None) == serial
-
-
 def test_importing_again_adds_nothing_through_the_pool(items: list[Item], tmp_path: Path) -> None:
     path = tmp_path / "again.duckdb"
     with duckdb.connect(str(path)) as con:
@@ -166,3 +157,32 @@ def test_the_pool_answers_in_chunk_order(items: list[Item]) -> None:
         answered = list(pool.check(chunks, RECEIVED))
     assert [tag for tag, _ in answered] == list(range(9))
     assert [len(outcomes) for _, outcomes in answered] == [50] * 9
+
+
+def test_cdp_ingest_takes_the_number_of_workers(items: list[Item], tmp_path: Path) -> None:
+    """``cdp ingest --workers 2`` validates on the pool and stores what ``--workers 1`` does."""
+    from typer.testing import CliRunner  # noqa: PLC0415
+
+    from cdp.cli import app  # noqa: PLC0415
+
+    source = tmp_path / "events.jsonl"
+    lines = [r if isinstance(r, bytes) else orjson.dumps(r) for _, r in items]
+    source.write_bytes(b"\n".join(lines) + b"\n")
+    stored = {}
+    for workers in ("1", "2"):
+        data = tmp_path / f"data-{workers}"
+        result = CliRunner().invoke(
+            app, ["--data-dir", str(data), "--json", "ingest", str(source), "--workers", workers]
+        )
+        assert result.exit_code in (0, 1), result.output  # 1: some lines are rejected
+        report = orjson.loads(result.output)
+        assert report["accepted"] > 0 and report["rejected"] > 0
+        con = duckdb.connect(str(data / "cdp.duckdb"), read_only=True)
+        stored[workers] = (
+            report,
+            con.execute(
+                'SELECT * EXCLUDE (received_at) FROM event_log ORDER BY "offset"'
+            ).fetchall(),
+        )
+        con.close()
+    assert stored["1"] == stored["2"]

@@ -226,10 +226,12 @@ def save(
     by ``stage`` are moved in as well (and the staging table dropped). Returns
     the customer rows written.
     """
-    graph = pa.Table.from_pylist(
-        [dict(zip(identity.ROW_COLUMNS, row, strict=True)) for row in changes.rows],
-        schema=IDENTITY_SCHEMA,
-    )
+    # Column by column: a replay's first checkpoint holds every identifier (millions
+    # of rows), and a dict per row cost ~300 bytes each.
+    graph = IDENTITY_SCHEMA.empty_table()
+    if changes.rows:
+        columns = [list(column) for column in zip(*changes.rows, strict=True)]
+        graph = pa.table(columns, schema=IDENTITY_SCHEMA)
     written = 0
     con.execute("BEGIN TRANSACTION")
     try:
