@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from pydantic import BaseModel
 
 from schemas import EventValidationError, decode, decode_stored, dumps
-from schemas.events import SCHEMA_VERSIONS, TYPED_EVENT_NAMES
+from schemas.events import SCHEMA_VERSIONS, TYPED_EVENT_NAMES, _as_formerly_accepted
 from schemas.stored import deeply_immutable
 
 texts = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=12)
@@ -148,9 +148,22 @@ def test_stored_bytes_decode_as_validation_does(raw: dict[str, Any]) -> None:
     try:
         expected = decode(raw)
     except EventValidationError as error:
+        # A stored event the door refuses today is read as it was accepted then
+        # (``_as_formerly_accepted``: a NUL in a name...), else refused with the
+        # error of that reading.
+        refused = error
+        legacy = _as_formerly_accepted(raw)
+        if legacy is not None:
+            try:
+                expected = decode(legacy)
+            except EventValidationError as second:
+                refused = second
+            else:
+                same(decode_stored(orjson.dumps(raw)), expected)
+                return
         with pytest.raises(EventValidationError) as caught:
             decode_stored(orjson.dumps(raw))
-        assert str(caught.value) == str(error)
+        assert str(caught.value) == str(refused)
         return
     for _ in range(2):  # the second time the parts come from the cache
         event = decode_stored(orjson.dumps(raw))

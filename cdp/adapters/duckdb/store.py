@@ -29,7 +29,7 @@ import itertools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import duckdb
 import pyarrow as pa
@@ -147,12 +147,16 @@ def drop(con: duckdb.DuckDBPyConnection, prefix: str) -> None:
 
 def load(con: duckdb.DuckDBPyConnection, prefix: str = "") -> Snapshot:
     """Read a saved checkpoint's identity graph and read position back."""
-    graph_rows = [
-        (str(a), str(b), int(c), str(d))
-        for a, b, c, d in con.execute(
-            f"SELECT identifier, customer_id, seq, merged_into FROM {prefix}identity_graph"
-        ).fetchall()
-    ]
+    # The columns are NOT NULL VARCHAR / BIGINT, so DuckDB's tuples are the rows
+    # as they are (no second copy: a million customers' graph is millions of rows),
+    # in creation order, the order ``IdentityGraph.from_rows`` restores them in.
+    graph_rows = cast(
+        list[identity.Row],
+        con.execute(
+            f"SELECT identifier, customer_id, seq, merged_into FROM {prefix}identity_graph "
+            "ORDER BY seq, identifier"
+        ).fetchall(),
+    )
     position = con.execute(
         f"SELECT next_offset, config_hash FROM {prefix}positions WHERE name = ?", [POSITION_NAME]
     ).fetchone()
