@@ -290,13 +290,17 @@ class KafkaEventLog:
 
 
 def broker_reachable(bootstrap: str, timeout: float = 1.0) -> bool:
-    """Whether the broker accepts a TCP connection (cheap enough for every /health)."""
-    host, _, port = bootstrap.rpartition(":")
-    try:
-        with socket.create_connection((host, int(port)), timeout=timeout):
-            return True
-    except (OSError, ValueError):
-        return False
+    """Whether a broker of the ``HOST:PORT[,HOST:PORT...]`` list accepts a TCP
+    connection (cheap enough for every /health). One is enough: a client
+    bootstraps from any of them. ``[::1]:9092`` is an IPv6 address."""
+    for address in filter(None, (part.strip() for part in bootstrap.split(","))):
+        host, _, port = address.rpartition(":")
+        try:
+            with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout):
+                return True
+        except (OSError, ValueError):
+            continue
+    return False
 
 
 def discard(producer: Any) -> None:
