@@ -69,17 +69,24 @@ def _counts(engine: Engine, prefix: str) -> tuple[int, int]:
     return (int(row[0]), int(row[1])) if row else (0, 0)
 
 
-def _graph_differences(engine: Engine) -> list[str]:
-    diffs: list[str] = []
-    columns = "identifier, customer_id, seq, merged_into"
+def _one_sided(engine: Engine, table: str, select: str) -> list[tuple[str, tuple[object, ...]]]:
+    """Rows of ``SELECT {select} FROM table`` found on one side only, as ("live" or
+    "rebuilt", row), at most ``MAX_LISTED`` per side."""
+    found: list[tuple[str, tuple[object, ...]]] = []
     for left, right in (("", REBUILD_PREFIX), (REBUILD_PREFIX, "")):
         rows = engine.con.execute(
-            f"SELECT {columns} FROM {left}identity_graph EXCEPT "
-            f"SELECT {columns} FROM {right}identity_graph ORDER BY ALL LIMIT {MAX_LISTED}"
+            f"SELECT * FROM (SELECT {select} FROM {left}{table} EXCEPT "
+            f"SELECT {select} FROM {right}{table}) ORDER BY ALL LIMIT {MAX_LISTED}"
         ).fetchall()
-        side = "live" if not left else "rebuilt"
-        diffs.extend(f"identity: {side} has {tuple(r)}" for r in rows)
-    return diffs
+        found.extend(("live" if not left else "rebuilt", tuple(r)) for r in rows)
+    return found
+
+
+def _graph_differences(engine: Engine) -> list[str]:
+    select = "identifier, customer_id, seq, merged_into"
+    return [
+        f"identity: {side} has {row}" for side, row in _one_sided(engine, "identity_graph", select)
+    ]
 
 
 def _table_differences(engine: Engine) -> list[str]:
@@ -87,16 +94,11 @@ def _table_differences(engine: Engine) -> list[str]:
     column, the fold states included) so that a million rows of ~5 KB compare
     within the bulk memory limit instead of hashing the rows themselves."""
     columns = ", ".join(f'"{c}" := "{c}"' for c in store.CUSTOMER_COLUMNS)
-    digest = f"customer_id, md5(CAST(struct_pack({columns}) AS VARCHAR))"
-    diffs: list[str] = []
-    for left, right in (("", REBUILD_PREFIX), (REBUILD_PREFIX, "")):
-        rows = engine.con.execute(
-            f"SELECT customer_id FROM (SELECT {digest} FROM {left}customers "
-            f"EXCEPT SELECT {digest} FROM {right}customers) ORDER BY 1 LIMIT {MAX_LISTED}"
-        ).fetchall()
-        side = "live" if not left else "rebuilt"
-        diffs.extend(f"customers table: row of {r[0]} only in {side}" for r in rows)
-    return diffs
+    select = f"customer_id, md5(CAST(struct_pack({columns}) AS VARCHAR))"
+    return [
+        f"customers table: row of {row[0]} only in {side}"
+        for side, row in _one_sided(engine, "customers", select)
+    ]
 
 
 def _swap(engine: Engine) -> None:
