@@ -36,7 +36,7 @@ import httpx
 import orjson
 
 from bench.common import machine
-from cdp.adapters.kafka import topics as kafka_topics
+from cdp.adapters.kafka import admin as kafka_admin
 from tests.brokers import start as start_broker
 from tests.loopback import free_port
 
@@ -159,7 +159,7 @@ def main() -> None:
     broker = start_broker(args.broker, work / "broker")
     processes: list[subprocess.Popen[bytes]] = []
     try:
-        kafka_topics.init_topics(broker.bootstrap, PREFIX, args.partitions)
+        kafka_admin.init_topics(broker.bootstrap, PREFIX, args.partitions)
         write_key = run_json(data, "sources", "add", "bench")["write_key"]
         token = run_json(data, "tokens", "add", "bench", "--scope", "profiles:read")["token"]
         env = {**os.environ, "CDP_KAFKA_PREFIX": PREFIX}

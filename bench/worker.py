@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import machine
+from cdp.adapters.kafka import admin as kafka_admin
 from cdp.adapters.kafka import codec as kafka_codec
 from cdp.adapters.kafka import topics as kafka_topics
 from cdp.demo.generate import GenerateConfig, iter_events
@@ -111,7 +112,7 @@ def main() -> None:
         broker = start_broker(args.broker, work / "broker")
         worker: subprocess.Popen[bytes] | None = None
         try:
-            kafka_topics.init_topics(broker.bootstrap, PREFIX, args.partitions)
+            kafka_admin.init_topics(broker.bootstrap, PREFIX, args.partitions)
             produce_s = produce(broker.bootstrap, records)
             log_path = work / "worker.log"
             started = time.perf_counter()

@@ -35,9 +35,11 @@ from cdp.config import Settings
 if TYPE_CHECKING:
     import duckdb
 
+    from cdp.adapters.kafka.groups import GroupWatcher
     from cdp.adapters.kafka.topics import KafkaSettings
     from cdp.adapters.socket.server import LocalServer
     from cdp.http.health import ModeProbe
+    from cdp.http.metrics import ModeMetrics
     from cdp.ports.deadletters import DeadLetterSink
     from cdp.ports.lookups import ProfileLookups
     from cdp.runtime.engine import Engine
@@ -45,14 +47,16 @@ if TYPE_CHECKING:
     from cdp.services.ingest import Sink
 
 
-def kafka_mode(bootstrap: str | None, prefix: str | None = None) -> KafkaSettings | None:
+def kafka_mode(
+    bootstrap: str | None, prefix: str | None = None, input_prefix: str | None = None
+) -> KafkaSettings | None:
     """Kafka mode when a broker is given (``--kafka``/``--bootstrap``, or
     ``CDP_KAFKA_BOOTSTRAP`` through the option), else ``None``: embedded."""
     if not bootstrap:
         return None
     from cdp.adapters.kafka.topics import KafkaSettings  # noqa: PLC0415
 
-    return KafkaSettings.resolve(bootstrap, prefix)
+    return KafkaSettings.resolve(bootstrap, prefix, None, input_prefix)
 
 
 def open_data(settings: Settings, instead: str = "") -> Engine:
@@ -142,6 +146,8 @@ class Platform:
     kafka: KafkaSettings | None = None
     #: Whether ``start`` starts the writer (a writer handed in is its caller's).
     owns_writer: bool = True
+    #: The mode's own gauges for ``/metrics`` (Kafka: the workers' lag); ``None``: none.
+    metrics: ModeMetrics | None = None
     _local: LocalServer | None = field(default=None, init=False, repr=False)
 
     def start(self) -> None:
@@ -203,23 +209,34 @@ def _embedded_platform(settings: Settings, writer: GroupCommitWriter[Any] | None
 def _kafka_platform(
     settings: Settings, kafka: KafkaSettings, writer: GroupCommitWriter[Any] | None
 ) -> Platform:
+    from cdp import config  # noqa: PLC0415
+    from cdp.adapters.kafka.groups import GroupWatcher  # noqa: PLC0415
     from cdp.adapters.kafka.log import KafkaEventLog  # noqa: PLC0415
     from cdp.adapters.kafka.lookups import KafkaProfileLookups  # noqa: PLC0415
+    from cdp.adapters.kafka.topics import EVENTS_BY_CUSTOMER, LOG, group_id  # noqa: PLC0415
     from cdp.runtime.writer import GroupCommitWriter  # noqa: PLC0415
 
     the_writer: GroupCommitWriter[Any] = writer or GroupCommitWriter(
         lambda: KafkaEventLog.open(kafka)
     )
+    # The workers' group, measured in the background: /health, /metrics and the
+    # lookups' freshness read the latest measurement and never wait on the broker.
+    workers = GroupWatcher(
+        kafka.bootstrap, group_id(kafka.prefix), [kafka.topic(LOG), kafka.topic(EVENTS_BY_CUSTOMER)]
+    )
     # The compacted profile/identity topics: any replica answers for any customer.
-    lookups = KafkaProfileLookups(kafka, settings.runtime_config().scoring)
+    lookups = KafkaProfileLookups(kafka, settings.runtime_config().scoring, workers)
     return Platform(
         settings,
         the_writer,
         lookups,
         _dead_letter_to_topic,
-        probe=_kafka_probe(kafka, the_writer, lookups.lag_seconds),
+        probe=_kafka_probe(
+            kafka, the_writer, lookups.lag_seconds, workers, config.health_max_lag()
+        ),
         kafka=kafka,
         owns_writer=writer is None,
+        metrics=_kafka_metrics(workers, lookups.lag_seconds),
     )
 
 
@@ -261,10 +278,15 @@ def _dead_letter_to_topic(
 
 
 def _kafka_probe(
-    kafka: KafkaSettings, writer: GroupCommitWriter[Any], lag_seconds: Callable[[], float]
+    kafka: KafkaSettings,
+    writer: GroupCommitWriter[Any],
+    lag_seconds: Callable[[], float],
+    workers: GroupWatcher,
+    max_lag: int,
 ) -> ModeProbe:
     """Kafka mode's health: no checkpoints; the broker, the last append and the
-    profile reader's lag are what matter."""
+    profile reader's lag are what matter, and the workers' lag (degraded past
+    ``max_lag`` events, or with no worker in the group)."""
     import asyncio  # noqa: PLC0415
 
     from cdp.adapters.kafka.log import broker_reachable  # noqa: PLC0415
@@ -273,6 +295,12 @@ def _kafka_probe(
     async def probe() -> ModeHealth:
         reachable = await asyncio.to_thread(broker_reachable, kafka.bootstrap)
         lag = lag_seconds()
+        status = workers.latest()
+        degraded = []
+        if status is not None and not status.members:
+            degraded.append(f"no worker is in the consumer group {status.group}")
+        if status is not None and status.lag() > max_lag:
+            degraded.append(f"the workers are {status.lag()} events behind (over {max_lag})")
         return ModeHealth(
             reachable and writer.last_error is None,
             {
@@ -283,7 +311,75 @@ def _kafka_probe(
                     "last_append_error": writer.last_error,
                 },
                 "profile_reader_lag_seconds": None if lag == float("inf") else lag,
+                "workers": None
+                if status is None
+                else {"group": status.group, "state": status.state, "members": len(status.members)},
+                "lag": None
+                if status is None
+                else {
+                    "events": status.lag(),
+                    "by_topic": status.lag_by_topic(),
+                    "oldest_unfolded_age_seconds": status.oldest_age(),
+                    "max": max_lag,
+                    "measured_at": status.measured_at,
+                },
             },
+            degraded,
         )
 
     return probe
+
+
+def _kafka_metrics(workers: GroupWatcher, lag_seconds: Callable[[], float]) -> ModeMetrics:
+    """Kafka mode's gauges for ``/metrics``: the workers' lag (from the watcher's
+    latest measurement) and the profile reader's own lag."""
+    from cdp.http.metrics import ModeGauge  # noqa: PLC0415
+
+    def gauges() -> list[ModeGauge]:
+        found = []
+        reader = lag_seconds()
+        if reader != float("inf"):
+            found.append(
+                ModeGauge(
+                    "cdp_profile_reader_lag_seconds",
+                    "Upper bound of how far this replica's reading of the topics is behind.",
+                    reader,
+                )
+            )
+        status = workers.latest()
+        if status is None:  # not measured yet, or the broker does not answer
+            return found
+        group = {"group": status.group}
+        for topic, lag in sorted(status.lag_by_topic().items()):
+            found.append(
+                ModeGauge(
+                    "cdp_workers_lag_events",
+                    "Records the workers have not processed, per topic.",
+                    lag,
+                    {**group, "topic": topic},
+                )
+            )
+        age = status.oldest_age()
+        found += [
+            ModeGauge(
+                "cdp_workers_members",
+                "Members of the workers' consumer group.",
+                len(status.members),
+                group,
+            ),
+            ModeGauge(
+                "cdp_workers_oldest_unfolded_age_seconds",
+                "Age of the oldest record the workers have not processed (0: none).",
+                age or 0.0,
+                group,
+            ),
+            ModeGauge(
+                "cdp_workers_lag_measured_timestamp_seconds",
+                "When the workers' lag was measured (Unix time).",
+                status.measured_at,
+                group,
+            ),
+        ]
+        return found
+
+    return gauges

@@ -16,12 +16,15 @@ variable                        read by                     meaning
 ``CDP_DUCKDB_MEMORY_LIMIT``     ``duckdb_memory_limit``     DuckDB's memory [1GB]
 ``CDP_KAFKA_BOOTSTRAP``         ``kafka_bootstrap``         broker HOST:PORT
 ``CDP_KAFKA_PREFIX``            ``kafka_prefix``            topic name prefix [cdp.]
+``CDP_KAFKA_INPUT_PREFIX``      ``kafka_input_prefix``      prefix of the input log [the prefix]
+``CDP_KAFKA_REPLICATION``       ``cdp kafka init`` option   copies of each partition [1]
 ``CDP_KAFKA_BROKER_PROFILE``    ``broker_profile``          the faust worker's broker
+``CDP_HEALTH_MAX_LAG``          ``health_max_lag``          workers' lag for degraded [1000]
 ``CDP_DEBUG``                   ``debug``                   tracebacks of internal errors
 ``NAME`` of ``env:NAME``        ``resolve_secret``          a secret in a config file
 ==============================  ==========================  ========================
 
-The CLI also names ``CDP_DATA_DIR`` and the two Kafka variables as typer
+The CLI also names ``CDP_DATA_DIR`` and the Kafka variables as typer
 ``envvar`` of its options (so ``--help`` shows them); the names come from here.
 
 Importing this module is cheap (the CLI resolves settings before every
@@ -54,9 +57,14 @@ runs under a lower limit of its own. Override with ``CDP_DUCKDB_MEMORY_LIMIT``
 (e.g. ``4GB`` for faster segment queries over a very large log)."""
 KAFKA_BOOTSTRAP_ENV = "CDP_KAFKA_BOOTSTRAP"
 KAFKA_PREFIX_ENV = "CDP_KAFKA_PREFIX"
+KAFKA_INPUT_PREFIX_ENV = "CDP_KAFKA_INPUT_PREFIX"
+KAFKA_REPLICATION_ENV = "CDP_KAFKA_REPLICATION"
 BROKER_PROFILE_ENV = "CDP_KAFKA_BROKER_PROFILE"
 DEFAULT_BROKER_PROFILE = "kafka"
 DEBUG_ENV = "CDP_DEBUG"
+HEALTH_MAX_LAG_ENV = "CDP_HEALTH_MAX_LAG"
+DEFAULT_HEALTH_MAX_LAG = 1000
+"""Events the workers may be behind before ``/health`` says ``degraded`` (Kafka mode)."""
 SECRET_REFERENCE = "env:"
 DEFAULT_SCORING = Path(__file__).parent / "defaults" / "scoring.toml"
 DATABASE_FILE = "cdp.duckdb"
@@ -133,9 +141,27 @@ def kafka_prefix() -> str | None:
     return os.environ.get(KAFKA_PREFIX_ENV)
 
 
+def kafka_input_prefix() -> str | None:
+    """``CDP_KAFKA_INPUT_PREFIX`` (the input log's prefix), or ``None`` when unset."""
+    return os.environ.get(KAFKA_INPUT_PREFIX_ENV)
+
+
 def broker_profile() -> str:
     """``CDP_KAFKA_BROKER_PROFILE`` (the faust worker's broker kind), else ``kafka``."""
     return os.environ.get(BROKER_PROFILE_ENV, DEFAULT_BROKER_PROFILE)
+
+
+def health_max_lag() -> int:
+    """``CDP_HEALTH_MAX_LAG`` (events), else ``DEFAULT_HEALTH_MAX_LAG``; ``ConfigError`` if not a
+    whole number >= 0."""
+    raw = os.environ.get(HEALTH_MAX_LAG_ENV)
+    if raw is None or not raw.strip():
+        return DEFAULT_HEALTH_MAX_LAG
+    if not raw.strip().isdigit():
+        from cdp.errors import ConfigError  # noqa: PLC0415  (see the module doc)
+
+        raise ConfigError(f"{HEALTH_MAX_LAG_ENV} must be a whole number of events, not {raw!r}")
+    return int(raw)
 
 
 def debug() -> bool:

@@ -10,19 +10,26 @@ the table changelogs only (the agents' outputs go through
 ``streams.outputs``, batched on every broker); see docs/streams.md:
 
 - ``kafka`` (Apache Kafka, Redpanda): 256 KB batches with a 10 ms linger, a 10 s
-  session timeout (a dead worker's partitions move within seconds);
+  session timeout (a dead worker's partitions move within seconds) and static
+  membership (``group.instance.id``: a worker back within the session timeout
+  gets its partitions again with no rebalance);
 - ``tansu``: session timeout 6 s and heartbeat 2 s (a group join takes half
   the session timeout there) and ``producer_max_batch_size=1`` byte, so every
   changelog record is its own batch: tansu reports wrong end offsets for
   batches of several records, and faust's table recovery would then stop
   early and lose updates;
-- ``noida`` (noida-db): session 6 s, heartbeat 2 s, 10 ms linger. Its rebalance deadlock
-  concerns aiokafka's auto-commit, which faust's group consumer never uses
-  (faust commits offsets itself).
+- ``noida`` (noida-db): session 6 s, heartbeat 2 s, 10 ms linger, dynamic members.
+  noida-db 0.2.3 never expires the session of a killed member: its partitions
+  stay assigned to it, and a new member joining then leaves the group in
+  ``CompletingRebalance`` (``python -m bench.group_failover --broker noida``,
+  the Kafka client alone). It does keep static members: a killed worker
+  restarted with the same ``--instance-id`` takes its partitions back at once.
 """
 
 from __future__ import annotations
 
+import hashlib
+import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -37,8 +44,8 @@ from streams.outputs import Outputs
 
 PROFILE_ENV: Final = cdp_config.BROKER_PROFILE_ENV
 STORES: Final = ("memory", "rocksdb")
-IDENTITY_TABLE: Final = "identity"
-CUSTOMERS_TABLE: Final = "customers"
+IDENTITY_TABLE: Final = kafka_topics.IDENTITY_TABLE
+CUSTOMERS_TABLE: Final = kafka_topics.CUSTOMERS_TABLE
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +59,15 @@ class BrokerProfile:
     doc: str
     producer_linger: float = 0.0
     """Seconds the producer waits to fill a batch: fewer, larger produce requests."""
+    rebalance_timeout: float = 60.0
+    """Seconds a live member has to rejoin once a rebalance starts (faust's
+    ``broker_rebalance_timeout``); a dead one is dropped after ``session_timeout``."""
+    static_membership: bool = False
+    """Join with ``group.instance.id`` (KIP-345, ``WorkerConfig.group_instance_id``):
+    a worker restarted within ``session_timeout`` gets its partitions back with no
+    rebalance. Off where the broker does not keep static members: a static member
+    never sends LeaveGroup, so without them a SIGTERM'd worker's partitions would
+    wait ``session_timeout`` instead of moving at once."""
 
 
 BATCH: Final = 262_144
@@ -65,7 +81,15 @@ LINGER: Final = 0.01
 BROKER_PROFILES: Final = {
     p.name: p
     for p in (
-        BrokerProfile("kafka", 10.0, 3.0, BATCH, "Apache Kafka or Redpanda (production).", LINGER),
+        BrokerProfile(
+            "kafka",
+            10.0,
+            3.0,
+            BATCH,
+            "Apache Kafka or Redpanda (production).",
+            LINGER,
+            static_membership=True,
+        ),
         BrokerProfile(
             "tansu",
             6.0,
@@ -75,7 +99,13 @@ BROKER_PROFILES: Final = {
             "end offsets, and with them table recovery, are right.",
         ),
         BrokerProfile(
-            "noida", 6.0, 2.0, BATCH, "noida-db: short session for quick failover.", LINGER
+            "noida",
+            6.0,
+            2.0,
+            BATCH,
+            "noida-db: never expires a killed member (bench/group_failover.py); dynamic "
+            "members, so a SIGTERM'd worker's partitions move at once.",
+            LINGER,
         ),
     )
 }
@@ -86,18 +116,27 @@ class WorkerConfig:
     """Everything a worker process needs to know."""
 
     kafka: kafka_topics.KafkaSettings
-    app_id: str = "cdp-worker"
+    """Where the topics are; ``partitions`` is what the topics have (``cdp.adapters.kafka.layout``)."""
+    app_id: str = kafka_topics.DEFAULT_APP_ID
     store: str = "memory"
     data_dir: Path = Path(".cdp-data")
     broker_profile: str = "kafka"
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
     replication: int = 1
+    """Copies of the topics' partitions, as found (workers create no topic)."""
+    wait: float = 300.0
+    """Seconds to wait for the topics ``cdp kafka init`` makes before giving up."""
+    metrics_port: int = 6066
+    """Port of ``GET /metrics`` and ``GET /health/live`` (``streams.metrics``); 0: none."""
     log_batch: int = 500
     """Records the identity agent takes at once (one flush and one journal per batch)."""
     customer_batch: int = 256
     """By-customer records (bundles) the profile agent takes at once, within
     ``streams.agents.PROFILE_WITHIN``: one write and one snapshot per customer per
     batch, so the larger the batch, the fewer of both per event."""
+    instance_id: str | None = None
+    """This worker's ``group.instance.id`` (``cdp worker --instance-id``); None: derived
+    from the host name and data directory (``default_instance_id``)."""
 
     def __post_init__(self) -> None:
         if self.store not in STORES:
@@ -115,11 +154,29 @@ class WorkerConfig:
     @property
     def group_id(self) -> str:
         """The faust app id: consumer group and changelog topic names derive from it."""
-        return f"{self.kafka.prefix}{self.app_id}"
+        return kafka_topics.group_id(self.kafka.prefix, self.app_id)
 
     def topic(self, name: str) -> str:
         """Full name of a logical topic of ``cdp.adapters.kafka.topics``."""
         return self.kafka.topic(name)
+
+    @property
+    def group_instance_id(self) -> str | None:
+        """The static member id the consumer joins with: ``instance_id`` when given
+        (whatever the profile), else the derived one where the profile has static
+        membership, else None (a dynamic member)."""
+        if self.instance_id or not self.profile.static_membership:
+            return self.instance_id
+        return default_instance_id(self.data_dir)
+
+
+def default_instance_id(data_dir: Path) -> str:
+    """``HOSTNAME-HASH``: stable across restarts of one worker (a StatefulSet pod keeps
+    its host name and volume), different for two workers on one host (each has its
+    own data directory). Two live members with one id fence each other off."""
+    where = hashlib.sha1(str(data_dir.resolve()).encode(), usedforsecurity=False)
+    host = "".join(c if c.isalnum() or c in "._-" else "-" for c in socket.gethostname())
+    return f"{host or 'worker'}-{where.hexdigest()[:8]}"
 
 
 def default_profile() -> str:
@@ -160,7 +217,9 @@ def _store_url(config: WorkerConfig) -> str:
 def create_app(config: WorkerConfig) -> Wiring:
     """A faust app for ``config``, with the topics and tables the agents use."""
     profile = config.profile
-    datadir = config.data_dir / "streams"
+    # One directory per group: a new generation (another prefix or app id) on the
+    # same volume must never open the old generation's RocksDB tables.
+    datadir = config.data_dir / "streams" / config.group_id
     app = faust.App(
         config.group_id,
         broker=f"kafka://{config.kafka.bootstrap}",
@@ -172,11 +231,17 @@ def create_app(config: WorkerConfig) -> Wiring:
         consumer_auto_offset_reset="earliest",
         broker_session_timeout=profile.session_timeout,
         broker_heartbeat_interval=profile.heartbeat_interval,
+        broker_rebalance_timeout=profile.rebalance_timeout,
+        consumer_group_instance_id=config.group_instance_id,
         producer_max_batch_size=profile.producer_max_batch_size,
         producer_linger=profile.producer_linger,
         producer_acks=-1,
         topic_partitions=config.kafka.partitions,
         topic_replication_factor=config.replication,
+        # Only `cdp kafka init` creates topics, changelogs included: a worker that
+        # created them would pick partitions and replicas of its own (issue 15).
+        topic_allow_declare=False,
+        topic_disable_leader=True,  # no on_leader timers, so no leader topic
         table_standby_replicas=0,
         # An unexpected error must not ack (= drop) the record: the agent restarts
         # and the record is processed again.

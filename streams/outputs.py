@@ -22,6 +22,7 @@ the agents (it is the app's first dependency, and mode stops them in reverse).
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from typing import Any, Final
 
 from aiokafka import AIOKafkaProducer  # type: ignore[import-untyped]  # no type information shipped
@@ -42,6 +43,8 @@ class Outputs(Service):
         self.bootstrap = bootstrap
         self._producer: AIOKafkaProducer | None = None
         self._ready = asyncio.Event()
+        #: Records queued per topic since the start (``streams.metrics`` reads it).
+        self.sent: Counter[str] = Counter()
 
     async def on_start(self) -> None:
         self._producer = AIOKafkaProducer(
@@ -68,6 +71,7 @@ class Outputs(Service):
         if self._producer is None:  # an agent may run before the app started this
             await self._ready.wait()
         assert self._producer is not None
+        self.sent[topic] += 1
         future: asyncio.Future[Any] = await self._producer.send(
             topic, value=value, key=key, partition=partition
         )

@@ -30,6 +30,7 @@ from cdp.cli import (  # noqa: F401  (registers commands)
     destinations,
     export,
     kafka,
+    kafka_status,
     profile,
     segments,
     tokens,

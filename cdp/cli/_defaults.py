@@ -13,6 +13,8 @@ from __future__ import annotations
 KAFKA_DEFAULT_PREFIX = "cdp."
 #: ``cdp.adapters.kafka.topics.DEFAULT_PARTITIONS``
 KAFKA_DEFAULT_PARTITIONS = 4
+#: ``cdp.adapters.kafka.topics.DEFAULT_APP_ID``
+KAFKA_DEFAULT_APP_ID = "cdp-worker"
 #: ``cdp.services.analytics.DEFAULT_TZ``
 ANALYTICS_DEFAULT_TZ = "Asia/Tokyo"
 #: ``cdp.services.tokens.SCOPES``

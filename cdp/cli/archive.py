@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 import threading
+from collections.abc import Iterable
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Annotated, Any
@@ -11,10 +12,11 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from cdp.cli._app import console, err_console, errors, opts_of, print_json, sub_app, table
-from cdp.config import KAFKA_BOOTSTRAP_ENV, KAFKA_PREFIX_ENV
+from cdp.config import KAFKA_BOOTSTRAP_ENV, KAFKA_INPUT_PREFIX_ENV, KAFKA_PREFIX_ENV
 
 if TYPE_CHECKING:
     from cdp.adapters.archive.manifest import Roll
+    from cdp.adapters.archive.status import Where
 
 archive_app = sub_app("archive", "Parquet archive of the Kafka topics (distributed mode).")
 
@@ -26,6 +28,14 @@ Prefix = Annotated[
     str | None,
     typer.Option("--prefix", envvar=KAFKA_PREFIX_ENV, help="Topic name prefix [cdp.]."),
 ]
+InputPrefix = Annotated[
+    str | None,
+    typer.Option(
+        "--input-prefix",
+        envvar=KAFKA_INPUT_PREFIX_ENV,
+        help="Prefix of the input log topic alone [the prefix].",
+    ),
+]
 
 
 @archive_app.command("run")
@@ -34,6 +44,7 @@ def archive_run(
     out: Annotated[Path, typer.Option("--out", help="Archive directory.")],
     bootstrap: Bootstrap = None,
     prefix: Prefix = None,
+    input_prefix: InputPrefix = None,
     once: Annotated[bool, typer.Option(help="Stop once caught up with the topics.")] = False,
     max_records: Annotated[int, typer.Option(min=1, help="Roll a file at this many.")] = 50_000,
     max_mb: Annotated[float, typer.Option(min=0.001, help="Roll a file at this size.")] = 64.0,
@@ -62,11 +73,11 @@ def archive_run(
             )
 
     with errors():
-        kafka = KafkaSettings.resolve(bootstrap, prefix)
+        kafka = KafkaSettings.resolve(bootstrap, prefix, input_prefix=input_prefix)
         archiver = Archiver(
             out,
             kafka.bootstrap,
-            ArchiveTopics.with_prefix(kafka.prefix),
+            ArchiveTopics.with_prefix(kafka.prefix, kafka.input_prefix),
             RollPolicy(max_records, int(max_mb * 1024 * 1024), max_seconds),
             accept_gap=accept_gap,
             on_roll=on_roll,
@@ -89,61 +100,126 @@ def archive_run(
             console.print(f"removed {len(report.removed_on_start)} unrecorded file(s) on start")
 
 
-def _status(root: Path) -> dict[str, Any]:
-    from cdp.adapters.archive.layout import resolve  # noqa: PLC0415
-    from cdp.adapters.archive.manifest import Manifest  # noqa: PLC0415
-
-    manifest = Manifest.read(root)
-    partitions: dict[tuple[str, str, int], dict[str, Any]] = {}
-    for roll in manifest.rolls:
-        entry = partitions.setdefault(
-            (roll.kind, roll.topic, roll.partition),
-            {
-                "kind": roll.kind,
-                "topic": roll.topic,
-                "partition": roll.partition,
-                "files": 0,
-                "records": 0,
-                "first": roll.first,
-                "next": 0,
-            },
-        )
-        entry["files"] += len(roll.files)
-        entry["records"] += roll.records
-        entry["first"] = min(entry["first"], roll.first)
-        entry["next"] = max(entry["next"], roll.last + 1)
-    recorded = manifest.files()
-    size = sum(resolve(root, f).stat().st_size for f in recorded if resolve(root, f).exists())
-    return {
-        "archive": str(root),
-        "rolls": len(manifest.rolls),
-        "files": len(recorded),
-        "bytes": size,
-        "missing_files": [f for f in recorded if not resolve(root, f).exists()],
-        "partitions": [partitions[k] for k in sorted(partitions)],
-    }
-
-
 @archive_app.command("status")
 def archive_status(
     ctx: typer.Context,
     directory: Annotated[Path, typer.Argument(help="Archive directory.")],
+    bootstrap: Annotated[
+        str | None,
+        typer.Option(
+            "--bootstrap",
+            envvar=KAFKA_BOOTSTRAP_ENV,
+            help="Kafka HOST:PORT: also show each topic's end offset and the gap "
+            "(records not archived yet). Without it, the archive alone.",
+        ),
+    ] = None,
+    prefix: Prefix = None,
+    input_prefix: InputPrefix = None,
+    max_gap: Annotated[
+        int | None,
+        typer.Option(
+            min=0,
+            help="Exit 1 when a topic has more records than this not archived yet "
+            "(needs --bootstrap): an alert for cron or a probe.",
+        ),
+    ] = None,
 ) -> None:
-    """What an archive holds: per topic partition, files, records and the next offset."""
+    """What an archive holds per topic partition (files, records, next offset) and,
+    with --bootstrap, how far it is behind each topic (end offset, gap)."""
+    from cdp.adapters.archive.layout import ArchiveTopics  # noqa: PLC0415
+    from cdp.adapters.archive.status import (  # noqa: PLC0415
+        archive_status as read_status,
+    )
+    from cdp.adapters.archive.status import topics_to_check, with_ends  # noqa: PLC0415
+    from cdp.adapters.kafka.topics import KafkaSettings  # noqa: PLC0415
+    from cdp.errors import ConfigError  # noqa: PLC0415
+
     opts = opts_of(ctx)
     with errors():
-        data = _status(directory)
+        data = read_status(directory)
+        if max_gap is not None and bootstrap is None:
+            raise ConfigError(
+                "--max-gap needs the broker: pass --bootstrap HOST:PORT or set CDP_KAFKA_BOOTSTRAP"
+            )
+        if bootstrap is not None:
+            kafka = KafkaSettings.resolve(bootstrap, prefix, input_prefix=input_prefix)
+            expected = ArchiveTopics.with_prefix(kafka.prefix, kafka.input_prefix)
+            topics = topics_to_check(data, expected)
+            data = with_ends(data, topics, _topic_ends(kafka.bootstrap, topics.values()))
+    behind = [t for t in data.get("topics", []) if max_gap is not None and t["gap"] > max_gap]
     if opts.json:
-        print_json(data)
-        return
+        print_json({**data, "max_gap": max_gap, "over_max_gap": [t["topic"] for t in behind]})
+    else:
+        _print_status(data)
+    for topic in behind if not opts.json else []:
+        err_console.print(
+            f"[red]{topic['topic']}: {topic['gap']:,} records not archived "
+            f"(more than --max-gap {max_gap:,})[/]",
+            highlight=False,
+        )
+    if data["missing_files"] or behind:
+        raise typer.Exit(1)
+
+
+def _print_status(data: dict[str, Any]) -> None:
     console.print(
         f"{data['archive']}: {data['rolls']:,} roll(s), {data['files']:,} file(s), "
         f"{data['bytes'] / 1e6:.1f} MB"
     )
     columns = ["kind", "topic", "partition", "files", "records", "first", "next"]
+    if "topics" in data:
+        columns += ["end", "gap"]
     console.print(
         table("partitions", columns, [[p[c] for c in columns] for p in data["partitions"]])
     )
+    if "topics" in data:
+        totals = ["kind", "topic", "partitions", "next", "end", "gap"]
+        rows = [[t[c] for c in totals] for t in data["topics"]]
+        console.print(table("topics (next, end: summed over partitions)", totals, rows))
+        console.print(f"not archived yet: {data['gap']:,} record(s)")
     if data["missing_files"]:
         err_console.print(f"[red]missing files:[/] {', '.join(data['missing_files'][:10])}")
-        raise typer.Exit(1)
+
+
+def _topic_ends(bootstrap: str, topics: Iterable[str]) -> dict[Where, int]:
+    """End offset of every partition of ``topics`` that exists on the broker.
+
+    Each partition is fetched once from just below its reported end, because
+    ``known_ends`` also takes the fetched high watermark (tansu reports the
+    end of a multi-record batch wrongly); a few polls at most.
+    """
+    from cdp.adapters.kafka.consumers import (  # noqa: PLC0415
+        kafka_python,
+        known_ends,
+        open_consumer,
+    )
+    from cdp.errors import ArchiveError  # noqa: PLC0415
+
+    consumer = open_consumer(
+        bootstrap,
+        client_id="cdp-archive-status",
+        unreachable=lambda error: ArchiveError(f"cannot reach Kafka at {bootstrap}: {error}"),
+        max_partition_fetch_bytes=64 * 1024,
+        fetch_max_wait_ms=100,
+    )
+    try:
+        topic_partition = kafka_python().TopicPartition
+        wanted = [
+            topic_partition(topic, p)
+            for topic in topics
+            for p in sorted(consumer.partitions_for_topic(topic) or ())
+        ]
+        if not wanted:
+            return {}
+        consumer.assign(wanted)
+        reported = consumer.end_offsets(wanted)
+        filled = [tp for tp in wanted if reported.get(tp, 0) > 0]
+        for tp in filled:
+            consumer.seek(tp, reported[tp] - 1)
+        for _ in range(10):
+            if all(consumer.highwater(tp) is not None for tp in filled):
+                break
+            consumer.poll(timeout_ms=200, max_records=len(filled) or 1)
+        return {(tp.topic, tp.partition): end for tp, end in known_ends(consumer, wanted).items()}
+    finally:
+        consumer.close()

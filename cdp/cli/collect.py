@@ -20,6 +20,7 @@ from cdp.cli._app import (
     table,
 )
 from cdp.cli._defaults import KAFKA_DEFAULT_PREFIX
+from cdp.cli.kafka import InputPrefix
 from cdp.config import KAFKA_BOOTSTRAP_ENV, KAFKA_PREFIX_ENV
 
 if TYPE_CHECKING:
@@ -47,8 +48,12 @@ def serve_command(
     ] = None,
     prefix: Annotated[
         str | None,
-        typer.Option(help=f"Topic prefix [{KAFKA_DEFAULT_PREFIX}]; also ${KAFKA_PREFIX_ENV}."),
+        typer.Option(
+            help=f"Prefix of the workers' topics that lookups read [{KAFKA_DEFAULT_PREFIX}]; "
+            f"also ${KAFKA_PREFIX_ENV}."
+        ),
     ] = None,
+    input_prefix: InputPrefix = None,
 ) -> None:
     """Run the Segment-compatible collector (OpenAPI docs at /docs).
 
@@ -64,7 +69,9 @@ def serve_command(
     opts = opts_of(ctx)
     with errors():
         opts.settings.data_dir.mkdir(parents=True, exist_ok=True)
-        platform = bootstrap.serving(opts.settings, bootstrap.kafka_mode(kafka, prefix))
+        platform = bootstrap.serving(
+            opts.settings, bootstrap.kafka_mode(kafka, prefix, input_prefix)
+        )
         serving.serve(create_app(opts.settings, platform=platform), host, port)
 
 

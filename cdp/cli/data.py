@@ -199,15 +199,21 @@ def replay_command(
 ) -> None:
     """Rebuild every projection from the event log (offset 0)."""
     from cdp import bootstrap  # noqa: PLC0415
-    from cdp.adapters.archive.restore import copy_events  # noqa: PLC0415
+    from cdp.adapters.archive.restore import copy_events, directory_bytes  # noqa: PLC0415
     from cdp.runtime import replay as replay_service  # noqa: PLC0415
 
     opts = opts_of(ctx)
     hint = " (a replay rebuilds the tables it writes)"
+    data_dir = opts.settings.data_dir.resolve()
+    copied: int | None = None
     with errors(), bootstrap.open_data(opts.settings, hint) as engine:
         if archive is not None:
+            if not opts.json:  # say where before the copy starts: it can be large
+                err_console.print(
+                    f"copying {archive} into data directory {data_dir}", soft_wrap=True
+                )
             with progress(opts, "copying the archive", None) as step:
-                copy_events(engine, archive, step)
+                copied = copy_events(engine, archive, step)
         total = engine.log.high_water()
         with progress(opts, "replaying", total) as step:
             if as_of is not None:
@@ -225,13 +231,27 @@ def replay_command(
         "verified": report.verified,
         "differences": report.differences,
         "notes": report.notes,
+        "data_dir": str(data_dir),
+        "data_dir_bytes": (size := directory_bytes(data_dir)),
+        "archive": None if archive is None else str(archive.resolve()),
+        "copied_from_archive": copied,
     }
     if opts.json:
         print_json(data)
     else:
+        if copied is not None:
+            console.print(
+                f"copied {copied:,} new events from {archive}", highlight=False, soft_wrap=True
+            )
         console.print(
             f"replayed {report.events:,} events → {report.customers:,} customers in "
             f"{report.seconds:.2f}s ({report.events_per_second:,.0f} events/s) into {report.tables}"
+        )
+        console.print(
+            f"data directory {data_dir}: {report.events:,} events, "
+            f"{report.customers:,} customers, {size / 1e6:,.1f} MB",
+            highlight=False,
+            soft_wrap=True,
         )
         for note in report.notes:
             console.print(f"note: {note}", highlight=False, soft_wrap=True)

@@ -8,7 +8,8 @@ from typing import Annotated
 import typer
 
 from cdp.cli._app import app, errors, opts_of
-from cdp.cli._defaults import KAFKA_DEFAULT_PREFIX
+from cdp.cli._defaults import KAFKA_DEFAULT_APP_ID, KAFKA_DEFAULT_PREFIX
+from cdp.cli.kafka import AppId, InputPrefix
 from cdp.config import (
     BROKER_PROFILE_ENV,
     DEFAULT_BROKER_PROFILE,
@@ -31,7 +32,9 @@ def worker_command(
     partitions: Annotated[
         int | None,
         typer.Option(
-            min=1, help="Partitions of the keyed topics (as given to `cdp kafka init`; default 4)."
+            min=1,
+            help="Optional check: the partitions the keyed topics must have. The worker "
+            "follows the topics `cdp kafka init` made and exits 2 when they differ.",
         ),
     ] = None,
     store: Annotated[
@@ -46,9 +49,19 @@ def worker_command(
     prefix: Annotated[
         str | None,
         typer.Option(
-            help=f"Topic prefix (default {KAFKA_DEFAULT_PREFIX}); also ${KAFKA_PREFIX_ENV}."
+            help=f"Prefix of the topics the workers write and of their group (default "
+            f"{KAFKA_DEFAULT_PREFIX}); also ${KAFKA_PREFIX_ENV}."
         ),
     ] = None,
+    input_prefix: InputPrefix = None,
+    wait: Annotated[
+        float,
+        typer.Option(
+            min=0,
+            help="Seconds to wait for the topics `cdp kafka init` makes (a line every 10 s "
+            "says which are missing); then exit 2.",
+        ),
+    ] = 300.0,
     broker_profile: Annotated[
         str | None,
         typer.Option(
@@ -57,8 +70,28 @@ def worker_command(
             help="Settings for the broker kind: kafka, tansu or noida (default kafka).",
         ),
     ] = None,
-    app_id: Annotated[str, typer.Option(help="faust app id (consumer group).")] = "cdp-worker",
-    loglevel: Annotated[str, typer.Option(help="Log level.")] = "warning",
+    app_id: AppId = KAFKA_DEFAULT_APP_ID,
+    loglevel: Annotated[
+        str, typer.Option(help="faust's log level; the worker's own progress lines stay at info.")
+    ] = "warning",
+    metrics_port: Annotated[
+        int,
+        typer.Option(
+            "--metrics-port",
+            min=0,
+            max=65535,
+            help="Port of GET /metrics (Prometheus) and GET /health/live; 0: off.",
+        ),
+    ] = 6066,
+    instance_id: Annotated[
+        str | None,
+        typer.Option(
+            "--instance-id",
+            help="Static group member id (group.instance.id): a worker restarted under "
+            "the same id gets its partitions back without a rebalance. Default: host "
+            "name + data directory, used where the broker profile has static membership.",
+        ),
+    ] = None,
 ) -> None:
     """Run a faust worker: identity, profiles and lead scores from the Kafka log.
 
@@ -69,7 +102,7 @@ def worker_command(
 
     opts = opts_of(ctx)
     with errors():
-        kafka = KafkaSettings.resolve(bootstrap, prefix, partitions)
+        kafka = KafkaSettings.resolve(bootstrap, prefix, None, input_prefix)
         config = WorkerConfig(
             kafka=kafka,
             app_id=app_id,
@@ -77,5 +110,8 @@ def worker_command(
             data_dir=data_dir or opts.settings.data_dir,
             broker_profile=broker_profile or DEFAULT_BROKER_PROFILE,
             runtime=opts.settings.runtime_config(),
+            wait=wait,
+            metrics_port=metrics_port,
+            instance_id=instance_id,
         )
-        run(config, loglevel)
+        run(config, loglevel, expected=partitions)

@@ -6,7 +6,8 @@ source registry and the profile lookups, and mounts the route modules, each
 given what it needs: the Segment routes (``cdp.http.collect``), bulk import
 (``cdp.http.bulk``), webhooks (``cdp.http.webhooks``), forms
 (``cdp.http.forms``), Snowplow (``cdp.http.snowplow``), the read
-routes (``cdp.http.read``) and ``/health`` (``cdp.http.health``). Routes only
+routes (``cdp.http.read``), ``/health`` (``cdp.http.health``) and ``/metrics``
+(``cdp.http.metrics``). Routes only
 parse, call, and format; the mode-specific parts (dead letters, the health
 probe) come in from here.
 
@@ -28,7 +29,7 @@ from fastapi import FastAPI
 
 from cdp import bootstrap
 from cdp.config import Settings
-from cdp.http import bulk, collect, cors, forms, health, snowplow, webhooks
+from cdp.http import bulk, collect, cors, forms, health, metrics, snowplow, webhooks
 from cdp.http import docs as api_docs
 from cdp.http import errors as http_errors
 from cdp.http.intake import Intake
@@ -97,6 +98,7 @@ def create_app(
     # Snowplow trackers: POST /com.snowplowanalytics.snowplow/tp2 and the GET /i pixel.
     snowplow.install(app, sources, intake.submit, intake.dead_letter)
     app.include_router(health.router(the_writer, platform.probe))
+    metrics.install(app, the_writer, platform.metrics)  # GET /metrics (Prometheus)
 
     # Unknown routes, wrong methods, validation and unexpected errors answer in
     # the same error shape as the routes.

@@ -108,6 +108,7 @@ def test_help_lists_every_command_without_the_heavy_modules() -> None:
 def test_the_cli_copies_of_constants_match_their_sources() -> None:
     assert _defaults.KAFKA_DEFAULT_PREFIX == kafka_topics.DEFAULT_PREFIX
     assert _defaults.KAFKA_DEFAULT_PARTITIONS == kafka_topics.DEFAULT_PARTITIONS
+    assert _defaults.KAFKA_DEFAULT_APP_ID == kafka_topics.DEFAULT_APP_ID
     assert _defaults.ANALYTICS_DEFAULT_TZ == analytics.DEFAULT_TZ
     assert _defaults.TOKEN_SCOPES == tokens.SCOPES
 

@@ -173,6 +173,10 @@ class RestartableWriter:
     def checkpoint_error(self) -> str | None:
         return self.current.checkpoint_error
 
+    @property
+    def last_error(self) -> str | None:
+        return self.current.last_error
+
     def stop(self) -> None:
         self.current.stop()
 

@@ -54,6 +54,8 @@ PATH_VALUES = {"form_id": FORM_ID, "identifier": "email:nobody%40shop.example"}
 # Pages anyone may read: a junk request with bad credentials still gets them.
 PUBLIC_PAGES = {
     ("GET", "/health"),
+    ("GET", "/health/live"),
+    ("GET", "/metrics"),
     ("GET", "/openapi.json"),
     ("GET", "/docs"),
     ("GET", "/redoc"),

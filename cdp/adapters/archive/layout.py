@@ -113,10 +113,11 @@ class ArchiveTopics:
     merges: str = "cdp.identity.merges"
 
     @classmethod
-    def with_prefix(cls, prefix: str) -> ArchiveTopics:
-        """The topics under another prefix than ``cdp.`` (``CDP_KAFKA_PREFIX``, tests)."""
+    def with_prefix(cls, prefix: str, input_prefix: str | None = None) -> ArchiveTopics:
+        """The topics under another prefix than ``cdp.`` (``CDP_KAFKA_PREFIX``, tests);
+        the input log under ``input_prefix`` when given (``CDP_KAFKA_INPUT_PREFIX``)."""
         return cls(
-            f"{prefix}log",
+            f"{prefix if input_prefix is None else input_prefix}log",
             f"{prefix}profiles",
             f"{prefix}identity.assignments",
             f"{prefix}identity.merges",

@@ -19,6 +19,7 @@ import pyarrow as pa
 from cdp.adapters.archive.layout import EVENTS, resolve
 from cdp.adapters.archive.manifest import Manifest
 from cdp.adapters.duckdb.log import DuckDBEventLog, insert_rows, message_hash
+from cdp.config import duckdb_memory_limit
 from cdp.errors import ArchiveError
 from cdp.runtime.engine import Engine
 
@@ -75,7 +76,7 @@ def copy_events(
     ]
     copied = 0
     if files:
-        reader_con = duckdb.connect()
+        reader_con = duckdb.connect(config={"memory_limit": duckdb_memory_limit()})
         try:
             reader: pa.RecordBatchReader = reader_con.sql(
                 "SELECT * EXCLUDE (event_date, duplicate_of) "
@@ -102,3 +103,10 @@ def _append(con: duckdb.DuckDBPyConnection, batch: pa.RecordBatch) -> int:
     table = table.select(list(LOG_COLUMNS))
     insert_rows(con, table)
     return int(table.num_rows)
+
+
+def directory_bytes(path: Path) -> int:
+    """Bytes of every file under ``path`` (what a copy costs on disk); 0 if absent."""
+    if not path.is_dir():
+        return 0
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())

@@ -41,7 +41,7 @@ from typing import Any
 
 import orjson
 
-from cdp.adapters.kafka.consumers import known_ends, open_consumer
+from cdp.adapters.kafka.consumers import known_ends, open_consumer, poll
 from cdp.adapters.kafka.recent import RecentEvents
 from cdp.adapters.kafka.topics import (
     DEFAULT_PREFIX,
@@ -67,11 +67,11 @@ class ProfileTopics:
     log: str = DEFAULT_PREFIX + LOG
 
     @classmethod
-    def with_prefix(cls, prefix: str) -> ProfileTopics:
-        """The topics under another prefix than ``cdp.`` (e.g. ``CDP_KAFKA_PREFIX``)."""
-        return cls(
-            prefix + PROFILES, prefix + IDENTITY_ASSIGNMENTS, prefix + IDENTITY_MERGES, prefix + LOG
-        )
+    def with_prefix(cls, prefix: str, input_prefix: str | None = None) -> ProfileTopics:
+        """The topics under another prefix than ``cdp.`` (e.g. ``CDP_KAFKA_PREFIX``); the
+        log under ``input_prefix`` when it has one of its own (``CDP_KAFKA_INPUT_PREFIX``)."""
+        log = (prefix if input_prefix is None else input_prefix) + LOG
+        return cls(prefix + PROFILES, prefix + IDENTITY_ASSIGNMENTS, prefix + IDENTITY_MERGES, log)
 
 
 @dataclass(frozen=True, slots=True)
@@ -254,7 +254,7 @@ class TopicFollower:
             rescanned = time.monotonic()
             fence, target = 0.0, None
             while not self._stop.is_set():
-                batches = consumer.poll(timeout_ms=self.poll_ms)
+                batches = poll(consumer, self.poll_ms)  # idle: ~10 fetches/s on any broker
                 for tp, messages in batches.items():
                     self._apply(tp.topic, messages)
                 now = time.monotonic()

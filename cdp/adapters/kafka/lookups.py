@@ -9,19 +9,24 @@ within the follower's lag (``lag_seconds``, on ``/health``). The answer is
 built by ``cdp.read.answer`` as in embedded mode, with these differences
 (docs/api.md): times are in UTC, ``recent_events`` holds at most ``RING``
 events, ``segments`` is empty and ``freshness.checkpoint_offset`` null (the
-workers fold asynchronously; no checkpoint is known here). Segments need the
+workers fold asynchronously; no checkpoint is known here), and ``freshness``
+also says how far the workers are behind the input log (``workers_freshness``,
+from a ``cdp.adapters.kafka.groups.GroupWatcher`` of their consumer group, so
+no lookup waits on the broker). Segments need the
 event history, which in distributed mode lives in the Parquet archive:
 ``/v1/segments`` answers 503 and points at ``cdp segment run NAME --archive DIR``.
 """
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, date, datetime
 from typing import Any
 
 import orjson
 
 from cdp.adapters.kafka.follower import ProfileTopics, TopicFollower
+from cdp.adapters.kafka.groups import GroupStatus, GroupWatcher
 from cdp.adapters.kafka.topics import KafkaSettings
 from cdp.errors import LogUnavailableError
 from cdp.read.answer import encode, profile_answer
@@ -35,6 +40,40 @@ _SEGMENTS_UNAVAILABLE = (
     "segments are not served in Kafka mode: run them over the Parquet archive "
     "(cdp segment run NAME --archive DIR)"
 )
+
+
+def workers_freshness(
+    status: GroupStatus | None, reader_lag: float, now: float | None = None
+) -> dict[str, Any]:
+    """The fields Kafka mode adds to ``freshness`` (docs/api.md, "Freshness").
+
+    ``unfolded_events``: records of the input log and of ``events.by-customer``
+    the workers have not folded yet (null when not measured: no broker answer
+    yet); ``unfolded_age_seconds``: how long ago the oldest of them was
+    appended (null when none); ``workers``: members of the workers' group;
+    ``measured_seconds_ago``: age of that measurement; ``reader_lag_seconds``:
+    how far this replica's own reading of the topics may be behind."""
+    at = time.time() if now is None else now
+    reader = None if reader_lag == float("inf") else _round(reader_lag)
+    if status is None:
+        return {
+            "unfolded_events": None,
+            "unfolded_age_seconds": None,
+            "workers": None,
+            "measured_seconds_ago": None,
+            "reader_lag_seconds": reader,
+        }
+    return {
+        "unfolded_events": status.lag(),
+        "unfolded_age_seconds": _round(status.oldest_age(at)),
+        "workers": len(status.members),
+        "measured_seconds_ago": _round(max(0.0, at - status.measured_at)),
+        "reader_lag_seconds": reader,
+    }
+
+
+def _round(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds, 3)
 
 
 def typed_facts(snapshot: dict[str, Any]) -> dict[str, Any]:
@@ -56,16 +95,27 @@ def typed_facts(snapshot: dict[str, Any]) -> dict[str, Any]:
 class KafkaProfileLookups:
     """Profile lookups over a ``TopicFollower`` of the topics (see the module docstring)."""
 
-    def __init__(self, kafka: KafkaSettings, rules: lead_score.Rules) -> None:
+    def __init__(
+        self, kafka: KafkaSettings, rules: lead_score.Rules, workers: GroupWatcher | None = None
+    ) -> None:
         self.rules = rules
-        self.follower = TopicFollower(kafka.bootstrap, ProfileTopics.with_prefix(kafka.prefix))
+        self.follower = TopicFollower(
+            kafka.bootstrap, ProfileTopics.with_prefix(kafka.prefix, kafka.input_prefix)
+        )
+        #: The workers' consumer group, watched for ``freshness`` (None: not reported).
+        self.workers = workers
 
     def warm(self) -> None:
-        """Start following the topics (from their beginning) in a background thread."""
+        """Start following the topics (from their beginning) and watching the workers'
+        group, in background threads."""
         self.follower.start()
+        if self.workers is not None:
+            self.workers.start()
 
     def close(self) -> None:
-        """Stop following the topics."""
+        """Stop following the topics and watching the group."""
+        if self.workers is not None:
+            self.workers.close()
         self.follower.close()
 
     def profile(self, text: str, recent: int) -> tuple[bytes, str]:
@@ -92,6 +142,11 @@ class KafkaProfileLookups:
             segments=[],
             freshness={"checkpoint_offset": None, "log_offset": held.log_offset},
         )
+        if self.workers is not None:
+            answer["freshness"] = {
+                **answer["freshness"],
+                **workers_freshness(self.workers.latest(), self.lag_seconds()),
+            }
         return encode(answer), identifier
 
     def in_memory(self, recent: int) -> bool:

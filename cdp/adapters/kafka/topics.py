@@ -11,25 +11,36 @@ topic (prefix ``cdp.``)     key                  partitions cleanup retention
 ``identity.merges``         loser customer id    1          delete  forever
 ``profiles``                customer id          N          compact -
 ``deadletters``             source/origin        1          delete  30 days
+``<app>-identity-changelog`` (faust table)       1          compact -
+``<app>-customers-changelog`` (faust table)      N          compact -
 =========================== ==================== ========== ======= =========
 
 ``log`` has exactly one partition: it is the total order every identity
 decision depends on, and its offsets are the ``EventLog`` offsets. ``N`` is
-configurable (default 4). ``init_topics`` is idempotent: it creates what is
-missing, never changes or shrinks what exists, and reports every difference
-between what exists and the table.
+configurable (default 4). ``<app>`` is the workers' faust app id, the prefix
+and ``--app-id`` (``cdp.cdp-worker``). The log is named by the *input*
+prefix (the prefix unless set apart), so a new generation of workers can
+read the same log and write topics of its own (docs/operations.md).
+
+Only ``init_topics`` (``cdp kafka init``) creates topics, the workers' table
+changelogs included: a worker finds the partition count in the topics
+(``cdp.adapters.kafka.layout``) and never creates one. ``init_topics`` is
+idempotent: it creates what is missing, never changes or shrinks what exists,
+and reports every difference between what exists and the table, replication
+included.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 from cdp import config
-from cdp.errors import ConfigError, LogUnavailableError
+from cdp.errors import ConfigError
 
 DEFAULT_PREFIX = "cdp."
 DEFAULT_PARTITIONS = 4
+DEFAULT_APP_ID = "cdp-worker"
+"""The workers' ``--app-id``: with the prefix, their consumer group and table names."""
 BOOTSTRAP_ENV = config.KAFKA_BOOTSTRAP_ENV
 PREFIX_ENV = config.KAFKA_PREFIX_ENV
 FOREVER = -1
@@ -43,6 +54,19 @@ IDENTITY_ASSIGNMENTS = "identity.assignments"
 IDENTITY_MERGES = "identity.merges"
 PROFILES = "profiles"
 DEADLETTERS = "deadletters"
+IDENTITY_TABLE = "identity"
+CUSTOMERS_TABLE = "customers"
+"""The workers' faust tables; faust names a table's changelog ``<app>-<table>-changelog``."""
+
+
+def group_id(prefix: str, app_id: str = DEFAULT_APP_ID) -> str:
+    """The workers' faust app id: their consumer group, and the stem of their changelogs."""
+    return f"{prefix}{app_id}"
+
+
+def changelog(prefix: str, app_id: str, table: str) -> str:
+    """The changelog topic faust uses for ``table`` of the workers ``prefix`` + ``app_id``."""
+    return f"{group_id(prefix, app_id)}-{table}-changelog"
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,20 +98,31 @@ class KafkaSettings:
     prefix: str = DEFAULT_PREFIX
     partitions: int = DEFAULT_PARTITIONS
     timeout: float = 30.0  # seconds a broker request (an append, a read) may take
+    input_prefix: str | None = None
+    """Prefix of the input log alone; ``None``: the prefix (one generation of topics)."""
 
     @classmethod
     def resolve(
-        cls, bootstrap: str | None, prefix: str | None = None, partitions: int | None = None
+        cls,
+        bootstrap: str | None,
+        prefix: str | None = None,
+        partitions: int | None = None,
+        input_prefix: str | None = None,
     ) -> KafkaSettings:
-        """Explicit values, else ``CDP_KAFKA_BOOTSTRAP`` / ``CDP_KAFKA_PREFIX``, else defaults."""
+        """Explicit values, else ``CDP_KAFKA_BOOTSTRAP`` / ``CDP_KAFKA_PREFIX`` /
+        ``CDP_KAFKA_INPUT_PREFIX``, else defaults."""
         address = bootstrap or config.kafka_bootstrap()
         if not address:
             raise ConfigError(
                 f"no Kafka broker given: pass --bootstrap HOST:PORT or set {BOOTSTRAP_ENV}"
             )
-        host, sep, port = address.rpartition(":")
-        if not sep or not host or not port.isdigit():
-            raise ConfigError(f"Kafka bootstrap {address!r} is not HOST:PORT")
+        for entry in address.split(","):  # a broker list: HOST:PORT,HOST:PORT,...
+            host, sep, port = entry.strip().rpartition(":")
+            if not sep or not host or not port.isdigit():
+                raise ConfigError(
+                    f"Kafka bootstrap {address!r} is not HOST:PORT[,HOST:PORT...] "
+                    f"({entry.strip()!r})"
+                )
         env_prefix = config.kafka_prefix()
         chosen = (
             prefix if prefix is not None else (DEFAULT_PREFIX if env_prefix is None else env_prefix)
@@ -95,23 +130,35 @@ class KafkaSettings:
         count = DEFAULT_PARTITIONS if partitions is None else partitions
         if count < 1:
             raise ConfigError(f"partitions must be at least 1, not {count}")
-        return cls(address, chosen, count)
+        source = input_prefix if input_prefix is not None else config.kafka_input_prefix()
+        return cls(address, chosen, count, input_prefix=None if source == chosen else source)
+
+    @property
+    def log_prefix(self) -> str:
+        """The prefix of the input log (``--input-prefix``, else the prefix)."""
+        return self.prefix if self.input_prefix is None else self.input_prefix
 
     def topic(self, name: str) -> str:
-        """The full name of a logical topic (``log`` → ``cdp.log``)."""
-        return f"{self.prefix}{name}"
+        """The full name of a logical topic (``log`` → ``cdp.log``); the log takes
+        the input prefix, every other topic the prefix."""
+        return f"{self.log_prefix if name == LOG else self.prefix}{name}"
 
 
 def topic_specs(
-    prefix: str = DEFAULT_PREFIX, partitions: int = DEFAULT_PARTITIONS
+    prefix: str = DEFAULT_PREFIX,
+    partitions: int = DEFAULT_PARTITIONS,
+    *,
+    input_prefix: str | None = None,
+    app_id: str = DEFAULT_APP_ID,
 ) -> list[TopicSpec]:
-    """Every topic of the distributed runtime, with ``partitions`` for the keyed ones."""
+    """Every topic of the distributed runtime, with ``partitions`` for the keyed ones;
+    the log is named by ``input_prefix`` (default: ``prefix``)."""
     if partitions < 1:
         raise ConfigError(f"partitions must be at least 1, not {partitions}")
     p = prefix
     return [
         TopicSpec(
-            f"{p}{LOG}",
+            f"{prefix if input_prefix is None else input_prefix}{LOG}",
             "routing key: userId, else anonymousId, else messageId",
             1,
             "delete",
@@ -162,171 +209,22 @@ def topic_specs(
             "Rejected inputs with the reason, from the collector and the workers.",
             fixed=True,
         ),
+        TopicSpec(
+            changelog(prefix, app_id, IDENTITY_TABLE),
+            "table key",
+            1,
+            "compact",
+            None,
+            "The workers' identity table (faust changelog): union-find and journal.",
+            fixed=True,
+        ),
+        TopicSpec(
+            changelog(prefix, app_id, CUSTOMERS_TABLE),
+            "customer id",
+            partitions,
+            "compact",
+            None,
+            "The workers' customer table (faust changelog): fold state per customer; "
+            "partitioned like by-customer.",
+        ),
     ]
-
-
-@dataclass(frozen=True, slots=True)
-class TopicState:
-    """A topic as found on the broker, and how it differs from its spec."""
-
-    spec: TopicSpec
-    action: str  # "created" | "exists" | "missing"
-    partitions: int | None
-    configs: dict[str, str]
-    problems: tuple[str, ...] = ()
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "topic": self.spec.name,
-            "action": self.action,
-            "key": self.spec.key,
-            "partitions": self.partitions,
-            "expected_partitions": self.spec.partitions,
-            "cleanup": self.configs.get("cleanup.policy"),
-            "retention_ms": self.configs.get("retention.ms"),
-            "problems": list(self.problems),
-        }
-
-
-@dataclass(frozen=True, slots=True)
-class TopicsReport:
-    """What ``init_topics`` / ``describe`` found, one entry per topic of the table."""
-
-    topics: tuple[TopicState, ...]
-
-    @property
-    def ok(self) -> bool:
-        return all(not t.problems and t.action != "missing" for t in self.topics)
-
-    @property
-    def created(self) -> list[str]:
-        return [t.spec.name for t in self.topics if t.action == "created"]
-
-
-def _admin(bootstrap: str) -> Any:
-    from kafka.admin import KafkaAdminClient  # noqa: PLC0415  (kept off the import path of cdp)
-    from kafka.errors import KafkaError  # noqa: PLC0415
-
-    try:
-        return KafkaAdminClient(
-            bootstrap_servers=bootstrap, request_timeout_ms=15_000, client_id="cdp-admin"
-        )
-    except KafkaError as error:
-        raise LogUnavailableError(f"Kafka broker {bootstrap} is unreachable: {error}") from None
-
-
-def _found(admin: Any, names: list[str]) -> tuple[dict[str, int], dict[str, dict[str, str]]]:
-    """Partition counts and (where the broker reports them) configs of existing topics."""
-    from kafka.admin import ConfigResource, ConfigResourceType  # noqa: PLC0415
-
-    existing = set(admin.list_topics())
-    present = [n for n in names if n in existing]
-    partitions: dict[str, int] = {}
-    configs: dict[str, dict[str, str]] = {n: {} for n in present}
-    if present:
-        for topic in admin.describe_topics(present):
-            partitions[topic["name"]] = len(topic["partitions"])
-        described = admin.describe_configs(
-            [ConfigResource(ConfigResourceType.TOPIC, n) for n in present]
-        )
-        for name, entries in (described.get("topic") or {}).items():
-            configs[name] = {key: str(entry.get("value")) for key, entry in entries.items()}
-    return partitions, configs
-
-
-def _problems(spec: TopicSpec, partitions: int, configs: dict[str, str]) -> tuple[str, ...]:
-    problems = []
-    if spec.fixed:
-        if partitions != spec.partitions:
-            problems.append(
-                f"{spec.name} has {partitions} partitions; it must have exactly "
-                f"{spec.partitions} (one total order)"
-            )
-    elif partitions < spec.partitions:
-        problems.append(
-            f"{spec.name} has {partitions} partitions, fewer than the {spec.partitions} asked for "
-            "(add partitions with the broker's tools; init never changes an existing topic)"
-        )
-    elif partitions > spec.partitions:
-        problems.append(
-            f"{spec.name} has {partitions} partitions, more than the {spec.partitions} asked "
-            "for (kept: partitions are never removed)"
-        )
-    for key, wanted in spec.configs().items():
-        have = configs.get(key)
-        # Brokers that report no configs at all (tansu) cannot be checked.
-        if configs and have is not None and have != wanted:
-            problems.append(f"{spec.name}: {key} is {have}, expected {wanted}")
-    return tuple(problems)
-
-
-def describe(
-    bootstrap: str, prefix: str = DEFAULT_PREFIX, partitions: int = DEFAULT_PARTITIONS
-) -> TopicsReport:
-    """The topics of the table as they exist on the broker (nothing is created)."""
-    specs = topic_specs(prefix, partitions)
-    admin = _admin(bootstrap)
-    try:
-        counts, configs = _found(admin, [s.name for s in specs])
-    finally:
-        admin.close()
-    states = []
-    for spec in specs:
-        if spec.name not in counts:
-            states.append(TopicState(spec, "missing", None, {}, (f"{spec.name} does not exist",)))
-        else:
-            found = configs.get(spec.name, {})
-            problems = _problems(spec, counts[spec.name], found)
-            states.append(TopicState(spec, "exists", counts[spec.name], found, problems))
-    return TopicsReport(tuple(states))
-
-
-def init_topics(
-    bootstrap: str,
-    prefix: str = DEFAULT_PREFIX,
-    partitions: int = DEFAULT_PARTITIONS,
-    replication_factor: int = 1,
-) -> TopicsReport:
-    """Create the missing topics of the table; check (never change) the existing ones.
-
-    ``replication_factor``: copies of each partition (3 in production, with
-    ``min.insync.replicas=2`` on the brokers; 1 for a single test broker)."""
-    from kafka.admin import NewTopic  # noqa: PLC0415
-    from kafka.errors import KafkaError, TopicAlreadyExistsError  # noqa: PLC0415
-
-    specs = topic_specs(prefix, partitions)
-    admin = _admin(bootstrap)
-    try:
-        counts, _ = _found(admin, [s.name for s in specs])
-        missing = [s for s in specs if s.name not in counts]
-        created: set[str] = set()
-        for spec in missing:  # one by one: a topic created meanwhile is not an error
-            try:
-                admin.create_topics(
-                    [
-                        NewTopic(
-                            spec.name,
-                            spec.partitions,
-                            replication_factor,
-                            topic_configs=spec.configs(),
-                        )
-                    ]
-                )
-                created.add(spec.name)
-            except TopicAlreadyExistsError:
-                pass
-            except KafkaError as error:
-                raise LogUnavailableError(
-                    f"cannot create topic {spec.name} on {bootstrap}: {error}"
-                ) from None
-    finally:
-        admin.close()
-    report = describe(bootstrap, prefix, partitions)
-    return TopicsReport(
-        tuple(
-            TopicState(t.spec, "created", t.partitions, t.configs, t.problems)
-            if t.spec.name in created
-            else t
-            for t in report.topics
-        )
-    )

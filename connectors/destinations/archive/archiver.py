@@ -44,15 +44,21 @@ from kafka.errors import OffsetOutOfRangeError
 
 from cdp.adapters.archive.layout import DATASETS, EVENTS, LOCK_FILE, ArchiveTopics
 from cdp.adapters.archive.manifest import Manifest, Roll
-from cdp.adapters.kafka.consumers import known_ends, open_consumer
+from cdp.adapters.kafka.consumers import known_ends, open_consumer, poll
 from cdp.errors import ArchiveError
 from connectors.destinations.archive.files import BeforeRecord, clean_unrecorded, write_roll
 from connectors.destinations.archive.rows import FirstCopies, event_row, record_row
 
+FETCH_MAX_BYTES = 8 * 1024 * 1024
+"""Largest fetch response the archiver asks for (all partitions together)."""
+
 
 @dataclass(frozen=True, slots=True)
 class RollPolicy:
-    """When a partition's buffer becomes files (whichever limit comes first)."""
+    """When a partition's buffer becomes files (whichever limit comes first).
+
+    ``max_bytes`` also bounds the buffers of all partitions together: past it,
+    the largest buffer is rolled (what the archiver holds in memory)."""
 
     max_records: int = 50_000
     max_bytes: int = 64 * 1024 * 1024
@@ -79,12 +85,24 @@ class ArchiveRun:
         }
 
 
+CHUNK_ROWS = 2_000
+"""Rows a buffer keeps as Python objects before it moves them into Arrow columns.
+
+Kept as Python values (a dict per row's fields, a ``str`` per payload), a row
+takes several times its record's size, and a roll of 26k events held about
+200 MB that way; in Arrow it takes about its size, so a buffer's memory
+follows ``RollPolicy.max_bytes`` and not the Python object count."""
+
+
 class _Buffer:
-    """The records of one partition not yet written, as columns per date."""
+    """The records of one partition not yet written, as Arrow columns per date."""
 
     def __init__(self, kind: str, topic: str, partition: int) -> None:
         self.kind, self.topic, self.partition = kind, topic, partition
-        self.days: dict[str, dict[str, list[Any]]] = {}
+        self.schema = DATASETS[kind].schema
+        self.pending: dict[str, dict[str, list[Any]]] = {}  # the newest rows, per date
+        self.pending_rows = 0
+        self.batches: dict[str, list[pa.RecordBatch]] = {}
         self.first = -1
         self.last = -1
         self.count = 0
@@ -94,14 +112,31 @@ class _Buffer:
     def add(self, offset: int, day: str, row: dict[str, Any], size: int, now: float) -> None:
         if not self.count:
             self.first, self.started = offset, now
-        columns = self.days.get(day)
+        columns = self.pending.get(day)
         if columns is None:
-            columns = self.days[day] = {name: [] for name in row}
+            columns = self.pending[day] = {name: [] for name in row}
         for name, value in row.items():
             columns[name].append(value)
         self.last = offset
         self.count += 1
         self.bytes += size
+        self.pending_rows += 1
+        if self.pending_rows >= CHUNK_ROWS:
+            self._compact()
+
+    def _compact(self) -> None:
+        for day, columns in self.pending.items():
+            batch = pa.record_batch(columns, schema=self.schema)
+            self.batches.setdefault(day, []).append(batch)
+        self.pending, self.pending_rows = {}, 0
+
+    def tables(self) -> dict[str, pa.Table]:
+        """``{date: table}`` of everything buffered (the batches are not copied)."""
+        self._compact()
+        return {
+            day: pa.Table.from_batches(self.batches[day], schema=self.schema)
+            for day in sorted(self.batches)
+        }
 
     def full(self, policy: RollPolicy) -> bool:
         return self.count >= policy.max_records or self.bytes >= policy.max_bytes
@@ -187,7 +222,10 @@ class Archiver:
                 f"cannot reach Kafka at {self.bootstrap}: {error}"
             ),
             auto_offset_reset="none",  # never skip silently: a lost offset is a gap
-            max_poll_records=5_000,
+            max_poll_records=500,  # records handed over per poll, as Python objects
+            # At most this much fetched data in flight (kafka-python's default is
+            # 50 MB per fetch, 1 MB per partition); noida-db ignores both limits.
+            fetch_max_bytes=FETCH_MAX_BYTES,
         )
 
     def _assign(
@@ -244,7 +282,7 @@ class Archiver:
         idle = 0
         while not stop.is_set():
             try:
-                batches = consumer.poll(timeout_ms=500)
+                batches = poll(consumer, 500)  # idle: 2 fetches/s on any broker
             except OffsetOutOfRangeError as error:
                 raise ArchiveError(
                     f"offsets {error} are no longer in the topic: retention deleted them "
@@ -265,6 +303,11 @@ class Archiver:
                     positions[tp] = message.offset + 1
                     if buffer.full(self.policy):
                         self._roll(buffers, buffer, manifest, report)
+                    elif sum(b.bytes for b in buffers.values()) >= self.policy.max_bytes:
+                        # max_bytes bounds all partitions together, not each one:
+                        # else they could hold (partitions x max_bytes) in memory.
+                        biggest = max(buffers.values(), key=lambda b: b.bytes)
+                        self._roll(buffers, biggest, manifest, report)
             for buffer in list(buffers.values()):
                 if buffer.due(self.policy, now):
                     self._roll(buffers, buffer, manifest, report)
@@ -297,10 +340,8 @@ class Archiver:
     ) -> None:
         dataset = DATASETS[buffer.kind]
         tables = {
-            dataset.relative_path(day, buffer.partition, buffer.first, buffer.last): pa.table(
-                buffer.days[day], schema=dataset.schema
-            )
-            for day in sorted(buffer.days)
+            dataset.relative_path(day, buffer.partition, buffer.first, buffer.last): table
+            for day, table in buffer.tables().items()
         }
         write_roll(self.root, tables)
         files = list(tables)

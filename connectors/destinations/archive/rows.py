@@ -35,16 +35,18 @@ class FirstCopies:
     def __init__(self, root: Path, files: list[str]) -> None:
         self.index: dict[bytes, int] = {}
         if files:
-            con = duckdb.connect()
+            con = duckdb.connect(config={"memory_limit": "256MB"})
             try:
-                rows = con.execute(
+                cursor = con.execute(
                     'SELECT message_id, "offset" FROM read_parquet(?) '
                     'WHERE duplicate_of IS NULL ORDER BY "offset"',
                     [[str(resolve(root, f)) for f in files]],
-                ).fetchall()
+                )
+                # In parts: the index keeps 16-byte digests, not every row's tuple at once.
+                while rows := cursor.fetchmany(50_000):
+                    self.index.update((id_digest(m), int(o)) for m, o in rows)
             finally:
                 con.close()
-            self.index = {id_digest(m): int(o) for m, o in rows}
 
     def first(self, message_id: str, offset: int) -> int:
         """The offset of the first copy of ``message_id`` (``offset`` itself if new)."""

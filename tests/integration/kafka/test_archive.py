@@ -34,6 +34,7 @@ from tests.integration.kafka.test_archive_helpers import (
     log_rows,
     produce_events,
     produce_log,
+    publish_projections,
     send_rows,
 )
 
@@ -284,3 +285,48 @@ def test_following_mode_rolls_by_age_and_stops_cleanly(
     assert not thread.is_alive()
     assert_exact(root, 300)
     assert len(Manifest.read(root).rolls) >= 2
+
+
+class HeldBytes(Archiver):
+    """An archiver that notes the bytes buffered over all partitions at each roll."""
+
+    held: list[int]
+
+    def _roll(self, buffers, buffer, manifest, report):  # type: ignore[no-untyped-def]
+        self.held.append(sum(b.bytes for b in buffers.values()))
+        super()._roll(buffers, buffer, manifest, report)
+
+
+def test_max_bytes_bounds_the_buffers_of_all_partitions_together(
+    broker: Broker, topic_prefix: str, reference: Settings, tmp_path: Path
+) -> None:
+    """Buffered records are held in memory: past max_bytes over every partition
+    the largest buffer rolls, so the total held stays within max_bytes plus one
+    record, whatever the number of partitions (10 here)."""
+    create_topics(broker.bootstrap, topic_prefix)
+    total = produce_log(broker.bootstrap, f"{topic_prefix}log", reference)
+    publish_projections(broker.bootstrap, topic_prefix, reference, stale_first=False)
+    root = tmp_path / "archive"
+    limit = 16 * 1024
+    policy = RollPolicy(max_records=10**9, max_bytes=limit, max_seconds=3600)
+    recording = HeldBytes(root, broker.bootstrap, ArchiveTopics.with_prefix(topic_prefix), policy)
+    recording.held = []
+    recording.run(once=True)
+    assert_exact(root, total)
+    manifest = Manifest.read(root)
+    con = duckdb.connect()
+    try:
+        largest = max(
+            con.execute(sql, [[str(resolve(root, f)) for f in files]]).fetchone()[0]  # type: ignore[index]
+            for sql, files in (
+                ("SELECT max(strlen(payload)) FROM read_parquet(?)", manifest.files(EVENTS)),
+                (
+                    "SELECT max(strlen(value) + strlen(key)) FROM read_parquet(?)",
+                    [f for f in manifest.files() if not f.startswith("events/")],
+                ),
+            )
+        )
+    finally:
+        con.close()
+    assert max(recording.held) < limit + largest
+    assert len({r.topic for r in Manifest.read(root).rolls}) == 4

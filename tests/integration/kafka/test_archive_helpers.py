@@ -19,8 +19,8 @@ from kafka import KafkaProducer
 
 from cdp.adapters.duckdb import store
 from cdp.adapters.duckdb.states import DuckDBStateStore
+from cdp.adapters.kafka.admin import init_topics
 from cdp.adapters.kafka.codec import encode
-from cdp.adapters.kafka.topics import init_topics
 from cdp.config import Settings
 from cdp.demo.generate import GenerateConfig, generate
 from cdp.ports.log import Record

@@ -19,7 +19,7 @@ from cdp.adapters.archive.restore import copy_events
 from cdp.adapters.archive.session import ArchiveSession
 from cdp.adapters.duckdb.log import DuckDBEventLog
 from cdp.cli import app
-from cdp.config import Settings
+from cdp.config import DATA_DIR_ENV, Settings
 from cdp.errors import ArchiveError, QueryError
 from cdp.runtime.engine import Engine
 from cdp.services import segments
@@ -173,6 +173,11 @@ def test_replay_from_the_archive_rebuilds_the_same_projections(
         app, ["--json", "--data-dir", str(copy.data_dir), "replay", "--archive", str(root)]
     )
     assert result.exit_code == 0, result.output
+    said = orjson.loads(result.stdout)
+    assert said["data_dir"] == str(copy.data_dir.resolve())
+    assert said["copied_from_archive"] == said["events"] > 0
+    on_disk = sum(f.stat().st_size for f in copy.data_dir.rglob("*") if f.is_file())
+    assert said["data_dir_bytes"] == on_disk > 0
     columns = "* EXCLUDE (profile_state, lead_state), profile_state::VARCHAR, lead_state::VARCHAR"
     sql = f"SELECT {columns} FROM customers ORDER BY customer_id"
     reference = Engine.open_read_only(settings)
@@ -189,3 +194,27 @@ def test_replay_from_the_archive_rebuilds_the_same_projections(
         assert copy_events(engine, root) == 0
     with Engine.open(settings) as engine, pytest.raises(ArchiveError, match="of its own"):
         copy_events(engine, root)
+
+
+def test_replay_from_the_archive_says_where_it_writes_and_how_much(
+    archived: tuple[Settings, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The bare form writes into ./.cdp-data: it must say so, and what it holds."""
+    _, root = archived
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv(DATA_DIR_ENV, raising=False)
+    result = CliRunner().invoke(app, ["replay", "--archive", str(root)], env={"COLUMNS": "300"})
+    assert result.exit_code == 0, result.output
+    target = (tmp_path / ".cdp-data").resolve()
+    copied = Engine.open_read_only(Settings(target))
+    try:
+        events, customers = copied.execute(
+            "SELECT (SELECT count(*) FROM event_log), (SELECT count(*) FROM customers)"
+        ).fetchone() or (0, 0)
+    finally:
+        copied.close()
+    assert events > 0
+    assert f"copied {events:,} new events from {root}" in result.stdout
+    assert f"data directory {target}: {events:,} events, {customers:,} customers, " in (
+        result.stdout
+    )

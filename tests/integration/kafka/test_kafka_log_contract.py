@@ -19,8 +19,9 @@ import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from cdp.adapters.kafka import codec as kafka_codec
+from cdp.adapters.kafka.admin import init_topics
 from cdp.adapters.kafka.log import KafkaEventLog
-from cdp.adapters.kafka.topics import KafkaSettings, init_topics
+from cdp.adapters.kafka.topics import KafkaSettings
 from cdp.ports.log import EventLog
 from tests.brokers import Broker
 from tests.integration.test_log_contract import (

@@ -14,8 +14,9 @@ import pytest
 from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient, NewTopic
 from typer.testing import CliRunner
 
+from cdp.adapters.kafka.admin import init_topics
 from cdp.adapters.kafka.log import KafkaEventLog
-from cdp.adapters.kafka.topics import KafkaSettings, init_topics
+from cdp.adapters.kafka.topics import KafkaSettings
 from cdp.cli import app
 from tests.brokers import Broker
 from tests.factories import raw_identify, raw_order, raw_page
@@ -30,6 +31,9 @@ EXPECTED = {
     "identity.merges": (1, "delete", "-1"),
     "profiles": (3, "compact", None),
     "deadletters": (1, "delete", str(30 * 86_400_000)),
+    # the workers' faust tables (app id cdp-worker): only init creates them
+    "cdp-worker-identity-changelog": (1, "compact", None),
+    "cdp-worker-customers-changelog": (3, "compact", None),
 }
 
 

@@ -18,8 +18,9 @@ import pytest
 from kafka import KafkaConsumer, TopicPartition
 
 from cdp.adapters.kafka import codec as kafka_codec
+from cdp.adapters.kafka.admin import init_topics
 from cdp.adapters.kafka.log import KafkaEventLog
-from cdp.adapters.kafka.topics import KafkaSettings, init_topics
+from cdp.adapters.kafka.topics import KafkaSettings
 from cdp.config import Settings
 from cdp.http.app import create_app
 from cdp.ports.log import StoredEvent

@@ -17,7 +17,8 @@ import duckdb
 import httpx
 import pytest
 
-from cdp.adapters.kafka.topics import KafkaSettings, init_topics
+from cdp.adapters.kafka.admin import init_topics
+from cdp.adapters.kafka.topics import KafkaSettings
 from cdp.config import Settings
 from cdp.http.app import create_app
 from cdp.services.tokens import TokenRegistry

@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 from kafka import KafkaProducer
 
+from cdp.adapters.kafka import admin as kafka_admin
 from cdp.adapters.kafka import codec as kafka_codec
 from cdp.adapters.kafka import topics as kafka_topics
 from cdp.demo.generate import GenerateConfig, iter_events
@@ -106,11 +107,14 @@ class Worker:
         self,
         broker: Broker,
         prefix: str,
-        partitions: int,
+        partitions: int | None,
         workdir: Path,
         name: str = "w",
         store: str = "memory",
+        extra: Sequence[str] = (),
     ) -> None:
+        """``partitions``: passed as ``--partitions`` (the worker's check against the
+        topics); ``None``: the worker follows the topics alone, as in production."""
         self.log_path = workdir / f"{name}.log"
         self.command = [
             sys.executable,
@@ -121,8 +125,7 @@ class Worker:
             broker.bootstrap,
             "--prefix",
             prefix,
-            "--partitions",
-            str(partitions),
+            *(["--partitions", str(partitions)] if partitions is not None else []),
             "--broker-profile",
             broker.kind if broker.kind in ("tansu", "noida") else "kafka",
             "--data-dir",
@@ -131,6 +134,7 @@ class Worker:
             "info",
             "--store",
             store,
+            *extra,
         ]
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -255,7 +259,7 @@ def _excuse_noida_rejoin(broker: Broker, request: pytest.FixtureRequest) -> None
 
 
 def _init(broker: Broker, prefix: str, partitions: int) -> None:
-    kafka_topics.init_topics(broker.bootstrap, prefix, partitions)
+    kafka_admin.init_topics(broker.bootstrap, prefix, partitions)
 
 
 @pytest.mark.parametrize("store", ["memory", "rocksdb"])
