@@ -24,6 +24,7 @@ from __future__ import annotations
 from cdp.cli import (  # noqa: F401  (registers commands)
     analytics,
     archive,
+    audit,
     collect,
     data,
     demo,
@@ -31,6 +32,8 @@ from cdp.cli import (  # noqa: F401  (registers commands)
     export,
     kafka,
     kafka_status,
+    privacy,
+    privacy_records,
     profile,
     segments,
     tokens,

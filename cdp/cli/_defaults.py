@@ -18,4 +18,4 @@ KAFKA_DEFAULT_APP_ID = "cdp-worker"
 #: ``cdp.services.analytics.DEFAULT_TZ``
 ANALYTICS_DEFAULT_TZ = "Asia/Tokyo"
 #: ``cdp.services.tokens.SCOPES``
-TOKEN_SCOPES: tuple[str, ...] = ("profiles:read", "segments:read")
+TOKEN_SCOPES: tuple[str, ...] = ("profiles:read", "segments:read", "privacy:write")

@@ -54,6 +54,14 @@ def serve_command(
         ),
     ] = None,
     input_prefix: InputPrefix = None,
+    log_level: Annotated[
+        str | None,
+        typer.Option(
+            "--log-level",
+            help="Log this and above from every library on stderr: debug, info, warning, "
+            "error, critical (default: uvicorn's own lines at info). No level logs personal data.",
+        ),
+    ] = None,
 ) -> None:
     """Run the Segment-compatible collector (OpenAPI docs at /docs).
 
@@ -68,11 +76,15 @@ def serve_command(
 
     opts = opts_of(ctx)
     with errors():
+        level = serving.log_level(log_level)
         opts.settings.data_dir.mkdir(parents=True, exist_ok=True)
-        platform = bootstrap.serving(
-            opts.settings, bootstrap.kafka_mode(kafka, prefix, input_prefix)
-        )
-        serving.serve(create_app(opts.settings, platform=platform), host, port)
+        mode = bootstrap.kafka_mode(kafka, prefix, input_prefix)
+        if mode is None:  # erasures filed over the API wait for the file to be free: now
+            from cdp.cli.privacy import process_open  # noqa: PLC0415
+
+            process_open(opts.settings)
+        platform = bootstrap.serving(opts.settings, mode)
+        serving.serve(create_app(opts.settings, platform=platform), host, port, level)
 
 
 # ------------------------------------------------------------------- sources
@@ -98,6 +110,7 @@ def sources_add(
     ] = None,
 ) -> None:
     """Create a source and print its write key (shown once, stored only hashed)."""
+    from cdp.services.privacy import audit  # noqa: PLC0415
     from cdp.services.sources import SourceRegistry  # noqa: PLC0415
 
     opts = opts_of(ctx)
@@ -105,6 +118,12 @@ def sources_add(
         registry = SourceRegistry(opts.settings.data_dir)
         key = registry.add(name, origins=origin or (), snowplow_app_ids=snowplow_app_id or ())
         origins = next(s.origins for s in registry.list() if s.name == name)
+        audit.record_cli(
+            opts.settings.data_dir,
+            "source.add",
+            f"source:{name}",
+            {"origins": list(origins), "snowplow_app_ids": list(snowplow_app_id or ())},
+        )
     if opts.json:
         print_json(
             {
@@ -138,6 +157,7 @@ def sources_origins(
 
     Takes effect at once, also in a running `cdp serve`. Without --add/--remove
     it prints the current list."""
+    from cdp.services.privacy import audit  # noqa: PLC0415
     from cdp.services.sources import SourceRegistry  # noqa: PLC0415
 
     opts = opts_of(ctx)
@@ -145,6 +165,13 @@ def sources_origins(
         source = SourceRegistry(opts.settings.data_dir).set_origins(
             name, add=add or (), remove=remove or ()
         )
+        if add or remove:
+            audit.record_cli(
+                opts.settings.data_dir,
+                "source.origins",
+                f"source:{name}",
+                {"origins": list(source.origins)},
+            )
     if opts.json:
         print_json({"name": source.name, "origins": list(source.origins)})
     elif source.origins:
@@ -198,11 +225,13 @@ def sources_list(ctx: typer.Context) -> None:
 @sources_app.command("revoke")
 def sources_revoke(ctx: typer.Context, name: Annotated[str, typer.Argument()]) -> None:
     """Refuse a source's write key from now on (401)."""
+    from cdp.services.privacy import audit  # noqa: PLC0415
     from cdp.services.sources import SourceRegistry  # noqa: PLC0415
 
     opts = opts_of(ctx)
     with errors():
         source = SourceRegistry(opts.settings.data_dir).revoke(name)
+        audit.record_cli(opts.settings.data_dir, "source.revoke", f"source:{name}")
     if opts.json:
         print_json({"name": source.name, "revoked_at": source.revoked_at})
     else:
@@ -295,10 +324,16 @@ def deadletter_retry(ctx: typer.Context) -> None:
     """Run pending dead letters through validation again; append those that now pass."""
     from cdp import bootstrap  # noqa: PLC0415
     from cdp.services import deadletters  # noqa: PLC0415
+    from cdp.services.privacy.suppressions import SuppressionGate  # noqa: PLC0415
 
     opts = opts_of(ctx)
+    gate = SuppressionGate.load(opts.settings.data_dir)  # a retry is a door too
+
+    def rebuild(letter: deadletters.DeadLetter) -> list[Record]:
+        return gate.keep(_rebuild(letter), set())
+
     with errors(), bootstrap.open_data(opts.settings, ", then retry") as engine:
-        report = deadletters.retry(engine.con, engine.append, _rebuild, datetime.now(UTC))
+        report = deadletters.retry(engine.con, engine.append, rebuild, datetime.now(UTC))
     data = {
         "retried": report.retried,
         "events": report.events,

@@ -91,8 +91,11 @@ def _ingest_paths(
     workers: int | None = None,
 ) -> IngestReport:
     from cdp.services.ingest import IngestReport, ingest  # noqa: PLC0415
+    from cdp.services.privacy.suppressions import SuppressionGate  # noqa: PLC0415
     from connectors.sources.files import read_items  # noqa: PLC0415
 
+    # The data directory's list, in every mode (with --kafka too): refused here.
+    gate = SuppressionGate.load(opts.settings.data_dir)
     total = IngestReport()
     for path in paths:
         with progress(opts, f"ingesting {path.name}", None) as step:
@@ -103,11 +106,13 @@ def _ingest_paths(
                 batch_size=batch_size,
                 progress=step,
                 workers=workers,
+                suppressions=gate,
             )
         total.read += report.read
         total.accepted += report.accepted
         total.duplicates += report.duplicates
         total.rejected += report.rejected
+        total.suppressed += report.suppressed
         total.errors.extend(report.errors)
     return total
 
@@ -168,6 +173,7 @@ def ingest_command(
         console.print(
             f"read {report.read:,}  accepted [green]{report.accepted:,}[/]  "
             f"duplicates {report.duplicates:,}  rejected [red]{report.rejected:,}[/]"
+            + (f"  suppressed: {report.suppressed:,}" if report.suppressed else "")
         )
         for error in report.errors[:50]:
             err_console.print(f"  [red]✗[/] {error}", highlight=False, soft_wrap=True)

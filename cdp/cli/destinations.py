@@ -41,19 +41,38 @@ def run_sync(
 ) -> None:
     """Sync ``segment`` to destination ``name`` and print the report (inside ``errors()``)."""
     from cdp import bootstrap  # noqa: PLC0415
+    from cdp.services.privacy import audit  # noqa: PLC0415
     from cdp.services.segment_lang import SegmentCatalog  # noqa: PLC0415
     from connectors.destinations.push import config as push_config  # noqa: PLC0415
     from connectors.destinations.push.audience_sync import sync  # noqa: PLC0415
 
     destination = push_config.load(opts.settings.data_dir, name)
-    report = sync(
-        lambda: bootstrap.open_read(opts.settings),
-        SegmentCatalog(opts.settings.data_dir),
-        destination,
-        segment,
-        data_dir=opts.settings.data_dir,
-        overrides=overrides,
-        dry_run=dry_run,
+    action = "sync.dry_run" if dry_run else "sync"
+    try:
+        report = sync(
+            lambda: bootstrap.open_read(opts.settings),
+            SegmentCatalog(opts.settings.data_dir),
+            destination,
+            segment,
+            data_dir=opts.settings.data_dir,
+            overrides=overrides,
+            dry_run=dry_run,
+        )
+    except Exception as error:  # a failed sync may have sent part of the audience
+        failed = {"destination": name, "status": "failed", "error": type(error).__name__}
+        audit.record_cli(opts.settings.data_dir, action, f"segment:{segment}", failed)
+        raise
+    audit.record_cli(
+        opts.settings.data_dir,
+        action,
+        f"segment:{segment}",
+        {
+            "destination": name,
+            "platform": report.platform,
+            "status": report.status,
+            "added": report.adds,
+            "removed": report.removes,
+        },
     )
     if opts.json:
         print_json(report.to_json(with_ids=dry_run))

@@ -89,6 +89,13 @@ def export_command(
     list_destinations: Annotated[
         bool, typer.Option("--list-destinations", help="List the file destinations and exit.")
     ] = False,
+    recipient: Annotated[
+        str | None,
+        typer.Option(
+            help="Who receives the file (e.g. the ad account), for the APPI provision "
+            "record (cdp privacy records); default: the destination's name."
+        ),
+    ] = None,
 ) -> None:
     """Write a segment's consenting members to a file in a destination's exact format."""
     opts = opts_of(ctx)
@@ -137,9 +144,13 @@ def export_command(
                 param_hint="--out",
             )
         purpose = consent or destination.consent
-        found = _audience(opts, segment, params(param), None if purpose == "none" else purpose)
+        found, suppressed = _audience(
+            opts, segment, params(param), None if purpose == "none" else purpose
+        )
         written = destination.write(out, found, options)
-    summary = _summary(found, written, name, out, purpose, options)
+        _record_provision(opts, found, written, name, out, recipient)
+        _audit(opts, found, written, name, out, purpose)
+    summary = _summary(found, written, name, out, purpose, options, suppressed)
     if opts.json:
         print_json(summary)
         return
@@ -156,18 +167,52 @@ def export_command(
 
 def _audience(
     opts: Options, segment: str, overrides: dict[str, str], consent: str | None
-) -> Audience:
-    """The consenting audience of a segment name or definition file (read-only)."""
+) -> tuple[Audience, int]:
+    """The consenting audience of a segment name or definition file (read-only),
+    without the suppressed members, and how many of those were left out."""
     from cdp import bootstrap  # noqa: PLC0415
     from cdp.services.query import audience_of  # noqa: PLC0415
     from cdp.services.segment_lang.catalog import execute  # noqa: PLC0415
+    from connectors.destinations.privacy import without_suppressed  # noqa: PLC0415
 
     entry = segment_entry(opts.settings, segment)  # built-in, saved, or a file
     con = bootstrap.open_read(opts.settings)
     try:
-        return audience_of(con, execute(con, entry.name, entry.compile(overrides)), consent)
+        found = audience_of(con, execute(con, entry.name, entry.compile(overrides)), consent)
+        return without_suppressed(con, opts.settings.data_dir, found)
     finally:
         con.close()
+
+
+def _record_provision(
+    opts: Options, found: Audience, written: Written, name: str, out: Path, recipient: str | None
+) -> None:
+    """APPI Art. 29: a file for a third party is a provision; record who is in it."""
+    from connectors.destinations.privacy import record_export  # noqa: PLC0415
+
+    record_export(
+        opts.settings.data_dir,
+        destination=name,
+        recipient=recipient,
+        path=out.resolve(),
+        found=found,
+        people=written.people,
+        items=written.items,
+    )
+
+
+def _audit(
+    opts: Options, found: Audience, written: Written, name: str, out: Path, purpose: str
+) -> None:
+    """The audit line of a file export (counts, no person)."""
+    from cdp.services.privacy import audit  # noqa: PLC0415
+
+    audit.record_cli(
+        opts.settings.data_dir,
+        "export",
+        f"segment:{found.segment}",
+        {"destination": name, "file": str(out), "exported": written.exported, "consent": purpose},
+    )
 
 
 def _summary(
@@ -177,11 +222,15 @@ def _summary(
     out: Path,
     purpose: str,
     options: dict[str, str],
+    suppressed: int = 0,
 ) -> dict[str, Any]:
     """The export summary; ``members == exported + sum(excluded.values())``."""
     from connectors.destinations.accounting import NO_CONSENT  # noqa: PLC0415
+    from connectors.destinations.privacy import SUPPRESSED  # noqa: PLC0415
 
     excluded = {NO_CONSENT: found.excluded_without_consent, **written.excluded}
+    if suppressed:
+        excluded[SUPPRESSED] = suppressed
     accounted = written.exported + sum(excluded.values())
     if accounted != found.members:  # a writer that lost count would mislead the user
         raise RuntimeError(
@@ -194,7 +243,7 @@ def _summary(
         "file": str(out),
         "rows": written.records,
         "members": found.members,
-        "consenting": len(found.rows),
+        "consenting": len(found.rows) + suppressed,
         "exported": written.exported,
         "excluded_without_consent": found.excluded_without_consent,
         "excluded": excluded,

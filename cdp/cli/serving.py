@@ -27,6 +27,27 @@ if TYPE_CHECKING:
 
 #: uvicorn's logger of start-up and lifespan problems.
 UVICORN_LOG = "uvicorn.error"
+#: ``--log-level`` choices. Not uvicorn's ``trace``: it logs each request's ASGI
+#: scope, whose path holds the identifier of a profile lookup.
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
+
+
+def log_level(name: str | None) -> str | None:
+    """``--log-level`` checked (``ConfigError`` naming the choices) and, when
+    given, set on the root logger with a stderr handler, so that every library
+    logs at it (call before the app is built)."""
+    from cdp.errors import ConfigError  # noqa: PLC0415
+
+    if name is None:
+        return None
+    level = name.lower()
+    if level not in LOG_LEVELS:
+        raise ConfigError(f"--log-level {name!r}: choose one of {', '.join(LOG_LEVELS)}")
+    logging.basicConfig(
+        level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    logging.getLogger("cdp").debug("logging at %s", level)  # shows the level took effect
+    return level
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -89,8 +110,10 @@ def _trap_startup_errors(
     app.router.lifespan_context = lifespan
 
 
-def serve(app: FastAPI, host: str, port: int) -> None:
-    """Serve ``app`` on ``host:port`` until interrupted; start-up failures raise
+def serve(app: FastAPI, host: str, port: int, log_level: str | None = None) -> None:
+    """Serve ``app`` on ``host:port`` until interrupted (uvicorn logging at
+    ``log_level``, default info; never an access log: its lines hold request
+    paths, and a lookup's path is an email or phone); start-up failures raise
     ``CdpError`` (see the module docstring)."""
     import uvicorn  # noqa: PLC0415
 
@@ -104,7 +127,7 @@ def serve(app: FastAPI, host: str, port: int) -> None:
         log.info("cdp collector on http://%s:%d (Ctrl+C to stop)", shown_host, bound_port)
 
     _trap_startup_errors(app, caught, announce)
-    config = uvicorn.Config(app, log_level="info", access_log=False)
+    config = uvicorn.Config(app, log_level=log_level or "info", access_log=False)
     hold = _HoldStartupLog(caught)
     log.addFilter(hold)  # after Config(): it configures uvicorn's loggers
     try:

@@ -22,6 +22,7 @@ def tokens_add(
     ] = None,
 ) -> None:
     """Create a read token and print it (shown once, stored only hashed)."""
+    from cdp.services.privacy import audit  # noqa: PLC0415
     from cdp.services.tokens import TokenRegistry  # noqa: PLC0415
 
     opts = opts_of(ctx)
@@ -29,6 +30,9 @@ def tokens_add(
         registry = TokenRegistry(opts.settings.data_dir)
         token = registry.add(name, scope or [])
         scopes = next(t.scopes for t in registry.list() if t.name == name)
+        audit.record_cli(
+            opts.settings.data_dir, "token.add", f"token:{name}", {"scopes": list(scopes)}
+        )
     if opts.json:
         print_json({"name": name, "scopes": list(scopes), "token": token})
     else:
@@ -69,11 +73,13 @@ def tokens_list(ctx: typer.Context) -> None:
 @tokens_app.command("revoke")
 def tokens_revoke(ctx: typer.Context, name: Annotated[str, typer.Argument()]) -> None:
     """Refuse a read token from now on (a running server too, without a restart)."""
+    from cdp.services.privacy import audit  # noqa: PLC0415
     from cdp.services.tokens import TokenRegistry  # noqa: PLC0415
 
     opts = opts_of(ctx)
     with errors():
         token = TokenRegistry(opts.settings.data_dir).revoke(name)
+        audit.record_cli(opts.settings.data_dir, "token.revoke", f"token:{name}")
     if opts.json:
         print_json({"name": token.name, "revoked_at": token.revoked_at})
     else:

@@ -29,12 +29,14 @@ from fastapi import FastAPI
 
 from cdp import bootstrap
 from cdp.config import Settings
-from cdp.http import bulk, collect, cors, forms, health, metrics, snowplow, webhooks
+from cdp.http import bulk, collect, cors, forms, health, metrics, privacy, snowplow, webhooks
 from cdp.http import docs as api_docs
 from cdp.http import errors as http_errors
 from cdp.http.intake import Intake
 from cdp.http.read import read_router
 from cdp.runtime.writer import GroupCommitWriter
+from cdp.services.privacy.audit import AuditLog
+from cdp.services.privacy.suppressions import SuppressionGate
 from cdp.services.sources import SourceRegistry
 from cdp.services.tokens import TokenRegistry
 
@@ -63,6 +65,7 @@ def create_app(
     sources = SourceRegistry(settings.data_dir)
     the_writer = platform.writer
     profiles = platform.lookups
+    audit_log = AuditLog(settings.data_dir)  # lookups and segment reads; both modes
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -70,7 +73,10 @@ def create_app(
         try:
             yield
         finally:
-            await asyncio.to_thread(platform.stop)
+            try:
+                await asyncio.to_thread(platform.stop)
+            finally:
+                await asyncio.to_thread(audit_log.close)  # the last second of lookups
 
     app = FastAPI(
         title="cdp collector",
@@ -88,9 +94,14 @@ def create_app(
     app.state.platform = platform
     app.state.kafka = platform.kafka
     app.state.reader = profiles
-    app.include_router(read_router(profiles, TokenRegistry(settings.data_dir)))
+    app.state.audit = audit_log
+    app.include_router(read_router(profiles, TokenRegistry(settings.data_dir), audit_log))
+    app.include_router(
+        privacy.router(settings.data_dir, profiles, TokenRegistry(settings.data_dir))
+    )
 
-    intake = Intake(the_writer, platform.store_dead_letter)
+    # Every write route submits through the intake, which drops suppressed people's events.
+    intake = Intake(the_writer, platform.store_dead_letter, SuppressionGate.load(settings.data_dir))
     app.include_router(collect.router(sources, intake))
     app.include_router(bulk.router(sources, intake))
     app.include_router(webhooks.router(settings, sources, intake))
@@ -98,7 +109,8 @@ def create_app(
     # Snowplow trackers: POST /com.snowplowanalytics.snowplow/tp2 and the GET /i pixel.
     snowplow.install(app, sources, intake.submit, intake.dead_letter)
     app.include_router(health.router(the_writer, platform.probe))
-    metrics.install(app, the_writer, platform.metrics)  # GET /metrics (Prometheus)
+    # GET /metrics (Prometheus)
+    metrics.install(app, the_writer, platform.metrics, lambda: intake.suppressions.refused)
 
     # Unknown routes, wrong methods, validation and unexpected errors answer in
     # the same error shape as the routes.

@@ -61,6 +61,7 @@ def bulk_import(intake: Intake, body: bytes, source: str, received_at: datetime)
         source=source,
         received_at=received_at,
         on_reject=keep,
+        suppressions=intake.suppressions,
     )
     if rejected:
 

@@ -6,7 +6,10 @@
   HTTP Basic credentials.
 - :class:`Intake`: the door to the one ``GroupCommitWriter`` of the app —
   submit records (acknowledged once durable), run a function on the writer's
-  thread, keep a rejected request as a dead letter. Where a dead letter goes
+  thread, keep a rejected request as a dead letter. Submitted records pass
+  the suppression gate first (``cdp.services.privacy.suppressions``): a
+  suppressed person's events are counted and dropped, and the route answers
+  as if they were accepted. Where a dead letter goes
   (the ``dead_letters`` table or the dead-letter topic) depends on the mode,
   so the wiring hands the writer-thread function in (``cdp.ports.deadletters.DeadLetterSink``);
   the routes never learn which mode they serve.
@@ -28,6 +31,7 @@ from cdp.ports.deadletters import DeadLetterSink
 from cdp.ports.log import AppendResult, Record
 from cdp.runtime.writer import GroupCommitWriter
 from cdp.services import collector
+from cdp.services.privacy.suppressions import SuppressionGate
 
 #: The answer of a write route once its events are durable.
 SUCCESS: Final = {"success": True}
@@ -67,13 +71,18 @@ def _too_large(limit: int) -> collector.RequestRejected:
 
 @dataclass(frozen=True, slots=True)
 class Intake:
-    """The writer of the app and where its dead letters go."""
+    """The writer of the app, where its dead letters go, and the suppression gate."""
 
     writer: GroupCommitWriter[Any]
     store_dead_letter: DeadLetterSink
+    suppressions: SuppressionGate
 
     async def submit(self, records: list[Record]) -> AppendResult:
-        """Append ``records``; returns once durable (``Backpressure`` when saturated)."""
+        """Append ``records`` but a suppressed person's; returns once durable
+        (``Backpressure`` when saturated). The result covers the records kept."""
+        records = self.suppressions.keep(records, set())
+        if not records:
+            return AppendResult((), ())
         return await asyncio.wrap_future(self.writer.submit(records))
 
     async def run(self, fn: Callable[[Any], Any]) -> Any:

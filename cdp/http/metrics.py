@@ -9,7 +9,10 @@ What every mode exports:
 - ``cdp_writer_pending_events``, ``cdp_writer_group_commits_total``,
   ``cdp_writer_checkpoint_failing`` and ``cdp_writer_append_failing``: the
   writer's queue and whether its last checkpoint (embedded) or append (Kafka)
-  failed.
+  failed;
+- ``cdp_suppressed_events_total``: events the write routes refused because
+  they carry a suppressed person's identifier (docs/privacy.md), answered as
+  accepted but never stored.
 
 A mode adds its own gauges through :data:`ModeMetrics` from the wiring (Kafka:
 the workers' lag per topic and its age, their member count, the profile
@@ -54,9 +57,15 @@ ModeMetrics = Callable[[], Iterable[ModeGauge]]
 class _WriterCollector(Collector):
     """The writer's numbers and the mode's gauges, read at scrape time."""
 
-    def __init__(self, writer: GroupCommitWriter[Any], mode: ModeMetrics | None) -> None:
+    def __init__(
+        self,
+        writer: GroupCommitWriter[Any],
+        mode: ModeMetrics | None,
+        suppressed: Callable[[], int] | None = None,
+    ) -> None:
         self.writer = writer
         self.mode = mode
+        self.suppressed = suppressed
 
     def collect(self) -> Iterator[Metric]:
         writer = self.writer
@@ -76,6 +85,12 @@ class _WriterCollector(Collector):
             "1 when the last group append failed.",
             int(writer.last_error is not None),
         )
+        if self.suppressed is not None:
+            yield CounterMetricFamily(
+                "cdp_suppressed_events",
+                "Events refused (answered as accepted, not stored): a suppressed person's.",
+                self.suppressed(),
+            )
         if self.mode is not None:
             yield from _families(self.mode())
 
@@ -120,10 +135,14 @@ class _CountRequests:
 
 
 def install(
-    app: FastAPI, writer: GroupCommitWriter[Any], mode: ModeMetrics | None = None
+    app: FastAPI,
+    writer: GroupCommitWriter[Any],
+    mode: ModeMetrics | None = None,
+    suppressed: Callable[[], int] | None = None,
 ) -> CollectorRegistry:
     """Mount ``GET /metrics`` on ``app`` and count its requests; the app's own registry
-    (not prometheus_client's global one: several apps may live in one process)."""
+    (not prometheus_client's global one: several apps may live in one process).
+    ``suppressed``: how many events the suppression gate refused so far."""
     registry = CollectorRegistry(auto_describe=False)
     requests = Counter(
         "cdp_http_requests",
@@ -131,7 +150,7 @@ def install(
         ["route", "method", "code"],
         registry=registry,
     )
-    registry.register(_WriterCollector(writer, mode))
+    registry.register(_WriterCollector(writer, mode, suppressed))
     app.add_middleware(_CountRequests, requests=requests)
 
     @app.get("/metrics", tags=["ops"], include_in_schema=True)

@@ -17,15 +17,16 @@ the response bodies are in ``cdp.read.bodies``.
 In-memory lookups run on the event loop; the rest, and segment scans, on a
 few threads.
 
-Every request writes one audit line to the ``cdp.audit`` logger: the token's
-name, the route, the status and, instead of the identifier, its kind and a
-SHA-256 prefix of its normalised value (never the PII itself).
+Every request, refused ones included, is recorded in the audit log
+(``cdp.services.privacy.audit``): the token's name, the action, the status and,
+instead of the identifier, its kind and peppered token (never the value, nor a
+plain hash of it, which anyone could match against a guess). The ``cdp.audit``
+logger gets the same line without any target.
 """
 
 from __future__ import annotations
 
 import functools
-import hashlib
 import logging
 import sys
 from collections.abc import Callable
@@ -42,25 +43,22 @@ from cdp.jsonable import json_default
 from cdp.ports.lookups import ProfileLookups
 from cdp.read.bodies import ERRORS, ProfileBody, SegmentList, SegmentPage
 from cdp.read.entry import RING
+from cdp.services.privacy.audit import AuditLog
 from cdp.services.tokens import PROFILES_READ, SEGMENTS_READ, TokenRegistry
 
 audit = logging.getLogger("cdp.audit")
 MAX_EVENTS = 1000
 MAX_PAGE = 10_000
 READ_THREADS = 4
+#: Audit action per route; the actor of a request without a valid token.
+ACTIONS = {"profile": "profile.lookup", "segments": "segment.list", "segment": "segment.read"}
+UNAUTHENTICATED = "unauthenticated"
 
 
 def json_response(data: Any, status: int = 200) -> Response:
     """``data`` as JSON (already serialised when it is ``bytes``)."""
     body = data if isinstance(data, bytes) else orjson.dumps(data, default=json_default)
     return Response(body, status_code=status, media_type="application/json")
-
-
-def fingerprint(identifier: str) -> str:
-    """What the audit log says instead of an identifier: its kind and a hash prefix."""
-    kind, sep, value = identifier.partition(":")
-    digest = hashlib.sha256(identifier.encode()).hexdigest()[:16]
-    return f"{kind}:sha256={digest}" if sep and value else f"sha256={digest}"
 
 
 # ------------------------------------------------------------------- routes
@@ -93,9 +91,10 @@ def _query_doc(name: str, description: str, schema: dict[str, Any]) -> dict[str,
             "schema": schema}  # fmt: skip
 
 
-def read_router(reader: ProfileLookups, tokens: TokenRegistry) -> APIRouter:
+def read_router(reader: ProfileLookups, tokens: TokenRegistry, audit_log: AuditLog) -> APIRouter:
     """The routes of the read API over ``reader`` (any ``ProfileLookups``: the read
-    model, SQL or the Kafka topics), authenticated by ``tokens``."""
+    model, SQL or the Kafka topics), authenticated by ``tokens``, each request
+    recorded in ``audit_log`` (whose ``close`` is the caller's)."""
     router = APIRouter(tags=["read"], responses=ERRORS)
     # A few threads do the reads: DuckDB releases the GIL while it works, and
     # more threads than cores only queue on the GIL and stretch the tail.
@@ -116,13 +115,18 @@ def read_router(reader: ProfileLookups, tokens: TokenRegistry) -> APIRouter:
         target: str,
         work: Callable[[], tuple[Any, str]],
     ) -> Response:
-        who = "-"
+        """Authenticate, authorise, run ``work`` and answer; record the outcome.
+        ``target`` is a segment target, or for profiles the identifier text
+        (recorded only as ``AuditLog.subject`` of it)."""
+        who = UNAUTHENTICATED
         status = 500
+        parsed = False  # is target the identifier key the lookup normalised?
         try:
             token = tokens.identify(_bearer(request))
             who = token.name
             tokens.require(token, scope)
             data, target = work()
+            parsed = True
             status = 200
             return json_response(data)
         except AuthError as error:
@@ -144,14 +148,9 @@ def read_router(reader: ProfileLookups, tokens: TokenRegistry) -> APIRouter:
             status = 400
             return error_response(400, str(error))
         finally:
-            audit.info(
-                "token=%s scope=%s route=%s target=%s status=%d",
-                who,
-                scope,
-                route,
-                target,
-                status,
-            )
+            shown = audit_log.subject(target, normalised=parsed) if route == "profile" else target
+            audit_log.record(who, ACTIONS[route], shown, {"status": status})
+            audit.info("token=%s scope=%s route=%s status=%d", who, scope, route, status)
 
     # Query parameters are parsed by hand (documented through openapi_extra) so
     # that a malformed one is a 400 in this API's error shape, not FastAPI's 422.
@@ -172,14 +171,12 @@ def read_router(reader: ProfileLookups, tokens: TokenRegistry) -> APIRouter:
     async def get_profile(request: Request, identifier: str) -> Response:
         """Who is this? `type:value` (email, phone, user_id, anonymous_id, line, x,
         instagram) or a `cus_` id, URL-encoded. Scope `profiles:read`."""
-        target = fingerprint(identifier)
 
         def work() -> tuple[Any, str]:
             events = int_param(request, "events", 10, 0, MAX_EVENTS)
-            data, key = reader.profile(identifier, events)
-            return data, fingerprint(key)
+            return reader.profile(identifier, events)
 
-        call = functools.partial(answer, request, "profile", PROFILES_READ, target, work)
+        call = functools.partial(answer, request, "profile", PROFILES_READ, identifier, work)
         if reader.in_memory(10):  # ~0.1 ms of Python: a thread hop would cost more
             events = request.query_params.get("events")
             if events is None or (events.isdigit() and int(events) <= RING):

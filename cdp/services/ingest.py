@@ -15,6 +15,10 @@ of one file are two events).
 
 Every item's times are bounded against the moment of the import
 (``schemas.time_bounds``): one dated more than 24 h ahead is rejected.
+
+With a ``SuppressionGate`` (``cdp ingest`` and ``/v1/bulk`` pass one), valid
+items of a suppressed person are dropped before the append and counted in the
+report's ``suppressed`` (``cdp.services.privacy.suppressions``).
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from schemas.stamp import content_message_id, lacks_message_id
 from schemas.time_bounds import check_event_times
 
 if TYPE_CHECKING:
+    from cdp.services.privacy.suppressions import SuppressionGate
     from cdp.services.validation_pool import Outcome
 
 MAX_REPORTED_ERRORS = 1_000
@@ -64,6 +69,8 @@ class IngestReport:
     accepted: int = 0
     duplicates: int = 0
     rejected: int = 0
+    #: Valid items not stored: they carry a suppressed person's identifier.
+    suppressed: int = 0
     errors: list[ItemError] = field(default_factory=list)
 
     @property
@@ -77,6 +84,7 @@ class IngestReport:
             "accepted": self.accepted,
             "duplicates": self.duplicates,
             "rejected": self.rejected,
+            "suppressed": self.suppressed,
             "errors": [{"location": e.location, "message": e.message} for e in self.errors],
             "errors_not_shown": self.errors_truncated,
         }
@@ -177,6 +185,7 @@ def ingest(
     progress: Callable[[int], None] | None = None,
     on_reject: Callable[[str, bytes | str | dict[str, Any], str], None] | None = None,
     workers: int | None = None,
+    suppressions: SuppressionGate | None = None,
 ) -> IngestReport:
     """Validate and append every item; return counts and per-item errors.
 
@@ -193,16 +202,24 @@ def ingest(
     validating here (docs/benchmarks.md). The log, the report and the
     rejects are the same either way: items are appended in input order, in
     the same batches.
+
+    ``suppressions``: the gate that drops a suppressed person's items (counted
+    in ``report.suppressed``); an id that came beside a suppressed one in
+    this input is refused for the rest of it.
     """
     now = received_at or datetime.now(UTC)
     report = IngestReport()
     batch: list[Record] = []
+    linked: set[str] = set()  # keys refused in this input (the gate's memory)
 
     def flush() -> None:
         if batch:
-            result = sink.append(batch)
-            report.accepted += result.appended
-            report.duplicates += result.duplicates
+            kept = batch if suppressions is None else suppressions.keep(batch, linked)
+            report.suppressed += len(batch) - len(kept)
+            if kept:
+                result = sink.append(kept)
+                report.accepted += result.appended
+                report.duplicates += result.duplicates
             if progress is not None:
                 progress(len(batch))
             batch.clear()

@@ -36,7 +36,9 @@ TOKEN_PREFIX = "rt_"
 WRITE_KEY_PREFIX = "wk_"  # cdp.sources.KEY_PREFIX, named here to give a clearer refusal
 PROFILES_READ = "profiles:read"
 SEGMENTS_READ = "segments:read"
-SCOPES: tuple[str, ...] = (PROFILES_READ, SEGMENTS_READ)
+PRIVACY_WRITE = "privacy:write"
+"""Files and reads privacy requests (erase, suppress, unsuppress): ``/v1/privacy/requests``."""
+SCOPES: tuple[str, ...] = (PROFILES_READ, SEGMENTS_READ, PRIVACY_WRITE)
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
 
 

@@ -22,6 +22,7 @@ NO_CONSENT: Final = "no_consent"
 
 REASONS: Final[dict[str, str]] = {
     NO_CONSENT: "no {consent} consent",
+    "suppressed": "suppressed by a privacy request",
     "no_line_user_id": "consenting but no LINE user id",
     "invalid_line_user_id": "LINE user id not in LINE's form (U + 32 hex digits)",
     "no_email": "consenting but no e-mail",
@@ -48,6 +49,10 @@ class Written:
     records: int
     exported: int
     excluded: Mapping[str, int] = field(default_factory=dict)
+    people: tuple[str, ...] = ()
+    """Customer ids of the members in the file (for the APPI provision record)."""
+    items: tuple[str, ...] = ()
+    """The data items the file holds (its columns, in the format's words)."""
 
 
 def tally(

@@ -5,7 +5,8 @@ writer takes the consenting audience (``cdp.services.query.Audience``), the opti
 given with ``--option key=value`` and the output path, writes the file
 atomically and returns a ``Written``: the records written (rows, lines or
 ids), the members they stand for and the consenting members left out for
-want of a usable identifier, by reason (``accounting.py``). HTTP push destinations live in ``connectors/destinations/push`` and are not
+want of a usable identifier, by reason (``accounting.py``), with the customer
+ids and data items in the file (for the APPI provision record). HTTP push destinations live in ``connectors/destinations/push`` and are not
 in this registry.
 """
 
@@ -24,8 +25,9 @@ from connectors.destinations import google_ads, line, meta, tiktok, x_ads
 from connectors.destinations.accounting import Written, tally
 from connectors.destinations.csv_file import write_csv
 from connectors.destinations.files import atomic_path, write_lines
-from connectors.destinations.members import members_from_audience
+from connectors.destinations.members import Member, members_from_audience
 from connectors.destinations.parquet_file import write_parquet
+from connectors.destinations.privacy import items_of
 
 Writer = Callable[[Path, Audience, Mapping[str, str]], Written]
 
@@ -66,7 +68,12 @@ def _write_json(path: Path, data: Any) -> None:
 
 def _everyone(count: int, aud: Audience) -> Written:
     # csv / parquet carry every consenting member, identifiers or not.
-    return Written(records=count, exported=len(aud.rows))
+    people = tuple(str(row[aud.columns.index("customer_id")]) for row in aud.rows)
+    return Written(records=count, exported=len(aud.rows), people=people, items=aud.columns)
+
+
+def _ids(kept: list[Member]) -> tuple[str, ...]:
+    return tuple(m.customer_id for m in kept)
 
 
 def _csv(path: Path, aud: Audience, _: Mapping[str, str]) -> Written:
@@ -82,52 +89,59 @@ def _google_ads_csv(path: Path, aud: Audience, options: Mapping[str, str]) -> Wr
     headers = google_ads.CSV_HEADERS_HASHED if hashed else google_ads.CSV_HEADERS_PLAIN
     kept, excluded = tally(members_from_audience(aud), google_ads.exclusion)
     count = write_csv(path, headers, google_ads.csv_rows(kept, hashed=hashed))
-    return Written(count, len(kept), excluded)
+    return Written(count, len(kept), excluded, _ids(kept), headers)
 
 
 def _google_ads_json(path: Path, aud: Audience, _: Mapping[str, str]) -> Written:
     kept, excluded = tally(members_from_audience(aud), google_ads.exclusion)
     operations = [{"create": {"userIdentifiers": google_ads.user_identifiers(m)}} for m in kept]
     _write_json(path, {"operations": operations})
-    return Written(len(operations), len(kept), excluded)
+    items = tuple(items_of(operations))
+    return Written(len(operations), len(kept), excluded, _ids(kept), items)
 
 
 def _meta_csv(path: Path, aud: Audience, _: Mapping[str, str]) -> Written:
     kept, excluded = tally(members_from_audience(aud), meta.exclusion)
-    return Written(write_csv(path, meta.CSV_HEADERS, meta.csv_rows(kept)), len(kept), excluded)
+    count = write_csv(path, meta.CSV_HEADERS, meta.csv_rows(kept))
+    return Written(count, len(kept), excluded, _ids(kept), meta.CSV_HEADERS)
 
 
 def _meta_json(path: Path, aud: Audience, _: Mapping[str, str]) -> Written:
     kept, excluded = tally(members_from_audience(aud), meta.exclusion)
     batches = list(meta.payloads(kept))
     _write_json(path, batches)
-    return Written(sum(len(batch["data"]) for batch in batches), len(kept), excluded)
+    count = sum(len(batch["data"]) for batch in batches)
+    return Written(count, len(kept), excluded, _ids(kept), meta.SCHEMA)
 
 
 def _line_audience(path: Path, aud: Audience, _: Mapping[str, str]) -> Written:
     kept, excluded = tally(members_from_audience(aud), line.exclusion)
     ids = line.messaging_audience(kept)
-    return Written(write_lines(path, [str(item["id"]) for item in ids]), len(kept), excluded)
+    count = write_lines(path, [str(item["id"]) for item in ids])
+    return Written(count, len(kept), excluded, _ids(kept), ("LINE user id",))
 
 
 def _line_ads(path: Path, aud: Audience, options: Mapping[str, str]) -> Written:
     identifier = cast(line.AdsIdentifier, options["identifier"])
     kept, excluded = tally(members_from_audience(aud), lambda m: line.ads_exclusion(m, identifier))
     rows = line.ads_rows(kept, identifier)
-    return Written(write_lines(path, [r[0] for r in rows]), len(kept), excluded)
+    count = write_lines(path, [r[0] for r in rows])
+    return Written(count, len(kept), excluded, _ids(kept), (f"SHA-256 {identifier}",))
 
 
 def _x_csv(path: Path, aud: Audience, options: Mapping[str, str]) -> Written:
     identifier = cast(x_ads.XIdentifier, options["identifier"])
     kept, excluded = tally(members_from_audience(aud), lambda m: x_ads.exclusion(m, identifier))
     rows = x_ads.file_rows(kept, identifier)
-    return Written(write_lines(path, [r[0] for r in rows]), len(kept), excluded)
+    item = "SHA-256 X user id" if identifier == "user_id" else "SHA-256 email"
+    count = write_lines(path, [r[0] for r in rows])
+    return Written(count, len(kept), excluded, _ids(kept), (item,))
 
 
 def _tiktok_csv(path: Path, aud: Audience, _: Mapping[str, str]) -> Written:
     kept, excluded = tally(members_from_audience(aud), tiktok.exclusion)
     count = write_csv(path, tiktok.CSV_HEADERS, tiktok.file_rows(kept))
-    return Written(count, len(kept), excluded)
+    return Written(count, len(kept), excluded, _ids(kept), tiktok.CSV_HEADERS)
 
 
 DESTINATIONS: Final[dict[str, FileDestination]] = {

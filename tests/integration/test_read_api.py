@@ -29,6 +29,7 @@ from cdp.http.read import json_default
 from cdp.read import keys
 from cdp.runtime.engine import Engine
 from cdp.runtime.writer import GroupCommitWriter
+from cdp.services.privacy import audit, files
 from cdp.services.segment_lang import SegmentCatalog
 from cdp.services.sources import SourceRegistry
 from cdp.services.tokens import TokenRegistry
@@ -46,6 +47,7 @@ class Service:
     writer: GroupCommitWriter[Any]
     tokens: dict[str, str]
     write_key: str
+    audit_log: audit.AuditLog
 
     def get(self, path: str, token: str | None = None, **params: Any) -> httpx.Response:
         headers = {"authorization": f"Bearer {token}"} if token else {}
@@ -79,8 +81,9 @@ def service(shop: Path, tmp_path: Path) -> Iterator[Service]:
     )
     writer.start()
     try:
-        for url in serve_app(create_app(settings, writer)):
-            yield Service(url, settings, writer, tokens, write_key)
+        app = create_app(settings, writer)
+        for url in serve_app(app):
+            yield Service(url, settings, writer, tokens, write_key, app.state.audit)
     finally:
         writer.stop()
 
@@ -224,7 +227,20 @@ def test_the_audit_log_names_the_token_not_the_identifier(
     assert "route=segments" in lines[2]
     value = identifier.partition(":")[2]
     assert all(value not in line and value.split("@")[0] not in line for line in lines)
-    assert "target=email:sha256=" in lines[0]
+    assert all("target" not in line and "sha256" not in line for line in lines)
+    # The audit log file has the same requests, the identifier as its peppered token.
+    service.audit_log.flush()
+    data_dir = service.settings.data_dir
+    lookups = audit.entries(data_dir, action="profile.lookup")[-2:]
+    assert [(e.actor, e.details["status"]) for e in lookups] == [
+        ("profiles", 200),
+        ("segments", 403),
+    ]
+    token = audit.subject(files.pepper(data_dir), identifier)
+    assert token.startswith("email:") and all(e.target == token for e in lookups)
+    assert audit.entries(data_dir, action="segment.list")[-1].actor == "segments"
+    written = b"".join(p.read_bytes() for p in audit.directory(data_dir).iterdir())
+    assert value.encode() not in written and audit.verify(data_dir).ok
 
 
 # ------------------------------------------------------------------ segments

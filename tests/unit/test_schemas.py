@@ -240,10 +240,13 @@ texts = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_si
 
 @settings(max_examples=100, deadline=None)
 @given(
-    # Ids are refused with a NUL (test_a_nul_character_in_ids_and_names_is_refused).
-    user_id=st.text(st.characters(exclude_characters="\x00"), min_size=1, max_size=30).filter(
-        lambda s: s.strip() == s and s
-    ),
+    # Ids are refused with a NUL (test_a_nul_character_in_ids_and_names_is_refused) and
+    # with a lone surrogate (not text UTF-8 can carry, so no client can send one).
+    user_id=st.text(
+        st.characters(exclude_characters="\x00", exclude_categories=("Cs",)),
+        min_size=1,
+        max_size=30,
+    ).filter(lambda s: s.strip() == s and s),
     revenue=st.decimals(min_value=0, max_value=10**9, places=2),
     quantity=st.integers(1, 50),
     name=texts,

@@ -6,7 +6,8 @@
   (``cdp sql --archive``, segments);
 - ``log``: a read-only ``EventLog`` over the archived events;
 - ``restore``: copy the archived events into a local data directory
-  (``cdp replay --archive``).
+  (``cdp replay --archive``);
+- ``erase``: remove one person's rows from the archive (privacy erasure).
 
 The archiver that writes it is a destination connector:
 ``connectors.destinations.archive``. docs/archive.md describes the whole.

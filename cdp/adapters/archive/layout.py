@@ -36,6 +36,10 @@ import pyarrow as pa
 MANIFEST_FILE = "manifest.jsonl"
 LOCK_FILE = ".archiver.lock"
 TEMP_SUFFIX = ".tmp"
+ERASE_DIR = ".erase"
+"""Where an erasure writes a file's new version before it replaces the old one
+(``cdp.adapters.archive.erase``): outside the dataset directories, whose
+unrecorded files the archiver removes when it starts."""
 OFFSET_DIGITS = 12
 
 #: Columns of an events file, in order (those of the embedded ``event_log``

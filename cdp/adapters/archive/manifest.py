@@ -18,8 +18,10 @@ again. Readers use only the files listed here, never a directory glob.
 
 from __future__ import annotations
 
+import fcntl
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -81,6 +83,21 @@ def _parse(path: Path, data: bytes) -> tuple[list[Roll], int]:
     return rolls, good
 
 
+@contextmanager
+def manifest_lock(root: Path) -> Iterator[None]:
+    """Hold the manifest's writer lock: an ``flock`` on the archive directory itself.
+
+    The archiver appends under it and an erasure (``cdp.adapters.archive.erase``)
+    replaces the manifest under it, so no appended line is lost to a replace.
+    Held only for one append or one rewrite, never for a whole run."""
+    fd = os.open(root, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing the last descriptor releases the flock
+
+
 class Manifest:
     """The rolls recorded in an archive directory (read, and appended by the archiver)."""
 
@@ -102,18 +119,19 @@ class Manifest:
     def open_for_append(cls, root: Path) -> Manifest:
         """The manifest with any torn last line cut off (the archiver holds the lock)."""
         path = root / MANIFEST_FILE
-        data = path.read_bytes() if path.exists() else b""
-        rolls, good = _parse(path, data)
-        if good < len(data):
-            with path.open("r+b") as handle:
-                handle.truncate(good)
-                handle.flush()
-                os.fsync(handle.fileno())
+        with manifest_lock(root):
+            data = path.read_bytes() if path.exists() else b""
+            rolls, good = _parse(path, data)
+            if good < len(data):
+                with path.open("r+b") as handle:
+                    handle.truncate(good)
+                    handle.flush()
+                    os.fsync(handle.fileno())
         return cls(root, rolls)
 
     def append(self, roll: Roll) -> None:
         """Record a roll durably (its files must already be in place and fsynced)."""
-        with self.path.open("ab") as handle:
+        with manifest_lock(self.root), self.path.open("ab") as handle:
             handle.write(roll.to_line())
             handle.flush()
             os.fsync(handle.fileno())

@@ -44,6 +44,7 @@ from cdp.services.query import audience
 from cdp.services.segment_lang import SegmentCatalog
 from connectors.destinations.accounting import NO_CONSENT
 from connectors.destinations.members import members_from_audience
+from connectors.destinations.privacy import SUPPRESSED, record_plan, without_suppressed
 from connectors.destinations.push.base import Platform, Run
 from connectors.destinations.push.config import AnyDestination, GoogleAds, Line, Meta
 from connectors.destinations.push.google_ads import GoogleAdsPlatform
@@ -156,17 +157,27 @@ def current_audience(
     segment: str,
     platform: Platform,
     overrides: Mapping[str, str] | None = None,
+    data_dir: Path | None = None,
 ) -> CurrentAudience:
-    """The segment's consenting members as platform rows, by customer id, with the tally."""
+    """The segment's consenting members as platform rows, by customer id, with the tally.
+
+    With ``data_dir``, members on its suppression list are left out (so the
+    sync removes them from the platform) and counted as ``suppressed``.
+    """
     consent = None if destination.consent == "none" else destination.consent
     connection = con() if callable(con) else con
+    suppressed = 0
     try:
         found = audience(connection, segment, overrides, consent, catalog=catalog)
+        if data_dir is not None:
+            found, suppressed = without_suppressed(connection, data_dir, found)
     finally:
         if callable(con):
             connection.close()
     rows: dict[str, Any] = {}
     excluded: Counter[str] = Counter({NO_CONSENT: found.excluded_without_consent})
+    if suppressed:
+        excluded[SUPPRESSED] = suppressed
     for member in members_from_audience(found):
         row = platform.row(member)
         if row is not None:
@@ -265,7 +276,9 @@ def sync(
         synced = journal.synced()
         if dry_run:
             members = _apply(synced.members, pending) if pending else synced.members
-            now = current_audience(con, catalog, destination, segment, platform, overrides)
+            now = current_audience(
+                con, catalog, destination, segment, platform, overrides, data_dir
+            )
             current = now.rows
             plan, skipped = new_plan(platform, destination, current, members, synced.extra)
             report.status = "dry run"
@@ -281,16 +294,20 @@ def sync(
         with transport_for(destination, platform, policy, sleep) as transport:
             if pending is not None:
                 report.resumed_plan_id = pending.id
-                _execute(platform, journal, transport, pending, segment, after_chunk, report)
+                execute_plan(
+                    destination, platform, journal, transport, pending, after_chunk, report
+                )
                 synced = journal.synced()
-            now = current_audience(con, catalog, destination, segment, platform, overrides)
+            now = current_audience(
+                con, catalog, destination, segment, platform, overrides, data_dir
+            )
             current = now.rows
             _count(report, now)
             plan, skipped = new_plan(platform, destination, current, synced.members, synced.extra)
             report.removes_skipped += skipped
             if plan.adds or plan.removes:
                 journal.begin(plan)
-                _execute(platform, journal, transport, plan, segment, after_chunk, report)
+                execute_plan(destination, platform, journal, transport, plan, after_chunk, report)
             report.requests = transport.stats.requests
             report.retries = transport.stats.retries
         report.duration_s = round(time.monotonic() - started, 3)
@@ -299,17 +316,35 @@ def sync(
         return report
 
 
-def _execute(
+def execute_plan(
+    destination: AnyDestination,
     platform: Platform,
     journal: Journal,
     transport: Transport,
     plan: Plan,
-    segment: str,
     after_chunk: Callable[[Chunk], None] | None,
     report: SyncReport,
 ) -> None:
-    run = Run(plan, journal, transport, segment, after_chunk)
+    """Push a persisted plan's pending chunks, record the provision, advance the synced set.
+
+    The APPI record (kind ``sync``, or the plan's ``state["provision"]``:
+    ``withdraw``) is written before the plan is cleared: a crash in between
+    records a resumed plan twice (same ``reference``), never not at all.
+    """
+    run = Run(plan, journal, transport, journal.segment, after_chunk)
     platform.push(run)
+    record_plan(
+        journal.data_dir,
+        kind=str(plan.state.get("provision", "sync")),
+        platform=platform.name,
+        destination=destination.name,
+        account=destination.target(),
+        consent=destination.consent,
+        segment=journal.segment,
+        chunks=[(c.action, c.keys) for c in plan.chunks],
+        items=platform.items([plan.rows[k] for c in plan.chunks for k in c.keys]),
+        reference=plan.id,
+    )
     report.status = "synced"
     report.plan_id = plan.id
     report.adds += len(plan.adds)

@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 
 from connectors.destinations.members import Member
+from connectors.destinations.privacy import items_of
 from connectors.destinations.push.http import Transport
 from connectors.destinations.push.journal import Chunk, Journal, Plan
 
@@ -83,6 +84,10 @@ class Platform(abc.ABC):
         in the audience (a merge, a shared phone).
         """
         return set()
+
+    def items(self, rows: list[Any]) -> list[str]:
+        """The data items these rows hand over, in the platform's words (APPI records)."""
+        return items_of(rows)
 
     def headers(self) -> dict[str, str]:
         """Authentication and fixed headers of every request."""

@@ -114,6 +114,7 @@ class Journal:
     """The sync files of one (destination, segment)."""
 
     def __init__(self, data_dir: Path, destination: str, segment: str) -> None:
+        self.data_dir = data_dir
         self.destination = destination
         self.segment = segment
         self.directory = data_dir / "sync" / _SAFE.sub("_", destination)

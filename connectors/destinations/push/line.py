@@ -61,6 +61,9 @@ class LinePlatform(Platform):
     def match_keys(self, row: Any) -> set[str]:
         return {str(row)}
 
+    def items(self, rows: list[Any]) -> list[str]:
+        return ["LINE user id"] if rows else []
+
     def headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.destination.secret('channel_access_token')}"}
 

@@ -66,6 +66,13 @@ class MetaPlatform(Platform):
             if column in _STRONG and value
         }
 
+    def items(self, rows: list[Any]) -> list[str]:
+        return [
+            column
+            for i, column in enumerate(formats.SCHEMA)
+            if any(i < len(row) and row[i] for row in rows)
+        ]
+
     def headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.destination.secret('access_token')}"}
 

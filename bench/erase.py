@@ -1,0 +1,106 @@
+"""Erasure of one customer on a data directory (issue 16: < 10 s on the 11M-event set).
+
+    python -m bench.erase --data /tmp/cdp-bench-memory/large/data   # a COPY is erased
+    python -m bench.erase                                         # a generated 2,000-customer shop
+    python -m bench.erase --data /tmp/copy/data --in-place        # erase a copy made beforehand
+
+The data directory is copied first (the copy is erased, the original kept).
+Prints the time of each part of ``cdp privacy erase`` (finding the person,
+the deletes, the file rewrite, the file scrub) and, as the same-run baseline,
+the time to copy the database file with the operating system (``shutil``):
+the rewrite cannot be faster than reading and writing the file once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import duckdb
+import orjson
+
+from cdp.adapters.duckdb import erase as duckdb_erase
+from cdp.config import Settings
+from cdp.runtime.engine import Engine
+from cdp.services.privacy import erase
+from cdp.services.privacy.scrub import scrub
+
+
+def _generated(root: Path, customers: int) -> Path:
+    from typer.testing import CliRunner  # noqa: PLC0415
+
+    from cdp.cli import app  # noqa: PLC0415
+    from cdp.demo.generate import GenerateConfig, iter_events  # noqa: PLC0415
+
+    events = root / "events.jsonl"
+    with events.open("wb") as out:
+        for event in iter_events(GenerateConfig(5, customers)):
+            out.write(orjson.dumps(event) + b"\n")
+    data = root / "source"
+    result = CliRunner().invoke(app, ["--data-dir", str(data), "ingest", str(events)])
+    assert result.exit_code in (0, 1), result.output
+    return data
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--data", type=Path, help="data directory to copy and erase from")
+    parser.add_argument("--customers", type=int, default=2000)
+    parser.add_argument(
+        "--in-place",
+        action="store_true",
+        help="erase from --data itself, not a copy (for a copy you made already: 11 GB)",
+    )
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(dir=args.data.parent if args.data else None) as tmp:
+        root = Path(tmp)
+        source = args.data or _generated(root, args.customers)
+        data = source if args.in_place and args.data else root / "data"
+        if data != source:
+            shutil.copytree(source, data)
+        settings = Settings.resolve(data)
+        started = time.perf_counter()
+        shutil.copyfile(settings.database, root / "baseline.duckdb")
+        baseline = time.perf_counter() - started
+        (root / "baseline.duckdb").unlink()
+
+        con = duckdb.connect(str(settings.database), read_only=True)
+        row = con.execute(
+            "SELECT identifier FROM identities WHERE kind = 'email' ORDER BY identifier LIMIT 1"
+        ).fetchone()
+        con.close()
+        assert row is not None, "no customer with an email"
+        identifier = str(row[0])
+
+        t0 = time.perf_counter()
+        person = erase.find_person(settings, identifier)
+        t1 = time.perf_counter()
+        Engine.open(settings).close()
+        t2 = time.perf_counter()
+        con = duckdb.connect(str(settings.database))
+        removed = duckdb_erase.remove(con, person)
+        con.close()
+        t3 = time.perf_counter()
+        size = duckdb_erase.rewrite(settings.database)
+        t4 = time.perf_counter()
+        lines = scrub(data, person.values)
+        t5 = time.perf_counter()
+        total = t5 - t0
+        events = removed.rows.get("event_log", 0)
+        print(f"erasure of one customer ({len(person.identifiers)} identifiers, {events} events)")
+        print(f"  find the person      {t1 - t0:8.2f} s")
+        print(f"  open + checkpoint    {t2 - t1:8.2f} s")
+        print(f"  delete rows          {t3 - t2:8.2f} s  ({removed.total} rows)")
+        print(f"  rewrite the file     {t4 - t3:8.2f} s  ({size / 1e9:.2f} GB)")
+        print(f"  scrub other files    {t5 - t4:8.2f} s  ({sum(lines.values())} lines)")
+        print(f"  total                {total:8.2f} s")
+        print(
+            f"baseline: copy the database file {baseline:.2f} s; ratio total/copy {total / baseline:.2f}"
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,205 @@
+"""``cdp privacy``: requests about a person (erase, suppress, unsuppress) and their status.
+
+Other modules add commands to ``privacy_app`` (the APPI provision records:
+``cdp/cli/privacy_records.py``). docs/privacy.md explains what each request does.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from cdp.cli._app import console, errors, opts_of, print_json, sub_app, table
+
+privacy_app = sub_app(
+    "privacy", "A person's data: erasure, suppression, request status, APPI provision records."
+)
+
+Identifier = Annotated[
+    str,
+    typer.Argument(
+        help="The person: an identifier key (email:a@b.jp, phone:090..., user_id:u1, "
+        "anonymous_id:a1, line:U...) or a cus_ customer id."
+    ),
+]
+Archive = Annotated[
+    Path | None,
+    typer.Option(
+        "--archive",
+        help="The Parquet archive directory to erase from too (cdp archive run --out).",
+    ),
+]
+
+
+def _identifier(text: str) -> str:
+    from cdp.errors import ConfigError  # noqa: PLC0415
+    from cdp.read.keys import parse  # noqa: PLC0415
+
+    try:
+        return parse(text)
+    except ValueError as error:
+        raise ConfigError(f"{text!r} is not an identifier: {error}") from None
+
+
+def _summary(counts: dict[str, int]) -> str:
+    rows = sum(v for k, v in counts.items() if k not in ("customers", "identifiers", "file_bytes"))
+    if not counts:
+        return ""
+    return f"{counts.get('customers', 0)} customer(s), {rows} row(s) removed"
+
+
+def _show(requests: list[Any], as_json: bool) -> None:
+    if as_json:
+        print_json([r.public() for r in requests])
+        return
+    rows = [
+        (
+            r.id,
+            r.type,
+            r.subject_kind,
+            r.status,
+            r.received_at[:19],
+            _summary(r.counts),
+            "; ".join(f"{k}: {v}" for k, v in r.failed.items()) or (r.error or ""),
+        )
+        for r in requests
+    ]
+    console.print(
+        table(
+            "privacy requests",
+            ["id", "type", "named by", "status", "received (UTC)", "counts", "failed"],
+            rows,
+        )
+    )
+
+
+def _file_and_run(ctx: typer.Context, kind: str, identifier: str, archive: Path | None) -> None:
+    from cdp.adapters.socket.client import ServerRunningError  # noqa: PLC0415
+    from cdp.services.privacy import erase  # noqa: PLC0415
+    from cdp.services.privacy.requests import Requests  # noqa: PLC0415
+
+    opts = opts_of(ctx)
+    with errors():
+        key = _identifier(identifier)
+        request = Requests(opts.settings.data_dir).file(kind, key, erase.cli_actor())
+        try:
+            request = erase.run(opts.settings, request, erasure_steps(opts.settings, archive))
+        except ServerRunningError as error:
+            console.print(
+                f"filed {request.id}; {error}. Suppression already applies; the erasure runs "
+                "when the server starts again, or with `cdp privacy process` once it is stopped.",
+                highlight=False,
+            )
+            raise typer.Exit(3) from None
+    _show([request], opts.json)
+    if request.status not in ("finished",):
+        raise typer.Exit(1)
+
+
+def erasure_steps(settings: Any, archive: Path | None) -> list[Any]:
+    """The copies outside the data directory's DuckDB file that an erasure reaches:
+    the Parquet archive when given, the APPI provision records (the person's entries
+    become ``erased:<request>``), the audiences pushed to ad platforms (a removal now)."""
+    from cdp.services.privacy import provisions  # noqa: PLC0415
+
+    def archive_step(request: Any, person: Any) -> dict[str, str]:
+        from cdp.adapters.archive.erase import erase_from_archive  # noqa: PLC0415
+
+        if archive is None:
+            return {}
+        try:
+            erase_from_archive(archive, person.customer_ids, person.identifiers)
+        except Exception as error:  # the request says which copy failed; re-run it
+            return {"archive": f"{type(error).__name__}: {error}"}
+        return {}
+
+    def records_step(request: Any, person: Any) -> dict[str, str]:
+        provisions.redact(settings.data_dir, person.customer_ids, request.id)
+        return {}
+
+    def audiences_step(request: Any, person: Any) -> dict[str, str]:
+        from connectors.destinations.push.withdraw import withdraw  # noqa: PLC0415
+
+        outcome = withdraw(settings.data_dir, set(person.customer_ids))
+        return {d: r for d, r in outcome.items() if r != "removed"}
+
+    return [archive_step, audiences_step, records_step]
+
+
+@privacy_app.command("erase")
+def erase_command(
+    ctx: typer.Context,
+    identifier: Identifier,
+    archive: Archive = None,
+    keep_accepting: Annotated[
+        bool,
+        typer.Option(
+            "--keep-accepting",
+            help="Erase only (Segment's DELETE_ONLY); by default the person is also "
+            "suppressed, so their new events are refused (SUPPRESS_WITH_DELETE).",
+        ),
+    ] = False,
+) -> None:
+    """Erase a person everywhere the platform writes (docs/privacy.md).
+
+    Needs the data directory to itself (stop `cdp serve`; it also runs pending
+    erasures when it starts). Exit 0 finished, 1 partial or failed (see the table),
+    3 filed but waiting for the server to stop."""
+    kind = "delete" if keep_accepting else "suppress-with-delete"
+    _file_and_run(ctx, kind, identifier, archive)
+
+
+@privacy_app.command("suppress")
+def suppress_command(ctx: typer.Context, identifier: Identifier) -> None:
+    """Refuse the person's new events at every door; their data is kept."""
+    _file_and_run(ctx, "suppress", identifier, None)
+
+
+@privacy_app.command("unsuppress")
+def unsuppress_command(ctx: typer.Context, identifier: Identifier) -> None:
+    """Accept the person's events again."""
+    _file_and_run(ctx, "unsuppress", identifier, None)
+
+
+@privacy_app.command("requests")
+def requests_command(
+    ctx: typer.Context,
+    status: Annotated[
+        str | None, typer.Option(help="Only requests in this status (received, running, ...).")
+    ] = None,
+) -> None:
+    """Every privacy request and its status (never the person's identifier)."""
+    from cdp.services.privacy.requests import Requests  # noqa: PLC0415
+
+    opts = opts_of(ctx)
+    with errors():
+        found = Requests(opts.settings.data_dir).all(status)
+    _show(found, opts.json)
+
+
+def process_open(settings: Any) -> None:
+    """Run the open privacy requests before a server takes the data directory; one line
+    per request on stderr (the server then starts whatever their outcome)."""
+    from cdp.services.privacy import erase  # noqa: PLC0415
+    from cdp.services.privacy.requests import Requests  # noqa: PLC0415
+
+    if not Requests(settings.data_dir).open():
+        return
+    for done in erase.process(settings, erasure_steps(settings, None)):
+        print(f"privacy request {done.id} ({done.type}): {done.status}", file=sys.stderr)
+
+
+@privacy_app.command("process")
+def process_command(ctx: typer.Context, archive: Archive = None) -> None:
+    """Run the open requests (filed over the API, or interrupted by a crash)."""
+    from cdp.services.privacy import erase  # noqa: PLC0415
+
+    opts = opts_of(ctx)
+    with errors():
+        done = erase.process(opts.settings, erasure_steps(opts.settings, archive))
+    _show(done, opts.json)
+    if any(r.status != "finished" for r in done):
+        raise typer.Exit(1)

@@ -1,0 +1,128 @@
+"""Privacy requests over HTTP, behind a read token with the ``privacy:write`` scope.
+
+- ``POST /v1/privacy/requests`` ``{"type": "delete" | "suppress" |
+  "suppress-with-delete" | "unsuppress", "identifier": "email:a@b.jp"}``:
+  files the request (``202``) and applies suppression at once: every
+  identifier the person has (found through the lookups) is refused at every
+  door from the next request on. An erasure needs the data directory to
+  itself, so it stays ``received`` until ``cdp privacy process`` runs with the
+  server stopped, or the server starts again (it processes open requests
+  first): docs/privacy.md.
+- ``GET /v1/privacy/requests`` and ``GET /v1/privacy/requests/{id}``: status.
+
+Answers never carry the identifier, only its kind and peppered token.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import anyio
+import orjson
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+from cdp.errors import AuthError, CdpError, ConfigError, ForbiddenError, NotFoundError
+from cdp.http.errors import error_response
+from cdp.http.read import _bearer, json_response
+from cdp.ports.lookups import ProfileLookups
+from cdp.read.keys import parse
+from cdp.services.privacy import requests as privacy_requests
+from cdp.services.privacy.requests import Requests
+from cdp.services.privacy.suppressions import SuppressionList
+from cdp.services.tokens import PRIVACY_WRITE, TokenRegistry
+
+
+def _identifiers(reader: ProfileLookups, key: str) -> list[str]:
+    """Every identifier of the person ``key`` names, ``key`` itself included."""
+    try:
+        body, _ = reader.profile(key, 0)
+    except (NotFoundError, ValueError):
+        return [] if key.startswith("cus_") else [key]
+    found = orjson.loads(body).get("identifiers") or []
+    keys = {str(k) for k in found if isinstance(k, str)}
+    if not key.startswith("cus_"):
+        keys.add(key)
+    return sorted(keys)
+
+
+def router(data_dir: Path, reader: ProfileLookups, tokens: TokenRegistry) -> APIRouter:
+    """The privacy routes for the data directory ``data_dir``."""
+    routes = APIRouter(tags=["privacy"])
+    registry = Requests(data_dir)
+
+    def authorised(request: Request) -> str:
+        token = tokens.authenticate(_bearer(request), PRIVACY_WRITE)
+        return f"token:{token.name}"
+
+    def file(request: Request, body: bytes) -> Response:
+        actor = authorised(request)
+        try:
+            asked = orjson.loads(body)
+        except orjson.JSONDecodeError as error:
+            raise ConfigError(f"body is not JSON: {error}") from None
+        if not isinstance(asked, dict):
+            raise ConfigError("body must be a JSON object with `type` and `identifier`")
+        kind, text = asked.get("type"), asked.get("identifier")
+        if kind not in privacy_requests.TYPES:
+            raise ConfigError(f"`type` must be one of {', '.join(privacy_requests.TYPES)}")
+        if not isinstance(text, str) or not text:
+            raise ConfigError("`identifier` must be an identifier key such as email:a@b.jp")
+        try:
+            key = parse(text)
+        except ValueError as error:
+            raise ConfigError(f"`identifier`: {error}") from None
+        filed = registry.file(kind, key, actor)
+        keys = _identifiers(reader, key)
+        steps = dict(filed.steps)
+        if kind in (privacy_requests.SUPPRESS, privacy_requests.SUPPRESS_WITH_DELETE):
+            SuppressionList.load(data_dir).add(keys, filed.id)
+            steps["suppress"] = "done"
+        elif kind == privacy_requests.UNSUPPRESS:
+            SuppressionList.load(data_dir).remove(keys)
+            steps["unsuppress"] = "done"
+        status = privacy_requests.RECEIVED if filed.erases else privacy_requests.FINISHED
+        saved = registry.update(filed, steps=steps, status=status)
+        return json_response(saved.public(), 202 if filed.erases else 200)
+
+    def guarded(fn: Any) -> Response:
+        try:
+            result: Response = fn()
+            return result
+        except AuthError as error:
+            return error_response(401, str(error))
+        except ForbiddenError as error:
+            return error_response(403, str(error))
+        except NotFoundError as error:
+            return error_response(404, str(error))
+        except CdpError as error:
+            return error_response(400, str(error))
+
+    @routes.post("/v1/privacy/requests", status_code=202)
+    async def create(request: Request) -> Response:
+        """File a privacy request about one person (see the module docstring)."""
+        body = await request.body()
+        return await anyio.to_thread.run_sync(lambda: guarded(lambda: file(request, body)))
+
+    @routes.get("/v1/privacy/requests")
+    async def listed(request: Request) -> Response:
+        """Every privacy request and its status, oldest first."""
+
+        def work() -> Response:
+            authorised(request)
+            return json_response([r.public() for r in registry.all()])
+
+        return await anyio.to_thread.run_sync(lambda: guarded(work))
+
+    @routes.get("/v1/privacy/requests/{request_id}")
+    async def one(request: Request, request_id: str) -> Response:
+        """One privacy request: status, steps done, counts, failed destinations."""
+
+        def work() -> Response:
+            authorised(request)
+            return json_response(registry.get(request_id).public())
+
+        return await anyio.to_thread.run_sync(lambda: guarded(work))
+
+    return routes

@@ -1,0 +1,168 @@
+"""Carrying out privacy requests on an embedded data directory (``cdp privacy``).
+
+``process(settings)`` runs every open request, oldest first. Each step is
+idempotent and recorded in the request, so a run that crashed is finished
+by running it again (``cdp privacy process``, or the next ``cdp serve``):
+
+1. ``suppress`` / ``unsuppress`` the person's identifiers (the doors read the
+   list at once: ``cdp.services.privacy.suppressions``);
+2. for an erasure, find the person (the customer their identifier belongs to,
+   every customer merged into it, all their identifiers), delete their rows
+   from the DuckDB file and rewrite the file so no freed page keeps them
+   (``cdp.adapters.duckdb.erase``);
+3. the files the data directory keeps besides the database (exports, the
+   demo's input): lines naming the person removed (``scrub``);
+4. the other copies: the Parquet archive when one is given, the audiences
+   pushed to ad platforms (a removal now), the APPI provision records (the
+   person's entries become ``erased:<request>``);
+5. ``finished`` (or ``partial`` with the destinations that failed): the
+   request forgets the identifier.
+
+The data directory must be free (no ``cdp serve`` on it): the rewrite needs
+the file to itself. A server files requests and applies suppression at once;
+it runs erasures when it starts (docs/privacy.md).
+"""
+
+from __future__ import annotations
+
+import getpass
+from collections.abc import Callable
+from pathlib import Path
+
+import duckdb
+
+from cdp.adapters.duckdb import erase as duckdb_erase
+from cdp.config import Settings
+from cdp.runtime.engine import Engine
+from cdp.services.privacy import audit
+from cdp.services.privacy import requests as privacy_requests
+from cdp.services.privacy.requests import PrivacyRequest, Requests
+from cdp.services.privacy.scrub import scrub
+
+#: Steps of an erasure beyond the DuckDB file, each given the person; returns the
+#: destinations or stores that failed (name → reason). Wired by ``erasure_steps``.
+Step = Callable[[PrivacyRequest, duckdb_erase.Person], dict[str, str]]
+
+
+def cli_actor() -> str:
+    """``cli:<os user>``: who filed a request from the command line."""
+    try:
+        return f"cli:{getpass.getuser()}"
+    except OSError:
+        return "cli:unknown"
+
+
+def _customer_of(con: duckdb.DuckDBPyConnection, identifier: str) -> str | None:
+    if identifier.startswith("cus_"):
+        current = identifier
+        for _ in range(10_000):  # cdp.read.merges.MAX_MERGE_CHAIN
+            row = con.execute(
+                "SELECT into_customer FROM merges WHERE from_customer = ?", [current]
+            ).fetchone()
+            if row is None:
+                return current
+            current = str(row[0])
+        return None
+    row = con.execute(
+        "SELECT customer_id FROM identities WHERE identifier = ?", [identifier]
+    ).fetchone()
+    return None if row is None else str(row[0])
+
+
+def find_person(settings: Settings, identifier: str) -> duckdb_erase.Person:
+    """The person ``identifier`` names: their customers and every identifier key
+    they have (the identifier itself included, known or not)."""
+    named = frozenset() if identifier.startswith("cus_") else frozenset({identifier})
+    if not settings.database.exists():
+        return duckdb_erase.Person(frozenset(), named)
+    con = Engine.open_read_only(settings)  # through a running server if there is one
+    try:
+        customer = _customer_of(con, identifier)
+        if customer is None:
+            return duckdb_erase.Person(frozenset(), named)
+        person = duckdb_erase.find(con, customer)
+    finally:
+        con.close()
+    return duckdb_erase.Person(person.customer_ids, person.identifiers | named)
+
+
+def erase_local(settings: Settings, person: duckdb_erase.Person) -> dict[str, int]:
+    """Delete ``person`` from the data directory's DuckDB file and rewrite it; the rows
+    removed per table and the new file's size (``file_bytes``)."""
+    if not settings.database.exists():
+        return {}
+    Engine.open(settings).close()  # projections caught up and checkpointed first
+    con = duckdb.connect(str(settings.database))
+    try:
+        removed = duckdb_erase.remove(con, person)
+    finally:
+        con.close()
+    counts = dict(removed.rows)
+    counts["file_bytes"] = duckdb_erase.rewrite(settings.database)
+    return counts
+
+
+def run(
+    settings: Settings, request: PrivacyRequest, steps: list[Step] | None = None
+) -> PrivacyRequest:
+    """Carry out one request (see the module docstring); the saved result."""
+    registry = Requests(settings.data_dir)
+    identifier = request.subject
+    if identifier is None:  # finished already
+        return request
+    request = registry.update(request, status=privacy_requests.RUNNING, error=None)
+    try:
+        done = dict(request.steps)
+        failed: dict[str, str] = {}
+        counts = dict(request.counts)
+        person = find_person(settings, identifier)
+        counts["customers"] = len(person.customer_ids)
+        counts["identifiers"] = len(person.identifiers)
+        for name, apply in _suppression_steps(settings.data_dir, request):
+            apply(sorted(person.identifiers))
+            done[name] = "done"
+        if request.erases:
+            counts.update(erase_local(settings, person))
+            files = scrub(settings.data_dir, person.values)
+            counts["file_lines"] = sum(files.values())
+            done["data directory"] = "done"
+            for step in steps or []:
+                failed.update(step(request, person))
+            done["copies"] = "done" if not failed else "partial"
+        status = privacy_requests.PARTIAL if failed else privacy_requests.FINISHED
+        audit.record(
+            settings.data_dir,
+            request.actor,
+            f"privacy.{request.type}",
+            f"request:{request.id}",
+            {"status": status, "counts": counts, "failed": sorted(failed)},
+        )
+        return registry.update(request, status=status, steps=done, counts=counts, failed=failed)
+    except Exception as error:
+        registry.update(request, status=privacy_requests.FAILED, error=f"{error}")
+        raise
+
+
+def _suppression_steps(
+    data_dir: Path, request: PrivacyRequest
+) -> list[tuple[str, Callable[[list[str]], object]]]:
+    from cdp.services.privacy.suppressions import SuppressionList  # noqa: PLC0415
+
+    if request.type in (privacy_requests.SUPPRESS, privacy_requests.SUPPRESS_WITH_DELETE):
+        return [("suppress", lambda keys: SuppressionList.load(data_dir).add(keys, request.id))]
+    if request.type == privacy_requests.UNSUPPRESS:
+        return [("unsuppress", lambda keys: SuppressionList.load(data_dir).remove(keys))]
+    return []
+
+
+def process(settings: Settings, steps: list[Step] | None = None) -> list[PrivacyRequest]:
+    """Run every open request of the data directory, oldest first; their results (a
+    request that fails is saved ``failed`` with its error, and the others still run)."""
+    registry = Requests(settings.data_dir)
+    done = []
+    for request in registry.open():
+        try:
+            done.append(run(settings, request, steps))
+        except Exception:  # recorded in the request by run(); the next one still runs
+            done.append(registry.get(request.id))
+    return done
