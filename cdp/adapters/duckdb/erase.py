@@ -28,6 +28,8 @@ from pathlib import Path
 
 import duckdb
 
+from cdp.atomic import fsync_directory
+
 USER_KEY = "user_id:"
 ANON_KEY = "anonymous_id:"
 
@@ -204,9 +206,5 @@ def rewrite(path: Path) -> int:
         os.fsync(handle.fileno())
     os.replace(fresh, path)
     path.with_name(path.name + ".wal").unlink(missing_ok=True)
-    directory = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(directory)
-    finally:
-        os.close(directory)
+    fsync_directory(path.parent)
     return path.stat().st_size

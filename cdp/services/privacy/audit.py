@@ -42,6 +42,7 @@ from typing import Any, Final
 
 import orjson
 
+from cdp.atomic import append_durably
 from cdp.services.privacy import files
 from schemas.identifiers import key, parse_key
 
@@ -163,20 +164,7 @@ def _append(folder: Path, rows: list[tuple[datetime, str, str, str, Any]]) -> No
         # A torn last line (a crash mid-write) is ended first, so it stays one line.
         torn = last is not None and days[-1].name == name and not _ends_line(days[-1])
         data = (b"\n" if torn else b"") + b"\n".join(lines) + b"\n"
-        path = folder / name
-        created = not path.exists()
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-        try:
-            os.write(fd, data)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        if created:  # the new name must survive a crash too
-            dir_fd = os.open(folder, os.O_RDONLY)
-            try:
-                os.fsync(dir_fd)
-            finally:
-                os.close(dir_fd)
+        append_durably(folder / name, data)
     finally:
         os.close(lock)  # releases the flock
 

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import os
 import re
 import secrets
 from collections.abc import Iterable, Iterator
@@ -36,7 +35,7 @@ from typing import Any, Final
 
 import orjson
 
-from cdp.atomic import write_atomically
+from cdp.atomic import append_durably, write_atomically
 from cdp.services.privacy.files import directory, pepper, token
 
 PROVISIONS: Final = "provisions"
@@ -155,20 +154,7 @@ def record(
     )
     line = orjson.dumps(provision.to_json()) + b"\n"
     with _locked(data_dir) as root:
-        path = _month_file(root, provision.at)
-        created = not path.exists()
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-        try:
-            os.write(fd, line)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        if created:  # the new name must survive a power cut too
-            handle = os.open(root, os.O_RDONLY)
-            try:
-                os.fsync(handle)
-            finally:
-                os.close(handle)
+        append_durably(_month_file(root, provision.at), line)
     return provision
 
 
