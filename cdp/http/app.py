@@ -97,7 +97,12 @@ def create_app(
     app.state.audit = audit_log
     app.include_router(read_router(profiles, TokenRegistry(settings.data_dir), audit_log))
     app.include_router(
-        privacy.router(settings.data_dir, profiles, TokenRegistry(settings.data_dir))
+        privacy.router(
+            settings.data_dir,
+            profiles,
+            TokenRegistry(settings.data_dir),
+            "embedded" if platform.kafka is None else "kafka",
+        )
     )
 
     # Every write route submits through the intake, which drops suppressed people's events.

@@ -47,8 +47,11 @@ def _identifiers(reader: ProfileLookups, key: str) -> list[str]:
     return sorted(keys)
 
 
-def router(data_dir: Path, reader: ProfileLookups, tokens: TokenRegistry) -> APIRouter:
-    """The privacy routes for the data directory ``data_dir``."""
+def router(
+    data_dir: Path, reader: ProfileLookups, tokens: TokenRegistry, runtime: str = "embedded"
+) -> APIRouter:
+    """The privacy routes for the data directory ``data_dir``; ``runtime``: ``kafka``
+    when the person's data is in Kafka topics (requests are filed as such)."""
     routes = APIRouter(tags=["privacy"])
     registry = Requests(data_dir)
 
@@ -73,7 +76,7 @@ def router(data_dir: Path, reader: ProfileLookups, tokens: TokenRegistry) -> API
             key = parse(text)
         except ValueError as error:
             raise ConfigError(f"`identifier`: {error}") from None
-        filed = registry.file(kind, key, actor)
+        filed = registry.file(kind, key, actor, runtime)
         keys = _identifiers(reader, key)
         steps = dict(filed.steps)
         if kind in (privacy_requests.SUPPRESS, privacy_requests.SUPPRESS_WITH_DELETE):

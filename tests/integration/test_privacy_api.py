@@ -141,3 +141,53 @@ def test_unsuppress_over_the_api(service: Service) -> None:
         )
         assert answer.status_code == 200 and answer.json()["status"] == "finished"
     assert not any(SuppressionList.load(service.settings.data_dir).suppressed([k]) for k in keys)
+
+
+def test_a_server_runs_the_erasures_filed_over_the_api_when_it_starts(
+    shop: Path, tmp_path: Path
+) -> None:
+    """Filed while a server ran (received), carried out by the next start before the
+    port opens: the request is finished and the server answers."""
+    from cdp.services.privacy.requests import Requests  # noqa: PLC0415
+    from tests.loopback import cdp_serve  # noqa: PLC0415
+
+    data = tmp_path / "data"
+    shutil.copytree(shop, data)
+    registry = Requests(data)
+    email = "email:" + next(
+        k.partition(":")[2] for k, _ in owners_of(data) if k.startswith("email:")
+    )
+    filed = registry.file("delete", email, "token:dpo")
+    log = tmp_path / "serve.log"
+    with cdp_serve(data, log_path=log) as server:
+        assert httpx.get(f"{server.url}/health/live", timeout=30).status_code == 200
+        done = registry.get(filed.id)
+        assert done.status == "finished" and done.subject is None
+        assert done.counts["event_log"] > 0
+    assert f"privacy request {filed.id} (delete): finished" in log.read_text()
+
+
+def test_an_erasure_filed_to_a_kafka_server_is_never_called_finished(tmp_path: Path) -> None:
+    """Erasure of the Kafka topics is not built: such a request stays open, saying so."""
+    from cdp.services.privacy import erase  # noqa: PLC0415
+    from cdp.services.privacy.requests import Requests  # noqa: PLC0415
+
+    settings = Settings(tmp_path / "api")  # a Kafka API's data directory: no event log
+    filed = Requests(settings.data_dir).file("delete", "email:a@example.jp", "t", "kafka")
+    [result] = erase.process(settings)
+    assert result.id == filed.id and result.status == "received"
+    assert result.error is not None and "not built yet" in result.error
+    assert result.subject == "email:a@example.jp"  # kept: the work is not done
+
+
+def owners_of(data: Path) -> list[tuple[str, str]]:
+    import duckdb  # noqa: PLC0415
+
+    con = duckdb.connect(str(data / "cdp.duckdb"), read_only=True)
+    try:
+        return [
+            (str(k), str(c))
+            for k, c in con.execute("SELECT identifier, customer_id FROM identities").fetchall()
+        ]
+    finally:
+        con.close()

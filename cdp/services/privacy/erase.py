@@ -110,6 +110,13 @@ def run(
     identifier = request.subject
     if identifier is None:  # finished already
         return request
+    if request.erases and request.runtime != "embedded":
+        # Never "finished" while the Kafka topics still hold them (docs/privacy.md).
+        return registry.update(
+            request,
+            error="erasure of the Kafka topics is not built yet: the person is suppressed; "
+            "see docs/privacy.md, 'Why not crypto-shredding (yet)'",
+        )
     request = registry.update(request, status=privacy_requests.RUNNING, error=None)
     try:
         done = dict(request.steps)

@@ -79,6 +79,9 @@ class PrivacyRequest:
     failed: dict[str, str] = field(default_factory=dict)
     """Destinations (or stores) that could not be reached, with the reason."""
     error: str | None = None
+    runtime: str = "embedded"
+    """Where the person's data is: ``embedded`` (this data directory) or ``kafka``
+    (filed to ``cdp serve --kafka``; erasure there is not built yet: docs/privacy.md)."""
 
     @property
     def erases(self) -> bool:
@@ -124,7 +127,9 @@ class Requests:
             return []
         return [PrivacyRequest(**r) for r in raw.get("requests", [])]
 
-    def file(self, kind: str, identifier: str, actor: str) -> PrivacyRequest:
+    def file(
+        self, kind: str, identifier: str, actor: str, runtime: str = "embedded"
+    ) -> PrivacyRequest:
         """Record a new request (``received``) for the identifier key or ``cus_`` id."""
         if kind not in TYPES:
             raise ConfigError(f"request type {kind!r} is not one of {', '.join(TYPES)}")
@@ -138,6 +143,7 @@ class Requests:
             received_at=_now(),
             updated_at=_now(),
             subject=identifier,
+            runtime=runtime,
         )
         with self._locked() as found:
             found.append(request)
