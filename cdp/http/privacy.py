@@ -25,7 +25,7 @@ from fastapi.responses import Response
 
 from cdp.errors import AuthError, CdpError, ConfigError, ForbiddenError, NotFoundError
 from cdp.http.errors import error_response
-from cdp.http.read import _bearer, json_response
+from cdp.http.read import bearer, json_response
 from cdp.ports.lookups import ProfileLookups
 from cdp.read.keys import parse
 from cdp.services.privacy import requests as privacy_requests
@@ -56,7 +56,7 @@ def router(
     registry = Requests(data_dir)
 
     def authorised(request: Request) -> str:
-        token = tokens.authenticate(_bearer(request), PRIVACY_WRITE)
+        token = tokens.authenticate(bearer(request), PRIVACY_WRITE)
         return f"token:{token.name}"
 
     def file(request: Request, body: bytes) -> Response:

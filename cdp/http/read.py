@@ -62,7 +62,9 @@ def json_response(data: Any, status: int = 200) -> Response:
 
 
 # ------------------------------------------------------------------- routes
-def _bearer(request: Request) -> str | None:
+def bearer(request: Request) -> str | None:
+    """The read token of ``Authorization: Bearer <token>`` (None without the header);
+    ``AuthError`` for another scheme. Shared by every route behind read tokens."""
     header = request.headers.get("authorization")
     if not header:
         return None
@@ -122,7 +124,7 @@ def read_router(reader: ProfileLookups, tokens: TokenRegistry, audit_log: AuditL
         status = 500
         parsed = False  # is target the identifier key the lookup normalised?
         try:
-            token = tokens.identify(_bearer(request))
+            token = tokens.identify(bearer(request))
             who = token.name
             tokens.require(token, scope)
             data, target = work()
