@@ -92,12 +92,13 @@ def test_a_killed_worker_fails_over_then_rejoins(
     topic_prefix: str,
     tmp_path: Path,
     records: list[Record],
-    request: pytest.FixtureRequest,
 ) -> None:
     """SIGKILL one of two workers: the survivor folds what comes next on every
     partition; the killed one, restarted, rejoins a Stable group and both fold on."""
     if broker.kind == "noida":
-        request.applymarker(pytest.mark.xfail(run=False, reason=NOIDA_NEVER_EXPIRES))
+        # Not run: it cannot pass there and took a minute of the suite to fail. The
+        # defect is shown with the Kafka client alone: python -m bench.group_failover.
+        pytest.xfail(NOIDA_NEVER_EXPIRES)
     before, during, after = thirds(records)
     _init(broker, topic_prefix, 4)
     first = Worker(broker, topic_prefix, None, tmp_path, "first").start()
@@ -129,12 +130,13 @@ def test_a_killed_static_member_restarted_at_once_takes_its_partitions_back(
     """Workers with ``--instance-id``: one is killed and restarted at once under its
     id; the group ends Stable with both and every event is folded exactly. On
     noida-db (static members kept) there is no rebalance at all. On tansu static
-    joins are unreliable (``TANSU_STATIC``): the test runs, failures excused. (noida-db's
-    occasional stalled join of two workers, before any kill, is excused as in
-    ``test_streams_worker``.)"""
-    _excuse_noida_rejoin(broker, request)
+    joins are unreliable (``TANSU_STATIC``) and static membership is off in its
+    profile: the test is skipped there (it measured only tansu's defect, for 85 s of
+    the suite). (noida-db's occasional stalled join of two workers, before any kill,
+    is excused as in ``test_streams_worker``.)"""
     if broker.kind == "tansu":
-        request.applymarker(pytest.mark.xfail(strict=False, reason=TANSU_STATIC))
+        pytest.skip(TANSU_STATIC)
+    _excuse_noida_rejoin(broker, request)
     before, during, after = thirds(records)
     _init(broker, topic_prefix, 4)
     first, second = (
