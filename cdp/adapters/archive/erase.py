@@ -59,7 +59,7 @@ from cdp.adapters.archive.layout import (
     resolve,
 )
 from cdp.adapters.archive.manifest import Manifest, Roll, manifest_lock
-from cdp.atomic import write_atomically
+from cdp.atomic import fsync_directory, write_atomically
 from cdp.errors import ArchiveError, EventValidationError
 from projections.identity.extract import envelope_keys, envelope_only, identifiers_of
 from schemas import decode_stored
@@ -149,7 +149,7 @@ def _erasing(root: Path) -> Iterator[None]:
         # other people's rows, which a later erasure could not reach here.
         for leftover in aside.iterdir():
             leftover.unlink()
-        _fsync_directory(aside)
+        fsync_directory(aside)
         yield
     finally:
         os.close(fd)
@@ -266,8 +266,8 @@ def _replace(root: Path, final: Path, table: pa.Table) -> None:
     except BaseException:
         aside.unlink(missing_ok=True)
         raise
-    _fsync_directory(final.parent)
-    _fsync_directory(aside.parent)
+    fsync_directory(final.parent)
+    fsync_directory(aside.parent)
 
 
 def _recount(root: Path, rows_of: dict[str, int]) -> int:
@@ -296,11 +296,3 @@ def _recount(root: Path, rows_of: dict[str, int]) -> int:
         if changed:
             write_atomically(path, b"".join(lines) + data[complete:])
     return changed
-
-
-def _fsync_directory(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

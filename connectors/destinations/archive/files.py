@@ -19,6 +19,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from cdp.adapters.archive.layout import DATASETS, TEMP_SUFFIX, resolve
+from cdp.atomic import fsync_directory
 from cdp.errors import ArchiveError
 
 #: Called after a roll's files are in place and before the manifest records
@@ -26,15 +27,6 @@ from cdp.errors import ArchiveError
 BeforeRecord = Callable[[list[str]], None]
 
 COMPRESSION = "zstd"
-
-
-def fsync_directory(path: Path) -> None:
-    """Make a rename or a new entry in ``path`` durable."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def write_roll(root: Path, files: dict[str, pa.Table]) -> None:
