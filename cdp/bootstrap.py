@@ -31,6 +31,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from cdp.config import Settings
+from cdp.services.privacy import files as privacy_files
 
 if TYPE_CHECKING:
     import duckdb
@@ -99,7 +100,7 @@ def open_sink(
     if kafka is not None:
         from cdp.adapters.kafka.log import KafkaEventLog  # noqa: PLC0415
 
-        log = KafkaEventLog.open(kafka)
+        log = KafkaEventLog.open(kafka, pepper=privacy_files.pepper(settings.data_dir))
         try:
             yield log
         finally:
@@ -217,7 +218,7 @@ def _kafka_platform(
     from cdp.runtime.writer import GroupCommitWriter  # noqa: PLC0415
 
     the_writer: GroupCommitWriter[Any] = writer or GroupCommitWriter(
-        lambda: KafkaEventLog.open(kafka)
+        lambda: KafkaEventLog.open(kafka, pepper=privacy_files.pepper(settings.data_dir))
     )
     # The workers' group, measured in the background: /health, /metrics and the
     # lookups' freshness read the latest measurement and never wait on the broker.
@@ -225,7 +226,11 @@ def _kafka_platform(
         kafka.bootstrap, group_id(kafka.prefix), [kafka.topic(LOG), kafka.topic(EVENTS_BY_CUSTOMER)]
     )
     # The compacted profile/identity topics: any replica answers for any customer.
-    lookups = KafkaProfileLookups(kafka, settings.runtime_config().scoring, workers)
+    from cdp.services.privacy.erased import ErasedCustomers  # noqa: PLC0415
+
+    lookups = KafkaProfileLookups(
+        kafka, settings.runtime_config().scoring, workers, ErasedCustomers(settings.data_dir)
+    )
     return Platform(
         settings,
         the_writer,

@@ -14,8 +14,9 @@ days" segment exists precisely to find them. So the folds split them:
   few events that are neither the customer's activity nor a contact (a bounce
   reached nobody; "Email Sent" precedes an "Email Delivered" of the same email,
   which is the one counted; a refund or a ticket closed is booked by the
-  shop). None of them moves the profile's ``first_seen``/``last_seen`` or the
-  lead score's last activity, and no scoring rule may match them.
+  shop; so are the SFA's deal and sales activity records). None of them
+  moves the profile's ``first_seen``/``last_seen`` or the lead score's last
+  activity, and no scoring rule may match them.
 
 Every other event is the customer's activity, including replies to the shop
 (Email Opened, Email Link Clicked, Message Received, Push Notification
@@ -52,6 +53,13 @@ SHOP_EVENTS: Final = CONTACT_EVENTS | frozenset(
         "Push Notification Bounced",
         "Order Refunded",
         "Support Ticket Closed",
+        # The SFA's records (schemas.sales): a salesperson's doing, booked by the
+        # shop's sales team, never the customer's own activity on the shop.
+        "Deal Created",
+        "Deal Stage Changed",
+        "Deal Won",
+        "Deal Lost",
+        "Sales Activity Logged",
     }
 )
 """Track event names the shop's systems record: never the customer's activity."""

@@ -45,6 +45,13 @@ from schemas.events import (
     loads,
     tag_of,
 )
+from schemas.sales import (
+    DealCreated,
+    DealLost,
+    DealStageChanged,
+    DealWon,
+    SalesActivityLogged,
+)
 from schemas.stamp import stamp
 
 __all__ = [
@@ -58,6 +65,10 @@ __all__ = [
     "CdpError",
     "ConsentUpdated",
     "Context",
+    "DealCreated",
+    "DealLost",
+    "DealStageChanged",
+    "DealWon",
     "EmailDelivered",
     "EmailLinkClicked",
     "EmailOpened",
@@ -78,6 +89,7 @@ __all__ = [
     "ProductAdded",
     "ProductProps",
     "ProductViewed",
+    "SalesActivityLogged",
     "Screen",
     "SupportTicketClosed",
     "SupportTicketOpened",

@@ -42,6 +42,14 @@ from schemas.envelope import (
     Track,
 )
 from schemas.errors import EventTooLargeError, EventValidationError, FieldProblem
+from schemas.sales import (
+    SALES_TRACKS,
+    DealCreated,
+    DealLost,
+    DealStageChanged,
+    DealWon,
+    SalesActivityLogged,
+)
 from schemas.stored import PartCache, with_parts
 from schemas.upcasters import upcast
 
@@ -49,7 +57,7 @@ MAX_EVENT_BYTES: Final = 32 * 1024
 MESSAGE_TYPES: Final = ("track", "identify", "page", "screen", "group", "alias")
 TYPED_EVENT_NAMES: Final[dict[str, type[Envelope]]] = {
     cls.model_fields["event"].annotation.__args__[0]: cls  # type: ignore[union-attr]  # Literal
-    for cls in TYPED_TRACKS
+    for cls in (*TYPED_TRACKS, *SALES_TRACKS)
 }
 GENERIC_MODELS: Final[dict[str, type[Envelope]]] = {
     "track": Track,
@@ -97,7 +105,12 @@ Event = Annotated[
     | Annotated[SurveyAnswered, Tag("Survey Answered")]
     | Annotated[SupportTicketOpened, Tag("Support Ticket Opened")]
     | Annotated[SupportTicketClosed, Tag("Support Ticket Closed")]
-    | Annotated[ConsentUpdated, Tag("Consent Updated")],
+    | Annotated[ConsentUpdated, Tag("Consent Updated")]
+    | Annotated[DealCreated, Tag("Deal Created")]
+    | Annotated[DealStageChanged, Tag("Deal Stage Changed")]
+    | Annotated[DealWon, Tag("Deal Won")]
+    | Annotated[DealLost, Tag("Deal Lost")]
+    | Annotated[SalesActivityLogged, Tag("Sales Activity Logged")],
     Discriminator(
         tag_of,
         custom_error_type="invalid_type",

@@ -20,6 +20,7 @@ runtime's own code).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import weakref
 from dataclasses import dataclass
@@ -30,7 +31,9 @@ import faust.streams as faust_streams
 
 from cdp.adapters.kafka import codec as kafka_codec
 from cdp.adapters.kafka import topics as kafka_topics
+from cdp.adapters.kafka.keys import KeyRing
 from cdp.errors import MessageError
+from cdp.services.privacy import sealing
 from streams import messages
 from streams.app import Wiring
 from streams.gaps import Cursors, Seeks
@@ -60,14 +63,34 @@ class _InFlight:
     event: Any
 
 
-def _log_record(event: Any) -> LogRecord:
+def _log_record(event: Any, ring: KeyRing | None) -> LogRecord:
+    """The log record of a faust event, unsealed with ``ring`` (caught up already)."""
     message = event.message
+    value = message.value
+    erased = False
+    if sealing.is_sealed(value) and ring is not None:
+        try:
+            value = sealing.unseal(value, ring.known)
+            erased = value is None
+        except sealing.SealError:
+            pass  # the sequencer dead-letters the bytes as they are
     return LogRecord(
         offset=message.offset,
-        value=message.value,
+        value=value,
         timestamp=datetime.fromtimestamp(message.timestamp, UTC),
         source=kafka_codec.source_of(message.headers),
+        erased=erased,
     )
+
+
+def _kids(events: Any) -> set[bytes]:
+    kids: set[bytes] = set()
+    for event in events:
+        value = event.message.value
+        if sealing.is_sealed(value):
+            with contextlib.suppress(sealing.SealError):
+                kids.update(sealing.kids_of(value))
+    return kids
 
 
 def _make_current(event: Any) -> None:
@@ -98,6 +121,7 @@ def register(wiring: Wiring) -> None:
     }
     profiles_topic = config.topic(kafka_topics.PROFILES)
     current: dict[str, Sequencer] = {}
+    rings: list[KeyRing] = []  # the key ring, opened at the first sealed record
     in_flight: list[_InFlight] = []  # the identity batch whose journal waits (at most one)
     cursors = Cursors()  # by-customer partitions
     states = States()  # decoded customer states, by the table value they came from
@@ -176,7 +200,21 @@ def register(wiring: Wiring) -> None:
                 sequencer = Sequencer.restore(wiring.identity.items(), rules.identity, log_topic)
                 current["log"] = sequencer
                 log.info("identity state restored: next log offset %d", sequencer.next_offset)
-            records = [_log_record(e) for e in events]
+            kids = _kids(events)
+            if kids and not rings:
+                rings.append(
+                    await asyncio.to_thread(
+                        KeyRing,
+                        config.kafka.bootstrap,
+                        config.topic(kafka_topics.KEYS),
+                        timeout=config.kafka.timeout,
+                    )
+                )
+            ring = rings[0] if rings else None
+            if ring is not None and ring.unread(kids):
+                await asyncio.to_thread(ring.catch_up)  # keys are stored before their events
+                ring.settle(kids)
+            records = [_log_record(e, ring) for e in events]
             tp, before = events[0].message.tp, sequencer.next_offset
             step = sequencer.process(records)
             if step.gap is not None:

@@ -66,6 +66,7 @@ class Step:
     events: int = 0
     duplicates: int = 0
     dead_letters: int = 0
+    erased: int = 0
     gap: tuple[int, int] | None = None
     """``(expected, got)``: offset ``expected`` never came, ``got`` came instead;
     the batch was folded up to ``expected`` and the log must be read again from
@@ -81,6 +82,9 @@ class LogRecord:
     timestamp: datetime
     """The broker's record time: a dead letter's ``receivedAt`` (no wall clock)."""
     source: str | None = None
+    erased: bool = False
+    """Sealed under a destroyed key: the person was erased; skipped, like a record
+    the embedded log deleted."""
 
 
 def _row_key(row: identity.Row) -> str:
@@ -169,6 +173,9 @@ class Sequencer:
                 step.gap = (self.next_offset, offset)
                 break
             self.next_offset = offset + 1
+            if record.erased:
+                step.erased += 1
+                continue
             event = self._decode(record, step)
             if event is None:
                 continue

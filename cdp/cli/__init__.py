@@ -35,7 +35,9 @@ from cdp.cli import (  # noqa: F401  (registers commands)
     privacy,
     privacy_records,
     profile,
+    sales,
     segments,
+    sfa,
     tokens,
     worker,
 )

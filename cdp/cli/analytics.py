@@ -1,4 +1,5 @@
-"""``cdp analytics``: RFM, LTV, retention, next purchase, sequences, email A/B, funnel.
+"""``cdp analytics``: RFM, LTV, retention, next purchase, sequences, email A/B, funnel,
+campaigns (marketing → sales conversion).
 
 Every command prints a table (``--json``: the whole report as JSON) and can
 also write its rows to a CSV file (``--csv FILE``). docs/analytics.md defines
@@ -212,7 +213,50 @@ def email_ab_command(
 
 @analytics_app.command("funnel")
 def funnel_command(ctx: typer.Context, csv_file: CsvOption = None) -> None:
-    """Customers per funnel stage and lifecycle rung, with conversion ratios."""
+    """Customers per funnel stage, lifecycle rung and sales rung (lead → hot lead →
+    handed to sales → deal → won), with conversion ratios."""
     from cdp.services import analytics  # noqa: PLC0415
 
     _run(ctx, analytics.funnel, csv_file)
+
+
+@analytics_app.command("campaigns")
+def campaigns_command(
+    ctx: typer.Context,
+    touch: Annotated[
+        str, typer.Option(help="Attribute to the first touch, the last touch, or both.")
+    ] = "both",
+    csv_file: CsvOption = None,
+) -> None:
+    """Marketing → sales conversion per utm source/campaign: leads, hot leads, handed
+    to sales, deals, won, won revenue (docs/sales.md)."""
+    from cdp.services import analytics  # noqa: PLC0415
+
+    _run(ctx, lambda con: analytics.campaigns(con, touch=touch), csv_file, _show_campaigns)
+
+
+def _show_campaigns(report: analytics.Report) -> None:
+    """The ladder per touch, narrow enough for a terminal (CSV and --json have every column)."""
+    head = [
+        "touch",
+        "source",
+        "campaign",
+        "leads",
+        "hot",
+        "handed",
+        "deals",
+        "won",
+        "won ¥",
+        "lead→won",
+    ]
+    rows = [
+        (r["touch"], r["utm_source"], r["utm_campaign"], r["leads"], r["hot_leads"],
+         r["handed_to_sales"], r["deals"], r["won"], f"{r['won_revenue']:,.0f}", r["lead_to_won"])
+        for r in report.records()
+    ]  # fmt: skip
+    console.print(table(report.name, head, rows))
+    summary = report.summary
+    console.print(
+        f"leads {summary['leads']}, deals {summary['deals']}, won {summary['won']}, "
+        f"won revenue ¥{summary['won_revenue']:,.0f}; handed to sales = {summary['handed_to_sales']}"
+    )

@@ -79,10 +79,11 @@ def serve_command(
         level = serving.log_level(log_level)
         opts.settings.data_dir.mkdir(parents=True, exist_ok=True)
         mode = bootstrap.kafka_mode(kafka, prefix, input_prefix)
-        if mode is None:  # erasures filed over the API wait for the file to be free: now
-            from cdp.cli.privacy import process_open  # noqa: PLC0415
+        # Erasures filed while no server ran, or interrupted: embedded ones wait for
+        # the file to be free (now), Kafka ones run against the topics.
+        from cdp.cli.privacy import process_open  # noqa: PLC0415
 
-            process_open(opts.settings)
+        process_open(opts.settings, mode)
         platform = bootstrap.serving(opts.settings, mode)
         serving.serve(create_app(opts.settings, platform=platform), host, port, level)
 

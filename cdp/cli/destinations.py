@@ -219,9 +219,14 @@ def status_command(
         print_json(states)
         return
     rows = []
+    refused: list[tuple[str, str, str]] = []
     for state in states:
         last = state["last_sync"] or {}
         pending = state["pending"]
+        platform_state = dict(state["platform_state"])
+        # SFA destinations keep the records they refused (connectors.destinations.sfa.base).
+        record_errors = platform_state.pop("record_errors", None) or {}
+        refused += [(state["segment"], k, v) for k, v in sorted(record_errors.items())]
         rows.append(
             (
                 state["segment"],
@@ -231,13 +236,30 @@ def status_command(
                 f"{pending['id']}: {pending['chunks_done']}/{pending['chunks']} chunks done"
                 if pending
                 else "none",
-                " ".join(f"{k}={v}" for k, v in state["platform_state"].items()),
+                " ".join(f"{k}={v}" for k, v in platform_state.items()),
+                len(record_errors),
             )
         )
     console.print(
         table(
             f"Sync status of {name}",
-            ["segment", "synced members", "synced at", "last changes", "pending plan", "state"],
+            [
+                "segment",
+                "synced members",
+                "synced at",
+                "last changes",
+                "pending plan",
+                "state",
+                "records refused",
+            ],
             rows,
         )
     )
+    if refused:
+        console.print(
+            table(
+                "Records the destination refused (sent again by the next push)",
+                ["segment", "customer_id", "error"],
+                refused,
+            )
+        )

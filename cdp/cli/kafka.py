@@ -163,6 +163,34 @@ def init_command(
         raise typer.Exit(1)
 
 
+@kafka_app.command("drop")
+def drop_command(
+    ctx: typer.Context,
+    prefix: Annotated[str, typer.Option(help="The generation to drop, e.g. cdp. (required).")],
+    bootstrap: Bootstrap = None,
+    app_id: AppId = KAFKA_DEFAULT_APP_ID,
+    yes: Annotated[bool, typer.Option("--yes", help="Really delete the topics.")] = False,
+) -> None:
+    """Delete one generation of derived topics (profiles, identity, by-customer, dead
+    letters, changelogs); never the log or its keys. Run it once a new generation
+    folded the log and the API and workers moved to it: after an erasure, it removes
+    the person's last copies (docs/privacy.md)."""
+    from cdp.adapters.kafka import admin  # noqa: PLC0415
+    from cdp.adapters.kafka.topics import KafkaSettings  # noqa: PLC0415
+
+    opts = opts_of(ctx)
+    if not yes:
+        console.print("nothing deleted: add --yes to delete the topics of generation " + prefix)
+        raise typer.Exit(2)
+    with errors():
+        settings = KafkaSettings.resolve(bootstrap, prefix)
+        dropped = admin.drop_generation(settings.bootstrap, prefix, app_id)
+    if opts.json:
+        print_json({"dropped": dropped})
+    else:
+        console.print(f"dropped {len(dropped)} topic(s): {', '.join(dropped) or '-'}")
+
+
 @kafka_app.command("topics")
 def topics_command(
     ctx: typer.Context,

@@ -13,6 +13,8 @@ from typing import Annotated, Any
 import typer
 
 from cdp.cli._app import console, errors, opts_of, print_json, sub_app, table
+from cdp.cli.archive import Bootstrap, InputPrefix, Prefix
+from connectors.destinations.erasure import erasure_steps
 
 privacy_app = sub_app(
     "privacy", "A person's data: erasure, suppression, request status, APPI provision records."
@@ -76,7 +78,18 @@ def _show(requests: list[Any], as_json: bool) -> None:
     )
 
 
-def _file_and_run(ctx: typer.Context, kind: str, identifier: str, archive: Path | None) -> None:
+def _kafka(bootstrap: str | None, prefix: str | None, input_prefix: str | None) -> Any:
+    """The Kafka settings when a broker is named (``--bootstrap`` or its variable)."""
+    if bootstrap is None:
+        return None
+    from cdp.adapters.kafka.topics import KafkaSettings  # noqa: PLC0415
+
+    return KafkaSettings.resolve(bootstrap, prefix, input_prefix=input_prefix)
+
+
+def _file_and_run(
+    ctx: typer.Context, kind: str, identifier: str, archive: Path | None, kafka: Any = None
+) -> None:
     from cdp.adapters.socket.client import ServerRunningError  # noqa: PLC0415
     from cdp.services.privacy import erase  # noqa: PLC0415
     from cdp.services.privacy.requests import Requests  # noqa: PLC0415
@@ -84,9 +97,11 @@ def _file_and_run(ctx: typer.Context, kind: str, identifier: str, archive: Path 
     opts = opts_of(ctx)
     with errors():
         key = _identifier(identifier)
-        request = Requests(opts.settings.data_dir).file(kind, key, erase.cli_actor())
+        runtime = "embedded" if kafka is None else "kafka"
+        request = Requests(opts.settings.data_dir).file(kind, key, erase.cli_actor(), runtime)
         try:
-            request = erase.run(opts.settings, request, erasure_steps(opts.settings, archive))
+            steps = erasure_steps(opts.settings, archive)
+            request = erase.run(opts.settings, request, steps, kafka)
         except ServerRunningError as error:
             console.print(
                 f"filed {request.id}; {error}. Suppression already applies; the erasure runs "
@@ -97,36 +112,6 @@ def _file_and_run(ctx: typer.Context, kind: str, identifier: str, archive: Path 
     _show([request], opts.json)
     if request.status not in ("finished",):
         raise typer.Exit(1)
-
-
-def erasure_steps(settings: Any, archive: Path | None) -> list[Any]:
-    """The copies outside the data directory's DuckDB file that an erasure reaches:
-    the Parquet archive when given, the APPI provision records (the person's entries
-    become ``erased:<request>``), the audiences pushed to ad platforms (a removal now)."""
-    from cdp.services.privacy import provisions  # noqa: PLC0415
-
-    def archive_step(request: Any, person: Any) -> dict[str, str]:
-        from cdp.adapters.archive.erase import erase_from_archive  # noqa: PLC0415
-
-        if archive is None:
-            return {}
-        try:
-            erase_from_archive(archive, person.customer_ids, person.identifiers)
-        except Exception as error:  # the request says which copy failed; re-run it
-            return {"archive": f"{type(error).__name__}: {error}"}
-        return {}
-
-    def records_step(request: Any, person: Any) -> dict[str, str]:
-        provisions.redact(settings.data_dir, person.customer_ids, request.id)
-        return {}
-
-    def audiences_step(request: Any, person: Any) -> dict[str, str]:
-        from connectors.destinations.push.withdraw import withdraw  # noqa: PLC0415
-
-        outcome = withdraw(settings.data_dir, set(person.customer_ids))
-        return {d: r for d, r in outcome.items() if r != "removed"}
-
-    return [archive_step, audiences_step, records_step]
 
 
 @privacy_app.command("erase")
@@ -142,14 +127,19 @@ def erase_command(
             "suppressed, so their new events are refused (SUPPRESS_WITH_DELETE).",
         ),
     ] = False,
+    bootstrap: Bootstrap = None,
+    prefix: Prefix = None,
+    input_prefix: InputPrefix = None,
 ) -> None:
     """Erase a person everywhere the platform writes (docs/privacy.md).
 
-    Needs the data directory to itself (stop `cdp serve`; it also runs pending
-    erasures when it starts). Exit 0 finished, 1 partial or failed (see the table),
-    3 filed but waiting for the server to stop."""
+    Embedded: needs the data directory to itself (stop `cdp serve`; it also runs
+    pending erasures when it starts). With --bootstrap (Kafka mode, run with the
+    API's data directory): destroys the person's keys in the key topic at once.
+    Exit 0 finished, 1 partial or failed (see the table), 3 filed but waiting for
+    the server to stop."""
     kind = "delete" if keep_accepting else "suppress-with-delete"
-    _file_and_run(ctx, kind, identifier, archive)
+    _file_and_run(ctx, kind, identifier, archive, _kafka(bootstrap, prefix, input_prefix))
 
 
 @privacy_app.command("suppress")
@@ -180,26 +170,35 @@ def requests_command(
     _show(found, opts.json)
 
 
-def process_open(settings: Any) -> None:
-    """Run the open privacy requests before a server takes the data directory; one line
-    per request on stderr (the server then starts whatever their outcome)."""
+def process_open(settings: Any, kafka: Any = None) -> None:
+    """Run the open privacy requests before a server takes the data directory (with
+    ``kafka``, those filed in Kafka mode too); one line per request on stderr (the
+    server then starts whatever their outcome)."""
     from cdp.services.privacy import erase  # noqa: PLC0415
     from cdp.services.privacy.requests import Requests  # noqa: PLC0415
 
     if not Requests(settings.data_dir).open():
         return
-    for done in erase.process(settings, erasure_steps(settings, None)):
+    for done in erase.process(settings, erasure_steps(settings, None), kafka):
         print(f"privacy request {done.id} ({done.type}): {done.status}", file=sys.stderr)
 
 
 @privacy_app.command("process")
-def process_command(ctx: typer.Context, archive: Archive = None) -> None:
-    """Run the open requests (filed over the API, or interrupted by a crash)."""
+def process_command(
+    ctx: typer.Context,
+    archive: Archive = None,
+    bootstrap: Bootstrap = None,
+    prefix: Prefix = None,
+    input_prefix: InputPrefix = None,
+) -> None:
+    """Run the open requests (filed over the API, or interrupted by a crash); with
+    --bootstrap, also those filed in Kafka mode."""
     from cdp.services.privacy import erase  # noqa: PLC0415
 
     opts = opts_of(ctx)
     with errors():
-        done = erase.process(opts.settings, erasure_steps(opts.settings, archive))
+        kafka = _kafka(bootstrap, prefix, input_prefix)
+        done = erase.process(opts.settings, erasure_steps(opts.settings, archive), kafka)
     _show(done, opts.json)
     if any(r.status != "finished" for r in done):
         raise typer.Exit(1)

@@ -74,6 +74,27 @@ def _yen(value: object) -> str:
         return f"¥{value}"
 
 
+def _sales_rows(p: dict[str, object]) -> list[tuple[str, str]]:
+    """The sales part (docs/sales.md), shown only for people the SFA knows."""
+    if not p.get("deals_count") and not p.get("sales_activities"):
+        return []
+    return [
+        (
+            "deals",
+            f"{p.get('open_deals') or 0} open ({_yen(p.get('open_deal_value'))}), "
+            f"{p.get('deals_won') or 0} won ({_yen(p.get('won_revenue'))}), "
+            f"{p.get('deals_lost') or 0} lost",
+        ),
+        (
+            "sales",
+            f"owner {p.get('sales_owner') or MISSING}, stage {p.get('last_deal_stage') or MISSING}, "
+            f"last touch {p.get('last_sales_touch_at') or MISSING} "
+            f"({p.get('last_activity_type') or 'no activity'}; "
+            f"{p.get('sales_activities') or 0} activities)",
+        ),
+    ]
+
+
 def print_profile(view: lookup_service.ProfileView) -> None:
     """A readable rendering of a profile lookup."""
     from rich.table import Table  # noqa: PLC0415
@@ -103,6 +124,7 @@ def print_profile(view: lookup_service.ProfileView) -> None:
             f"{p.get('orders_count') or 0} / {_yen(p.get('revenue'))}  "
             f"(AOV {_yen(p.get('avg_order_value'))})",
         ),
+        *_sales_rows(p),
         (
             "first / last seen",
             f"{p.get('first_seen') or MISSING} / {p.get('last_seen') or MISSING}",

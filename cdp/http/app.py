@@ -21,7 +21,8 @@ contracts, limits and error shapes are Segment's, not the framework's.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import contextlib
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -29,7 +30,18 @@ from fastapi import FastAPI
 
 from cdp import bootstrap
 from cdp.config import Settings
-from cdp.http import bulk, collect, cors, forms, health, metrics, privacy, snowplow, webhooks
+from cdp.http import (
+    bulk,
+    collect,
+    cors,
+    forms,
+    health,
+    metrics,
+    privacy,
+    sales_webhooks,
+    snowplow,
+    webhooks,
+)
 from cdp.http import docs as api_docs
 from cdp.http import errors as http_errors
 from cdp.http.intake import Intake
@@ -102,6 +114,7 @@ def create_app(
             profiles,
             TokenRegistry(settings.data_dir),
             "embedded" if platform.kafka is None else "kafka",
+            None if platform.kafka is None else _erase_in_background(settings, platform.kafka),
         )
     )
 
@@ -110,6 +123,7 @@ def create_app(
     app.include_router(collect.router(sources, intake))
     app.include_router(bulk.router(sources, intake))
     app.include_router(webhooks.router(settings, sources, intake))
+    app.include_router(sales_webhooks.router(settings, intake))
     app.include_router(forms.router(settings, intake))
     # Snowplow trackers: POST /com.snowplowanalytics.snowplow/tp2 and the GET /i pixel.
     snowplow.install(app, sources, intake.submit, intake.dead_letter)
@@ -121,3 +135,24 @@ def create_app(
     # the same error shape as the routes.
     http_errors.install(app)
     return app
+
+
+def _erase_in_background(settings: Settings, kafka: KafkaSettings) -> Callable[[Any], None]:
+    """Kafka mode: run an erasure request as soon as it is filed, in a thread (it
+    reads the identity topics and writes the key topic; nothing here is exclusive).
+    A failure is saved in the request; `cdp privacy process --bootstrap` re-runs it."""
+    import threading  # noqa: PLC0415
+
+    from cdp.services.privacy import erase  # noqa: PLC0415
+    from connectors.destinations.erasure import erasure_steps  # noqa: PLC0415
+
+    lock = threading.Lock()  # one erasure at a time, in filing order
+
+    def run(request: Any) -> None:
+        with lock, contextlib.suppress(Exception):  # recorded in the request by run()
+            erase.run(settings, request, erasure_steps(settings, None), kafka)
+
+    def start(request: Any) -> None:
+        threading.Thread(target=run, args=(request,), name="cdp-erasure", daemon=True).start()
+
+    return start

@@ -15,6 +15,7 @@ Answers never carry the identifier, only its kind and peppered token.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +30,7 @@ from cdp.http.read import bearer, json_response
 from cdp.ports.lookups import ProfileLookups
 from cdp.read.keys import parse
 from cdp.services.privacy import requests as privacy_requests
-from cdp.services.privacy.requests import Requests
+from cdp.services.privacy.requests import PrivacyRequest, Requests
 from cdp.services.privacy.suppressions import SuppressionList
 from cdp.services.tokens import PRIVACY_WRITE, TokenRegistry
 
@@ -48,10 +49,15 @@ def _identifiers(reader: ProfileLookups, key: str) -> list[str]:
 
 
 def router(
-    data_dir: Path, reader: ProfileLookups, tokens: TokenRegistry, runtime: str = "embedded"
+    data_dir: Path,
+    reader: ProfileLookups,
+    tokens: TokenRegistry,
+    runtime: str = "embedded",
+    on_filed: Callable[[PrivacyRequest], None] | None = None,
 ) -> APIRouter:
     """The privacy routes for the data directory ``data_dir``; ``runtime``: ``kafka``
-    when the person's data is in Kafka topics (requests are filed as such)."""
+    when the person's data is in Kafka topics (requests are filed as such).
+    ``on_filed`` is given each erasure request once filed (Kafka mode runs it then)."""
     routes = APIRouter(tags=["privacy"])
     registry = Requests(data_dir)
 
@@ -87,6 +93,8 @@ def router(
             steps["unsuppress"] = "done"
         status = privacy_requests.RECEIVED if filed.erases else privacy_requests.FINISHED
         saved = registry.update(filed, steps=steps, status=status)
+        if filed.erases and on_filed is not None:
+            on_filed(saved)
         return json_response(saved.public(), 202 if filed.erases else 200)
 
     def guarded(fn: Any) -> Response:

@@ -72,7 +72,8 @@ class Entry:
         last, buckets = orjson.loads(self.explain)
         return lead_score.from_json(
             {"version": lead_score.JSON_VERSION, "last_activity": last, "known": False,
-             "views": 0, "signals": [], "orders": [], "refunds": [], "buckets": buckets}
+             "views": 0, "signals": [], "orders": [], "refunds": [], "buckets": buckets,
+             "deals": []}
         )  # fmt: skip
 
 

@@ -19,6 +19,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, Final
 
 from projections import lead_score, profile
+from projections.profile.sales import summary as sales_summary
 
 __all__ = [
     "CONTACT_DAYS_TYPE",
@@ -78,6 +79,8 @@ PROFILE_COLUMNS: Final[dict[str, str]] = {
     "campaigns_touched": "INTEGER",
     "first_utm_source": "VARCHAR",
     "last_utm_source": "VARCHAR",
+    "first_utm_campaign": "VARCHAR",
+    "last_utm_campaign": "VARCHAR",
     # Email: distinct campaigns delivered / opened / clicked at least once.
     "emails_delivered": "INTEGER",
     "emails_opened": "INTEGER",
@@ -94,6 +97,21 @@ PROFILE_COLUMNS: Final[dict[str, str]] = {
     "surveys_answered": "INTEGER",
     "last_nps": "INTEGER",
     "group_ids": "VARCHAR[]",
+    # Sales: the SFA's deals and activities (schemas.sales; projections.profile.sales),
+    # deal values summed in JPY.
+    "deals_count": "INTEGER",
+    "open_deals": "INTEGER",
+    "open_deal_value": "DECIMAL(18,2)",
+    "deals_won": "INTEGER",
+    "won_revenue": "DECIMAL(18,2)",
+    "deals_lost": "INTEGER",
+    "first_deal_at": "TIMESTAMPTZ",
+    "first_won_at": "TIMESTAMPTZ",
+    "last_sales_touch_at": "TIMESTAMPTZ",
+    "sales_owner": "VARCHAR",
+    "last_deal_stage": "VARCHAR",
+    "last_activity_type": "VARCHAR",
+    "sales_activities": "INTEGER",
     # The shop's contacts (projections.outbound): the profiles view counts them
     # over windows ending at the log clock (contacts_7d, contacts_30d, ...).
     "last_contacted_at": "TIMESTAMPTZ",
@@ -143,6 +161,8 @@ def profile_summary(state: profile.State) -> dict[str, Any]:
     not converted here). ``avg_order_value`` is over those same orders.
     ``emails_*`` count distinct campaigns (unique deliveries, opens, clicks).
     ``name`` is the name trait, else "last first" (Japanese order).
+    The sales columns come from ``projections.profile.sales.summary`` (deal
+    values in JPY; ``sales_owner`` is named by the latest sales event naming one).
     ``first_seen``/``last_seen`` are the customer's own events;
     ``last_contacted_at`` and ``contacts_by_day`` (``[{day, contacts}]``, UTC
     days, oldest first) the shop's contacts (``projections.outbound``).
@@ -190,6 +210,8 @@ def profile_summary(state: profile.State) -> dict[str, Any]:
     last_touch = max(campaigns, key=lambda kv: (kv[1].last_at, kv[0].sort_key()), default=None)
     row["first_utm_source"] = None if first_touch is None else first_touch[0].source
     row["last_utm_source"] = None if last_touch is None else last_touch[0].source
+    row["first_utm_campaign"] = None if first_touch is None else first_touch[0].name
+    row["last_utm_campaign"] = None if last_touch is None else last_touch[0].name
 
     emails = state.emails.values()
     row["emails_delivered"] = sum(1 for e in emails if e.delivered)
@@ -209,6 +231,20 @@ def profile_summary(state: profile.State) -> dict[str, Any]:
     row["surveys_answered"] = len(state.surveys)
     row["last_nps"] = None if state.nps is None else state.nps.value
     row["group_ids"] = sorted(state.groups)
+    sales = sales_summary(state.deals, state.sales_activities)
+    row["deals_count"] = sales.deals
+    row["open_deals"] = sales.open_deals
+    row["open_deal_value"] = _money(sales.open_deal_value)
+    row["deals_won"] = sales.deals_won
+    row["won_revenue"] = _money(sales.won_revenue)
+    row["deals_lost"] = sales.deals_lost
+    row["first_deal_at"] = _utc(sales.first_deal_at)
+    row["first_won_at"] = _utc(sales.first_won_at)
+    row["last_sales_touch_at"] = _utc(sales.last_sales_touch_at)
+    row["sales_owner"] = sales.sales_owner
+    row["last_deal_stage"] = sales.last_deal_stage
+    row["last_activity_type"] = sales.last_activity_type
+    row["sales_activities"] = sales.sales_activities
     row["last_contacted_at"] = _utc(state.last_contacted)
     row["contacts_by_day"] = [
         {"day": day, "contacts": n} for day, n in sorted(state.contacts.items())

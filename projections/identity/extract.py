@@ -117,3 +117,15 @@ def _linking_identifiers(event: AnyEvent, known: Callable[[str], bool] | None) -
         _add(keys, "anonymous_id", previous)
     _add(keys, "anonymous_id", event.anonymous_id)
     return tuple(keys)
+
+
+def every_identifier_of(event: AnyEvent) -> tuple[str, ...]:
+    """Every identifier key ``event`` may name, whatever the graph knows: for an
+    alias, both readings of its ``previousId`` (user id and anonymous id).
+
+    For the doors and the sealed log, which do not read the graph: the
+    suppression check and the keys an event is sealed under."""
+    keys = identifiers_of(event)
+    if isinstance(event, Alias):
+        return tuple(dict.fromkeys((*keys, *identifiers_of(event, known=lambda _: True))))
+    return keys

@@ -9,8 +9,8 @@ from typing import Any, Final
 
 from projections.lead_score.state import State, new_bucket
 
-JSON_VERSION: Final = 1
-"""Version of the ``to_json`` layout; ``from_json`` refuses others."""
+JSON_VERSION: Final = 2
+"""Version of the ``to_json`` layout; ``from_json`` refuses others (2 added ``deals``)."""
 
 
 def to_json(state: State) -> dict[str, Any]:
@@ -27,6 +27,7 @@ def to_json(state: State) -> dict[str, Any]:
             [order_id, None if total is None else str(total)] for order_id, total in state.refunds
         ],
         "buckets": [[b.rule, b.day, b.events, list(map(list, b.examples))] for b in state.buckets],
+        "deals": [list(deal) for deal in state.deals],
     }
 
 
@@ -48,4 +49,5 @@ def from_json(data: Mapping[str, Any]) -> State:
             new_bucket((rule, day, n, tuple(map(tuple, examples))))
             for rule, day, n, examples in data["buckets"]
         ),
+        deals=tuple((str(d), int(us), str(m), bool(w)) for d, us, m, w in data["deals"]),
     )

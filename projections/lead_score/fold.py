@@ -26,7 +26,15 @@ from datetime import datetime, tzinfo
 from operator import itemgetter
 from typing import Any, Final
 
-from projections.lead_score.parts import US_PER_DAY, add_order, add_refund, epoch_us, from_us
+from projections.lead_score.parts import (
+    US_PER_DAY,
+    DealCell,
+    add_deal,
+    add_order,
+    add_refund,
+    epoch_us,
+    from_us,
+)
 
 # Rule matching is private to the rules module but runs in the fold's hot loop.
 from projections.lead_score.rules import (
@@ -55,6 +63,7 @@ from projections.lead_score.state import (
 from projections.outbound import SHOP_EVENTS
 from schemas.crm import OrderCompleted, OrderRefunded
 from schemas.events import AnyEvent
+from schemas.sales import DealCreated, DealLost, DealStageChanged, DealWon
 
 # Track event → (makes the customer a known contact, funnel signal). Emailing or
 # messaging someone means we hold their address, so those make a lead too.
@@ -68,7 +77,14 @@ _TRACK_FACTS: Final[dict[str, tuple[bool, str | None]]] = {
     "Email Opened": (True, EMAIL_OPENED),
     "Email Link Clicked": (True, EMAIL_CLICKED),
     "Order Completed": (True, None),
+    # The SFA holds the person as a contact: a sales event makes a known lead.
+    "Deal Created": (True, None),
+    "Deal Stage Changed": (True, None),
+    "Deal Won": (True, None),
+    "Deal Lost": (True, None),
+    "Sales Activity Logged": (True, None),
 }
+_DEALS: Final = (DealCreated, DealStageChanged, DealWon, DealLost)
 _NEVER: Final = -(1 << 62)  # "no activity yet" as µs, below any real time
 _MISSING: Final = object()  # a page path not looked up yet
 
@@ -78,6 +94,7 @@ class _Builder:
 
     __slots__ = (
         "buckets",
+        "deals",
         "horizon",
         "index",
         "known",
@@ -103,6 +120,7 @@ class _Builder:
         self.signals = set(state.signals)
         self.orders = dict(state.orders)
         self.refunds = dict(state.refunds)
+        self.deals: dict[str, DealCell] = {d[0]: d[1:] for d in state.deals}
         # (rule, day) → [events, examples newest first]: a list rather than an
         # object because one is created per new bucket in the hot loop.
         self.buckets: dict[tuple[str, int], list[Any]] = {
@@ -136,6 +154,10 @@ class _Builder:
                         signals.add(facts[1])
                     if isinstance(event, OrderCompleted):
                         add_order(self.orders, event.properties.order_id, event.properties.revenue)
+                    elif isinstance(event, _DEALS):
+                        us = epoch_us(event.timestamp, offsets)
+                        cell = (us, event.message_id, isinstance(event, DealWon))
+                        add_deal(self.deals, event.properties.deal_id, cell)
                 elif isinstance(event, OrderRefunded):
                     add_refund(self.refunds, event.properties.order_id, event.properties.total)
                 if name in SHOP_EVENTS:
@@ -197,6 +219,8 @@ class _Builder:
             add_order(self.orders, order_id, revenue)
         for order_id, total in other.refunds:
             add_refund(self.refunds, order_id, total)
+        for deal_id, *cell in other.deals:
+            add_deal(self.deals, deal_id, tuple(cell))  # type: ignore[arg-type]  # (us, mid, won)
         for bucket in other.buckets:
             slot = self.buckets.get((bucket.rule, bucket.day))
             if slot is None:
@@ -223,6 +247,7 @@ class _Builder:
                 for (rule, day), slot in sorted(self.buckets.items())
                 if day >= cutoff
             ),
+            deals=tuple(sorted((k, *v) for k, v in self.deals.items())),
         )
 
 
@@ -263,6 +288,12 @@ def _apply_one(base: State, base_last: datetime, one: _Builder, rules: Rules) ->
         for order_id, total in one.refunds.items():
             add_refund(refund_map, order_id, total)
         refunds = tuple(sorted(refund_map.items()))
+    deals = base.deals
+    if one.deals:
+        deal_map: dict[str, DealCell] = {d[0]: d[1:] for d in deals}
+        for deal_id, cell in one.deals.items():
+            add_deal(deal_map, deal_id, cell)
+        deals = tuple(sorted((k, *v) for k, v in deal_map.items()))
     signals = base.signals if one.signals <= base.signals else base.signals | one.signals
     return State(
         last_activity=base_last if last_us == base_us else from_us(last_us),
@@ -272,6 +303,7 @@ def _apply_one(base: State, base_last: datetime, one: _Builder, rules: Rules) ->
         orders=orders,
         refunds=refunds,
         buckets=buckets,
+        deals=deals,
     )
 
 

@@ -64,6 +64,17 @@ def add_refund(refunds: dict[str, Decimal | None], order_id: str, total: Decimal
     refunds[order_id] = None if seen is None or total is None else seen + total
 
 
+DealCell = tuple[int, str, bool]
+"""A deal's latest status event: (event time in µs, messageId, won)."""
+
+
+def add_deal(deals: dict[str, DealCell], deal_id: str, cell: DealCell) -> None:
+    """Record a deal event; the later ``(time, messageId)`` decides whether it is won."""
+    seen = deals.get(deal_id)
+    if seen is None or cell[:2] > seen[:2]:
+        deals[deal_id] = cell
+
+
 def _canonical_max(a: Decimal, b: Decimal) -> Decimal:
     # Equal amounts can differ in exponent (1200 vs 1200.0); pick one by text so
     # the stored value does not depend on which event came first.

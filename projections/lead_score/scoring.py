@@ -110,10 +110,21 @@ def order_count(state: State) -> int:
     return count
 
 
+def won_deals(state: State) -> int:
+    """Deals whose latest deal event is Deal Won."""
+    return sum(1 for deal in state.deals if deal[3])
+
+
+def purchases(state: State) -> int:
+    """Orders not fully refunded plus won deals: a won deal counts like an order."""
+    return order_count(state) + won_deals(state)
+
+
 def lifecycle_stage(state: State, rules: Rules = DEFAULT_RULES, at: datetime | None = None) -> str:
     """``unknown`` | ``lead`` | ``hot_lead`` | ``customer`` | ``repeater``.
 
-    Orders decide first (scores do not matter once someone buys); a lead is
+    Purchases decide first (``purchases``: orders, and deals won through the
+    SFA; scores do not matter once someone buys); a lead is
     hot when its score as of ``at`` (default: last activity) reaches
     ``hot_threshold``. An anonymous visitor stays ``unknown`` however high its
     score: sales cannot contact them.
@@ -124,7 +135,7 @@ def lifecycle_stage(state: State, rules: Rules = DEFAULT_RULES, at: datetime | N
 
 
 def _lifecycle(state: State, score: float, rules: Rules) -> str:
-    orders = order_count(state)
+    orders = purchases(state)
     if orders >= 2:
         return "repeater"
     if orders == 1:
@@ -137,13 +148,13 @@ def _lifecycle(state: State, score: float, rules: Rules) -> str:
 def funnel_stage(state: State, rules: Rules = DEFAULT_RULES) -> str:
     """``awareness`` | ``interest`` | ``consideration`` | ``purchase`` | ``retention``.
 
-    The highest stage reached: retention with two live orders, purchase with
-    one, consideration after a cart add, a form or a cart/checkout/pricing
+    The highest stage reached: retention with two purchases (live orders and
+    won deals), purchase with one, consideration after a cart add, a form or a cart/checkout/pricing
     page, interest after ``interest_views`` views, a product view, an SNS
     message or an email open/click; awareness otherwise (the customer exists,
     so they have been seen).
     """
-    orders = order_count(state)
+    orders = purchases(state)
     if orders >= 2:
         return "retention"
     if orders == 1:

@@ -54,6 +54,9 @@ class State:
     refunds: tuple[tuple[str, Decimal | None], ...] = ()
     #: Score buckets within the horizon, sorted by (rule, day).
     buckets: tuple[Bucket, ...] = ()
+    #: ``(deal_id, event time in µs, messageId, won)`` of each deal's latest
+    #: deal event (``schemas.sales``), sorted by id: a won deal makes a customer.
+    deals: tuple[tuple[str, int, str, bool], ...] = ()
 
 
 PRODUCT_VIEWED: Final = "product_viewed"

@@ -47,6 +47,7 @@ from projections.profile.parts import (
     TicketStatus,
     Touches,
 )
+from projections.profile.sales import ActivityFacts, Amount, Deal, SalesActivity
 from projections.profile.state import State, TraitValue
 from schemas import (
     Alias,
@@ -73,6 +74,14 @@ from schemas import (
     Traits,
 )
 from schemas.crm import EmailProps, MessageProps, TicketProps
+from schemas.sales import (
+    DEAL_STATUS,
+    DealCreated,
+    DealLost,
+    DealStageChanged,
+    DealWon,
+    SalesActivityLogged,
+)
 
 #: ``Address`` fields → trait name; ``state`` holds the prefecture in Japan.
 ADDRESS_TRAITS: Final[dict[str, str]] = {
@@ -177,6 +186,8 @@ class Builder:
     groups: Thawed[str, datetime] = Thawed()
     forms: Thawed[str, Touches] = Thawed()
     contacts: Thawed[date, int] = Thawed()
+    deals: Thawed[str, Deal] = Thawed()
+    sales_activities: Thawed[str, SalesActivity] = Thawed()
 
     def __init__(self, base: State) -> None:
         self.base = base
@@ -304,6 +315,15 @@ class Builder:
                     groups[event.group_id] = at
             case Alias():
                 counts["alias"] = counts.get("alias", 0) + 1
+            case DealCreated() | DealStageChanged() | DealWon() | DealLost():
+                self._count_track(event.event)
+                self._deal(event, at, mid)
+            case SalesActivityLogged():
+                self._count_track(event.event)
+                a = event.properties
+                facts = Lww(at, mid, ActivityFacts(a.activity_type, a.outcome, a.deal_id))
+                owner = None if a.owner is None else Lww(at, mid, a.owner)
+                _merge_into(self.sales_activities, a.activity_id, SalesActivity(facts, owner))
             case _:
                 # A message type this fold does not know yet: count it, keep going.
                 kind = str(getattr(event, "type", "unknown"))
@@ -351,6 +371,28 @@ class Builder:
             None if props.satisfaction is None else Lww(at, mid, props.satisfaction),
         )
         _merge_into(self.tickets, props.ticket_id, ticket)
+
+    def _deal(
+        self, event: DealCreated | DealStageChanged | DealWon | DealLost, at: datetime, mid: str
+    ) -> None:
+        d = event.properties
+
+        def cell(value: Any) -> Lww[Any] | None:
+            return None if value is None else Lww(at, mid, value)
+
+        amount = None if d.amount is None else Amount(d.amount, d.currency)
+        deal = Deal(
+            at,
+            Lww(at, mid, DEAL_STATUS[type(event)]),
+            cell(d.pipeline),
+            cell(d.stage),
+            cell(amount),
+            cell(d.owner),
+            cell(d.close_date),
+            cell(d.crm),
+            cell(event.properties.lost_reason) if isinstance(event, DealLost) else None,
+        )
+        _merge_into(self.deals, d.deal_id, deal)
 
     def _take_traits(self, traits: Traits, at: datetime, mid: str) -> None:
         extra = traits.model_extra or {}

@@ -25,13 +25,16 @@ from projections.profile.parts import (
     opt_lww_from_json,
     opt_lww_to_json,
 )
+from projections.profile.sales import Deal, SalesActivity
 from projections.profile.state import State, TraitValue
 
 #: Version of the ``to_json`` layout; ``from_json`` refuses others. Version 2
 #: (contacts apart from activity) changed what ``first_seen``/``last_seen``
 #: mean, so a version 1 snapshot cannot be read as one: the projections are
 #: rebuilt from the log (``cdp.adapters.duckdb.store.create`` does it for the embedded tables).
-JSON_VERSION: Final = 2
+#: Version 3 added the ``sales`` part (``deals``, ``sales_activities``): a version 2
+#: snapshot may have folded Deal events as plain tracks, so it is rebuilt too.
+JSON_VERSION: Final = 3
 
 
 def _trait_to_json(value: TraitValue) -> str | int:
@@ -81,6 +84,8 @@ def to_json(state: State) -> dict[str, Any]:
         "nps": opt_lww_to_json(state.nps),
         "groups": map_to_json(state.groups, iso),
         "forms": map_to_json(state.forms, Touches.to_json),
+        "deals": map_to_json(state.deals, Deal.to_json),
+        "sales_activities": map_to_json(state.sales_activities, SalesActivity.to_json),
     }
 
 
@@ -117,4 +122,6 @@ def from_json(data: Mapping[str, Any]) -> State:
         nps=opt_lww_from_json(data["nps"]),
         groups=map_from_json(data["groups"], from_iso),
         forms=map_from_json(data["forms"], Touches.from_json),
+        deals=map_from_json(data["deals"], Deal.from_json),
+        sales_activities=map_from_json(data["sales_activities"], SalesActivity.from_json),
     )

@@ -30,6 +30,7 @@ from projections.profile.parts import (
     Ticket,
     Touches,
 )
+from projections.profile.sales import Deal, SalesActivity
 from projections.profile.state import State, initial
 from schemas import AnyEvent
 
@@ -88,4 +89,6 @@ def combine(a: State, b: State) -> State:
         nps=later_or_none(a.nps, b.nps),
         groups=merge_earliest(a.groups, b.groups),
         forms=merge_maps(a.forms, b.forms, Touches.merge),
+        deals=merge_maps(a.deals, b.deals, Deal.merge),
+        sales_activities=merge_maps(a.sales_activities, b.sales_activities, SalesActivity.merge),
     )

@@ -26,6 +26,7 @@ from projections.profile.parts import (
     Ticket,
     Touches,
 )
+from projections.profile.sales import Deal, SalesActivity
 
 TraitValue = str | date | int
 """Type of a reserved trait: text, ``birthday`` (a date) or ``age``."""
@@ -86,6 +87,11 @@ class State:
     """Groups joined (Group events): group id → first time seen."""
     forms: Mapping[str, Touches] = field(default_factory=dict)
     """Form Submitted per form id."""
+    deals: Mapping[str, Deal] = field(default_factory=dict)
+    """The ``sales`` part: Deal Created / Stage Changed / Won / Lost per deal id
+    (``projections.profile.sales``)."""
+    sales_activities: Mapping[str, SalesActivity] = field(default_factory=dict)
+    """The ``sales`` part: Sales Activity Logged per activity id (latest version)."""
 
     @property
     def events_count(self) -> int:

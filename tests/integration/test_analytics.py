@@ -34,6 +34,7 @@ from cdp.services import analytics
 from cdp.services.analytics import cohorts
 from cdp.services.analytics.rfm import SEGMENTS
 from cdp.services.ingest import ingest
+from schemas.identifiers import normalise
 from tests.factories import at_days, raw_order, raw_track
 
 pytestmark = pytest.mark.integration
@@ -433,8 +434,146 @@ def test_funnel_counts_and_conversions(shop: Shop) -> None:
         for i in range(1, len(stages)):
             assert got[i]["conversion"] == round(reached[i] / reached[i - 1], 4)
     per = by_customer(kept_orders(shop))
-    assert funnel["purchase"] + funnel["retention"] == len(per)
-    assert funnel["retention"] == sum(1 for os in per.values() if len(os) >= 2)
+    won = won_deals(shop)  # a won deal counts like an order (docs/sales.md)
+    purchases = {c: len(per.get(c, ())) + len(won.get(c, ())) for c in {*per, *won}}
+    assert won, "the generator's wholesale buyers win deals"
+    assert funnel["purchase"] + funnel["retention"] == len(purchases)
+    assert funnel["retention"] == sum(1 for n in purchases.values() if n >= 2)
+
+
+# ------------------------------------------------- marketing → sales (PDCA)
+def sales_customer(shop: Shop, raw: dict[str, Any]) -> str:
+    """The customer of an SFA event, named by its email (schemas.sales)."""
+    email = normalise("email", raw["context"]["traits"]["email"])
+    found = shop.con.execute(
+        "SELECT customer_id FROM identities WHERE kind = 'email' AND value = ?", [email]
+    ).fetchone()
+    assert found is not None, email
+    return str(found[0])
+
+
+def deal_status(shop: Shop) -> dict[str, dict[str, tuple[str, Decimal]]]:
+    """customer → deal id → (status of the latest deal event, the latest amount stated)."""
+    latest: dict[tuple[str, str], tuple[str, str, str]] = {}
+    amounts: dict[tuple[str, str], tuple[str, str, Decimal]] = {}
+    status = {"Deal Created": "open", "Deal Stage Changed": "open", "Deal Won": "won"}
+    for e in shop.raw:
+        if e.get("event") not in ("Deal Created", "Deal Stage Changed", "Deal Won", "Deal Lost"):
+            continue
+        key = (sales_customer(shop, e), e["properties"]["deal_id"])
+        stamp = (_time(e["timestamp"]).isoformat(), e["messageId"])
+        if key not in latest or stamp > latest[key][:2]:
+            latest[key] = (*stamp, status.get(e["event"], "lost"))
+        amount = e["properties"].get("amount")
+        if amount is not None and (key not in amounts or stamp > amounts[key][:2]):
+            amounts[key] = (*stamp, Decimal(str(amount)))
+    out: dict[str, dict[str, tuple[str, Decimal]]] = defaultdict(dict)
+    for (customer, deal), (_, _, state) in latest.items():
+        out[customer][deal] = (state, amounts.get((customer, deal), ("", "", Decimal(0)))[2])
+    return out
+
+
+def won_deals(shop: Shop) -> dict[str, list[str]]:
+    return {
+        c: [d for d, (state, _) in deals.items() if state == "won"]
+        for c, deals in deal_status(shop).items()
+        if any(state == "won" for state, _ in deals.values())
+    }
+
+
+def test_sales_columns_match_the_sfa_events(shop: Shop) -> None:
+    expected = deal_status(shop)
+    rows = shop.con.execute(
+        "SELECT customer_id, deals_count, open_deals, deals_won, deals_lost, won_revenue, "
+        "open_deal_value, lifecycle_stage FROM profiles WHERE deals_count > 0"
+    ).fetchall()
+    assert {r[0] for r in rows} == set(expected)
+    for customer, count, open_, won, lost, revenue, open_value, stage in rows:
+        deals = expected[customer].values()
+        states = Counter(state for state, _ in deals)
+        assert (count, open_, won, lost) == (
+            len(deals),
+            states["open"],
+            states["won"],
+            states["lost"],
+        )
+        assert revenue == sum((a for s, a in deals if s == "won"), Decimal(0))
+        assert open_value == sum((a for s, a in deals if s == "open"), Decimal(0))
+        if won:
+            assert stage in ("customer", "repeater")
+
+
+def _touches(shop: Shop) -> dict[str, tuple[tuple[Any, ...], tuple[Any, ...]]]:
+    """customer → (first touch (source, name), last touch), as the profile picks them."""
+    spans: dict[str, dict[tuple[Any, ...], list[datetime]]] = defaultdict(dict)
+    for e in shop.raw:
+        campaign = (e.get("context") or {}).get("campaign")
+        customer = shop.customer(e)
+        if not campaign or customer is None:
+            continue
+        key = (campaign.get("source"), campaign.get("medium"), campaign.get("name"))
+        if key == (None, None, None):
+            continue
+        at = _time(e["timestamp"])
+        span = spans[customer].setdefault(key, [at, at])
+        span[0], span[1] = min(span[0], at), max(span[1], at)
+
+    def order(key: tuple[Any, ...]) -> tuple[Any, ...]:
+        return tuple((part is None, part or "") for part in key)
+
+    out = {}
+    for customer, keys in spans.items():
+        first = min(keys, key=lambda k: (keys[k][0], order(k)))
+        last = max(keys, key=lambda k: (keys[k][1], order(k)))
+        out[customer] = ((first[0], first[2]), (last[0], last[2]))
+    return out
+
+
+def test_campaigns_judge_each_touch_by_deals_and_won_revenue(shop: Shop) -> None:
+    status = deal_status(shop)
+    touches = _touches(shop)
+    people = shop.con.execute(
+        "SELECT customer_id, coalesce(hot, false) FROM profiles WHERE lifecycle_stage <> 'unknown'"
+    ).fetchall()
+    expected: dict[tuple[str, str, str], Counter[str]] = defaultdict(Counter)
+    revenue: dict[tuple[str, str, str], Decimal] = defaultdict(Decimal)
+    for customer, hot in people:
+        deals = status.get(customer, {})
+        won = [a for s, a in deals.values() if s == "won"]
+        for touch, (source, name) in zip(
+            ("first", "last"), touches.get(customer, ((None, None), (None, None))), strict=True
+        ):
+            key = (touch, source or "(none)", name or "(none)")
+            counts = expected[key]
+            counts["leads"] += 1
+            counts["hot_leads"] += bool(hot or deals)
+            counts["handed_to_sales"] += bool(deals)
+            counts["deals"] += bool(deals)
+            counts["won"] += bool(won)
+            revenue[key] += sum(won, Decimal(0))
+    report = analytics.campaigns(shop.con)
+    got = {(r["touch"], r["utm_source"], r["utm_campaign"]): r for r in report.records()}
+    assert set(got) == set(expected)
+    for key, row in got.items():
+        counts = expected[key]
+        for column in ("leads", "hot_leads", "handed_to_sales", "deals", "won"):
+            assert row[column] == counts[column], (key, column)
+        assert row["won_revenue"] == revenue[key]
+        assert row["lead_to_won"] == round(counts["won"] / counts["leads"], 4)
+    assert sum(r["won"] for r in report.records() if r["touch"] == "first") == len(won_deals(shop))
+    assert report.summary["won_revenue"] == sum(revenue.values(), Decimal(0)) / 2
+    # The sales ladder of the funnel counts the same people.
+    ladder = {r["stage"]: r for r in analytics.funnel(shop.con).records() if r["ladder"] == "sales"}
+    assert ladder["lead"]["reached"] == len(people)
+    assert ladder["deal"]["reached"] == len(status)
+    assert ladder["won"]["reached"] == len(won_deals(shop))
+    # Customers pushed to an SFA count as handed to sales without a deal yet.
+    pushed = [c for c, hot in people if c not in status][:3]
+    handed = analytics.campaigns(shop.con, touch="first", handed=pushed).records()
+    assert sum(r["handed_to_sales"] for r in handed) == len(status) + len(pushed)
+    assert {r["touch"] for r in handed} == {"first"}
+    with pytest.raises(AnalyticsError, match="'middle'"):
+        analytics.campaigns(shop.con, touch="middle")
 
 
 # ------------------------------------------------ order rules, hand-made

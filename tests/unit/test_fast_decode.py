@@ -99,6 +99,27 @@ PROPERTIES: dict[str, st.SearchStrategy[dict[str, Any]]] = {
         }
     ),
 }
+deal = {
+    "pipeline": texts,
+    "stage": texts,
+    "amount": money,
+    "currency": st.sampled_from(["JPY", "usd"]),
+    "owner": texts,
+    "close_date": st.sampled_from(["2026-03-31", "31/03/2026"]),
+    "crm": st.sampled_from(["hubspot", "salesforce"]),
+}
+PROPERTIES |= {
+    "Deal Created": st.fixed_dictionaries({"deal_id": ids}, optional=deal),
+    "Deal Stage Changed": st.fixed_dictionaries(
+        {"deal_id": ids}, optional={**deal, "previous_stage": texts}
+    ),
+    "Deal Won": st.fixed_dictionaries({"deal_id": ids}, optional=deal),
+    "Deal Lost": st.fixed_dictionaries({"deal_id": ids}, optional={**deal, "lost_reason": texts}),
+    "Sales Activity Logged": st.fixed_dictionaries(
+        {"activity_id": ids, "activity_type": st.sampled_from(["visit", "call", "fax"])},
+        optional={"outcome": texts, "owner": texts, "deal_id": ids},
+    ),
+}
 assert set(PROPERTIES) == set(TYPED_EVENT_NAMES)
 
 

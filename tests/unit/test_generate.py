@@ -31,6 +31,7 @@ from cdp.demo.generate.clock import IsoFormatter, Window
 from cdp.demo.generate.japan import PREFECTURES
 from cdp.services.segments import BUILTIN
 from schemas import decode
+from schemas.sales import SALES_EVENT_NAMES
 
 SMALL = GenerateConfig(seed=7, events=3_000)
 DAY_SECONDS = 86_400
@@ -68,6 +69,14 @@ def test_every_event_decodes(small_events: list[dict[str, Any]]) -> None:
 
 def test_events_are_in_wire_form(small_events: list[dict[str, Any]]) -> None:
     for raw in small_events:
+        if raw.get("event") in SALES_EVENT_NAMES:
+            # As the inbound SFA connectors write them (schemas.sales): ids from the
+            # SFA's own, a webhook's delay, the person named by the lead's email.
+            assert re.fullmatch(r"(hubspot|salesforce|kintone):\d{7}-\d{3}", raw["messageId"])
+            delay = (parse(raw["receivedAt"]) - parse(raw["timestamp"])).total_seconds()
+            assert 1.0 <= delay <= 60.0
+            assert raw["context"]["traits"]["email"] and "userId" not in raw
+            continue
         assert re.fullmatch(r"[0-9a-f]{32}", raw["messageId"])
         assert raw["timestamp"].endswith("Z") and raw["receivedAt"].endswith("Z")
         delay = (parse(raw["receivedAt"]) - parse(raw["timestamp"])).total_seconds()
@@ -90,6 +99,9 @@ def test_every_event_type_of_the_brief_occurs(small_file: tuple[Path, GenerateSt
         "Email Opened",
         "Consent Updated",
         "Message Received",
+        "Deal Created",
+        "Deal Won",
+        "Sales Activity Logged",
     }
     assert wanted <= set(stats.by_type)
 

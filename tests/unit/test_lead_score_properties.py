@@ -48,6 +48,13 @@ KINDS: list[Any] = [
     lambda: f.raw_track("Custom Event", {"x": 1}),
     lambda: f.raw_track("Email Bounced", {"campaign_id": "c1"}),  # the shop's, not a contact
     lambda: f.raw_track("Push Notification Received", {}),  # the shop's contact
+    # Sales events (schemas.sales): the latest deal event decides a deal's status.
+    lambda: f.raw_track("Deal Created", {"deal_id": "d1", "amount": 500000}),
+    lambda: f.raw_track("Deal Stage Changed", {"deal_id": "d1", "stage": "proposal"}),
+    lambda: f.raw_track("Deal Won", {"deal_id": "d1"}),
+    lambda: f.raw_track("Deal Won", {"deal_id": "d2", "amount": 90000}),
+    lambda: f.raw_track("Deal Lost", {"deal_id": "d2", "lost_reason": "price"}),
+    lambda: f.raw_track("Sales Activity Logged", {"activity_id": "v1", "activity_type": "visit"}),
 ]
 PATHS = ["/", "/items/1", "/cart", "/checkout/confirm", "/pricing", "/cartoon"]
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

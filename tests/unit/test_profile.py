@@ -560,7 +560,7 @@ def test_a_version_1_snapshot_asks_for_a_replay() -> None:
     # Version 1 counted the shop's contacts as activity: its last_seen cannot be reused.
     data = profile.to_json(profile.initial())
     old = {k: v for k, v in data.items() if k not in ("last_contacted", "contacts")}
-    with pytest.raises(ValueError, match=r"version 1 is not 2: .*cdp replay"):
+    with pytest.raises(ValueError, match=rf"version 1 is not {profile.JSON_VERSION}: .*cdp replay"):
         profile.from_json({**old, "version": 1})
 
 

@@ -97,7 +97,22 @@ KINDS = [
     "Support Ticket Opened",
     "Support Ticket Closed",
     "Consent Updated",
+    "Deal Created",
+    "Deal Stage Changed",
+    "Deal Won",
+    "Deal Lost",
+    "Sales Activity Logged",
 ]
+#: Deal property pools: few deals and values, so ties and overwrites happen.
+DEAL_FIELDS: dict[str, st.SearchStrategy[Any]] = {
+    "pipeline": st.sampled_from(["wholesale", "corporate"]),
+    "stage": st.sampled_from(["qualified", "proposal", "negotiation"]),
+    "amount": money,
+    "currency": st.sampled_from(["JPY", "JPY", "USD"]),
+    "owner": st.sampled_from(["sato", "suzuki"]),
+    "close_date": st.sampled_from(["2026-03-31", "2026-06-30"]),
+    "crm": st.sampled_from(["hubspot", "salesforce"]),
+}
 
 
 @st.composite
@@ -155,6 +170,23 @@ def events(draw: st.DrawFn) -> AnyEvent:
         case "Support Ticket Opened" | "Support Ticket Closed":
             props = {"ticket_id": pick(["t1", "t2"]), "subject": pick(["遅延", None])}
             props["satisfaction"] = draw(st.none() | st.integers(1, 5))
+            raw = raw_track(kind, props, **kw)
+        case "Deal Created" | "Deal Stage Changed" | "Deal Won" | "Deal Lost":
+            fields = dict(DEAL_FIELDS)
+            if kind == "Deal Lost":
+                fields["lost_reason"] = st.sampled_from(["price", "timing"])
+            props = draw(st.fixed_dictionaries({}, optional=fields))
+            props["deal_id"] = pick(["d1", "d2", "d3"])
+            if kind == "Deal Stage Changed":
+                props["stage"] = draw(DEAL_FIELDS["stage"])
+            raw = raw_track(kind, props, **kw)
+        case "Sales Activity Logged":
+            props = {
+                "activity_id": pick(["a1", "a2"]),
+                "activity_type": pick(["visit", "call", "meeting"]),
+                "owner": pick(["sato", "tanaka", None]),
+                "deal_id": pick(["d1", None]),
+            }
             raw = raw_track(kind, props, **kw)
         case _:
             purposes = ["email", "sms", "line", "ads", "analytics", "phone"]

@@ -127,6 +127,13 @@ class ArchiveTopics:
             f"{prefix}identity.merges",
         )
 
+    @property
+    def keys(self) -> str:
+        """The key topic the events topic's sealed records open with (never archived)."""
+        from cdp.adapters.kafka.topics import keys_topic_of  # noqa: PLC0415
+
+        return keys_topic_of(self.events)
+
     def by_kind(self) -> dict[str, str]:
         """``{dataset kind: topic}``."""
         return {

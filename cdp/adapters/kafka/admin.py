@@ -28,6 +28,8 @@ from cdp.adapters.kafka.topics import (
     DEFAULT_APP_ID,
     DEFAULT_PARTITIONS,
     DEFAULT_PREFIX,
+    KEYS,
+    LOG,
     TopicSpec,
     topic_specs,
 )
@@ -304,3 +306,24 @@ def init_topics(
             for t in report.topics
         )
     )
+
+
+def drop_generation(bootstrap: str, prefix: str, app_id: str = DEFAULT_APP_ID) -> list[str]:
+    """Delete the topics the workers ``prefix`` + ``app_id`` derived from the log
+    (by-customer, identity, profiles, dead letters, the table changelogs); the
+    names deleted. Never the log or its key topic (``cdp.log``, ``cdp.keys``):
+    they are the input every generation folds, and the source of truth.
+
+    After an erasure in Kafka mode this is what removes the person's last copies,
+    once a new generation has folded the log (docs/privacy.md)."""
+    keep = {f"{prefix}{LOG}", f"{prefix}{KEYS}"}
+    wanted = [s.name for s in topic_specs(prefix, 1, app_id=app_id) if s.name not in keep]
+    admin = _admin(bootstrap)
+    try:
+        existing = set(admin.list_topics())
+        doomed = [name for name in wanted if name in existing]
+        if doomed:
+            admin.delete_topics(doomed, timeout_ms=30_000)
+    finally:
+        admin.close()
+    return doomed

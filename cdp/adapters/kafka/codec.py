@@ -7,14 +7,18 @@ runtime reads exactly what the collector wrote.
 Record format of the log topic (``cdp.log``):
 
 - **value**: ``Record.data``, the exact JSON bytes the embedded DuckDB log
-  stores as ``payload``; read back with ``schemas.decode_stored`` (which
-  runs the upcasters), here ``decode_event``.
-- **key**: the routing key, UTF-8: ``userId``, else ``anonymousId``, else
-  ``messageId``. The log topic has one partition, so the key decides no
-  placement there; it is what a consumer re-keys by before identity is known,
-  and it keeps one person's events together if the topic is ever read as a
-  keyed stream.
-- **headers**: ``source`` (UTF-8) when the record has one; nothing else.
+  stores as ``payload``, **sealed** under the keys of the identifiers the
+  event carries (``cdp.services.privacy.sealing``; erasing a person destroys
+  their keys, ``cdp.adapters.kafka.keys``); ``open_value`` unseals it, and
+  ``schemas.decode_stored`` (which runs the upcasters) reads it, here
+  ``decode_event``. A value written before sealing (JSON in the clear) reads
+  as it is.
+- **key**: the hex id of the event's first key (sealed records), which names
+  nobody but keeps one identifier's events together if the topic is ever
+  read as a keyed stream; for records written before sealing, the routing
+  key (``userId``, else ``anonymousId``, else ``messageId``).
+- **headers**: ``source`` (UTF-8) when the record has one, and ``message-id``
+  (sealed records), so that the dedup index is rebuilt without unsealing.
 
 Record format of the dead-letter topic (``cdp.services.deadletters``): key
 ``"<source>/<origin>"`` (UTF-8), value a JSON object
@@ -28,7 +32,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -36,9 +40,12 @@ from typing import Any
 import orjson
 
 from cdp.ports.log import Record
+from cdp.services.privacy import sealing
+from cdp.services.privacy.sealing import SubjectKey
 from schemas import AnyEvent, decode_stored
 
 SOURCE_HEADER = "source"
+MESSAGE_ID_HEADER = "message-id"
 Headers = list[tuple[str, bytes]]
 
 
@@ -63,15 +70,37 @@ def routing_key(event: AnyEvent) -> bytes:
     return str(chosen).encode()
 
 
-def encode(record: Record) -> Message:
-    """The log-topic record for a validated event."""
+def encode(record: Record, keys: Sequence[SubjectKey] = ()) -> Message:
+    """The log-topic record for a validated event, sealed under ``keys`` when given."""
     headers: Headers = [] if record.source is None else [(SOURCE_HEADER, record.source.encode())]
-    return Message(routing_key(record.event), record.data, headers)
+    if not keys:
+        return Message(routing_key(record.event), record.data, headers)
+    headers.append((MESSAGE_ID_HEADER, record.message_id.encode()))
+    sealed = sealing.seal(record.data, keys)
+    return Message(sealing.kids_of(sealed)[0].hex().encode(), sealed, headers)
 
 
-def decode_event(value: bytes) -> AnyEvent:
-    """The event in a log-topic value (``EventValidationError`` when it is not one)."""
-    return decode_stored(value)
+def open_value(value: bytes, secret_of: Callable[[bytes], bytes | None] | None) -> bytes | None:
+    """The stored event's bytes in a log-topic value: unsealed when sealed (``None``
+    when its keys were destroyed: the person was erased), else as they are.
+
+    ``secret_of`` is a key ring's (``KeyRing.secret_of``); without one, a sealed
+    value raises ``SealError``."""
+    if not sealing.is_sealed(value):
+        return value
+    if secret_of is None:
+        raise sealing.SealError("a sealed log record, and no key ring to open it")
+    return sealing.unseal(value, secret_of)
+
+
+def decode_event(
+    value: bytes, secret_of: Callable[[bytes], bytes | None] | None = None
+) -> AnyEvent | None:
+    """The event in a log-topic value, ``None`` when it was erased
+    (``EventValidationError`` when it is not an event, ``SealError`` when sealed bytes
+    were altered)."""
+    data = open_value(value, secret_of)
+    return None if data is None else decode_stored(data)
 
 
 def source_of(headers: Sequence[tuple[str, bytes]] | None) -> str | None:
@@ -82,11 +111,17 @@ def source_of(headers: Sequence[tuple[str, bytes]] | None) -> str | None:
     return None
 
 
-def message_id_of(value: bytes) -> str:
-    """The ``messageId`` of a log-topic value without validating the whole event.
+def message_id_of(value: bytes, headers: Sequence[tuple[str, bytes]] | None = None) -> str:
+    """The ``messageId`` of a log-topic record without validating the whole event
+    (the ``message-id`` header of a sealed record).
 
     Cheap enough to rebuild a dedup index from the whole topic; ``ValueError``
     when the value is not a JSON object with a string ``messageId``."""
+    for name, header in headers or ():
+        if name == MESSAGE_ID_HEADER:
+            return header.decode()
+    if sealing.is_sealed(value):
+        raise ValueError("sealed log record without a message-id header")
     document = orjson.loads(value)
     mid = document.get("messageId") if isinstance(document, dict) else None
     if not isinstance(mid, str):

@@ -31,6 +31,7 @@ interval (docs/archive.md has the figures).
 from __future__ import annotations
 
 import contextlib
+import logging
 import threading
 import time
 from collections.abc import Mapping
@@ -42,17 +43,22 @@ from typing import Any
 import orjson
 
 from cdp.adapters.kafka.consumers import known_ends, open_consumer, poll
+from cdp.adapters.kafka.keys import KeyRing
 from cdp.adapters.kafka.recent import RecentEvents
 from cdp.adapters.kafka.topics import (
     DEFAULT_PREFIX,
     IDENTITY_ASSIGNMENTS,
     IDENTITY_MERGES,
+    KEYS,
     LOG,
     PROFILES,
 )
 from cdp.errors import LogUnavailableError, NotFoundError
 from cdp.read.keys import CUSTOMER_PREFIX, no_profile, not_found
 from cdp.read.merges import merge_chain, survivor
+from cdp.services.privacy import sealing
+
+log = logging.getLogger(__name__)
 
 MERGE_FIELDS = ("from_customer", "into_customer", "via", "reason", "message_id", "offset", "at")
 
@@ -65,13 +71,21 @@ class ProfileTopics:
     assignments: str = DEFAULT_PREFIX + IDENTITY_ASSIGNMENTS
     merges: str = DEFAULT_PREFIX + IDENTITY_MERGES
     log: str = DEFAULT_PREFIX + LOG
+    keys: str = DEFAULT_PREFIX + KEYS
+    """The key topic the log's sealed events open with (``cdp.adapters.kafka.keys``)."""
 
     @classmethod
     def with_prefix(cls, prefix: str, input_prefix: str | None = None) -> ProfileTopics:
         """The topics under another prefix than ``cdp.`` (e.g. ``CDP_KAFKA_PREFIX``); the
         log under ``input_prefix`` when it has one of its own (``CDP_KAFKA_INPUT_PREFIX``)."""
-        log = (prefix if input_prefix is None else input_prefix) + LOG
-        return cls(prefix + PROFILES, prefix + IDENTITY_ASSIGNMENTS, prefix + IDENTITY_MERGES, log)
+        log_prefix = prefix if input_prefix is None else input_prefix
+        return cls(
+            prefix + PROFILES,
+            prefix + IDENTITY_ASSIGNMENTS,
+            prefix + IDENTITY_MERGES,
+            log_prefix + LOG,
+            log_prefix + KEYS,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +132,7 @@ class TopicFollower:
         self._stop = threading.Event()
         self._error: BaseException | None = None
         self._thread: threading.Thread | None = None
+        self._ring: KeyRing | None = None  # opened at the first sealed log record
 
     # ------------------------------------------------------------ lifecycle
     def start(self) -> TopicFollower:
@@ -239,6 +254,7 @@ class TopicFollower:
                 self.topics.merges,
                 self.topics.log,
             )
+            if topic  # an empty name: not followed (the eraser reads no log)
             for p in consumer.partitions_for_topic(topic) or ()
         }
         if wanted != assigned:
@@ -270,8 +286,12 @@ class TopicFollower:
         finally:
             with contextlib.suppress(Exception):
                 consumer.close()
+            if self._ring is not None:
+                self._ring.close()
 
     def _apply(self, topic: str, messages: list[Any]) -> None:
+        if topic == self.topics.log:
+            messages = self._opened(messages)  # before the lock: it may ask the broker
         with self._lock:
             self._records += len(messages)
             for message in messages:
@@ -283,6 +303,27 @@ class TopicFollower:
                     self._events.add(message)
                 elif message.value is not None:
                     self._apply_merge(orjson.loads(message.value))
+
+    def _opened(self, messages: list[Any]) -> list[Any]:
+        """The log records with their sealed values opened; the erased ones left out."""
+        if not any(sealing.is_sealed(m.value) for m in messages):
+            return messages
+        if self._ring is None:
+            self._ring = KeyRing(self.bootstrap, self.topics.keys, client_id="cdp-profile-keys")
+        opened = []
+        for message in messages:
+            if sealing.is_sealed(message.value):
+                try:
+                    value = sealing.unseal(message.value, self._ring.secret_of)
+                except sealing.SealError as error:
+                    log.warning("%s offset %d: %s", self.topics.log, message.offset, error)
+                    continue
+                if value is None:
+                    continue  # the person was erased
+                opened.append(message._replace(value=value))
+            else:
+                opened.append(message)
+        return opened
 
     def _apply_profile(self, message: Any) -> None:
         customer = message.key.decode()

@@ -60,10 +60,19 @@ from typing import Any
 from cdp.adapters.kafka import codec as kafka_codec
 from cdp.adapters.kafka.codec import DeadLetterMessage, Message, id_digest
 from cdp.adapters.kafka.consumers import kafka_python
+from cdp.adapters.kafka.keys import KeyRing
 from cdp.adapters.kafka.log_reader import LogReader, unavailable
-from cdp.adapters.kafka.topics import DEADLETTERS, LOG, LOG_MAX_MESSAGE_BYTES, KafkaSettings
+from cdp.adapters.kafka.topics import (
+    DEADLETTERS,
+    KEYS,
+    LOG,
+    LOG_MAX_MESSAGE_BYTES,
+    KafkaSettings,
+    keys_topic_of,
+)
 from cdp.errors import ConfigError, LogUnavailableError
 from cdp.ports.log import AppendResult, Record, StoredEvent
+from projections.identity.extract import every_identifier_of
 
 log = logging.getLogger(__name__)
 
@@ -85,8 +94,12 @@ class KafkaEventLog:
         max_batch_bytes: int = LOG_MAX_MESSAGE_BYTES,
         producer_factory: ProducerFactory | None = None,
         client_id: str = "cdp-log",
+        keys: KeyRing | None = None,
     ) -> None:
         self.bootstrap = bootstrap
+        self.keys = keys
+        """The key ring events are sealed under (``None``: stored in the clear)."""
+        self._read_keys: KeyRing | None = None
         self.topic = topic
         self.dead_letter_topic = dead_letter_topic
         self.timeout = timeout
@@ -104,6 +117,7 @@ class KafkaEventLog:
             timeout=timeout,
             max_batch_bytes=max_batch_bytes,
             client_id=f"{client_id}-reader",
+            secret_of=self._secret_of,
         )
         try:
             self._reader.check_topic()
@@ -114,15 +128,42 @@ class KafkaEventLog:
             raise
 
     @classmethod
-    def open(cls, settings: KafkaSettings, **options: Any) -> KafkaEventLog:
-        """The log topic of ``settings`` (``cdp.log``), dead letters to ``cdp.services.deadletters``."""
+    def open(
+        cls, settings: KafkaSettings, pepper: bytes | None = None, **options: Any
+    ) -> KafkaEventLog:
+        """The log topic of ``settings`` (``cdp.log``), dead letters to ``cdp.services.deadletters``.
+
+        With the installation's ``pepper`` (``cdp.services.privacy.files.pepper``),
+        events are sealed under their identifiers' keys in ``cdp.keys``."""
         options.setdefault("timeout", settings.timeout)
-        return cls(
-            settings.bootstrap,
-            settings.topic(LOG),
-            dead_letter_topic=settings.topic(DEADLETTERS),
-            **options,
-        )
+        if pepper is not None and "keys" not in options:
+            options["keys"] = KeyRing(
+                settings.bootstrap, settings.topic(KEYS), timeout=settings.timeout, pepper=pepper
+            )
+        try:
+            return cls(
+                settings.bootstrap,
+                settings.topic(LOG),
+                dead_letter_topic=settings.topic(DEADLETTERS),
+                **options,
+            )
+        except BaseException:
+            if options.get("keys") is not None:
+                options["keys"].close()
+            raise
+
+    def _secret_of(self, kid: bytes) -> bytes | None:
+        """Key lookup for reading sealed records: the writer's ring, else a read-only
+        ring of the key topic beside the log, opened at the first sealed record."""
+        ring = self.keys or self._read_keys
+        if ring is None:
+            ring = self._read_keys = KeyRing(
+                self.bootstrap,
+                keys_topic_of(self.topic),
+                timeout=self.timeout,
+                client_id="cdp-log-keys",
+            )
+        return ring.secret_of(kid)
 
     # ---------------------------------------------------------------- clients
     def _new_producer(self) -> Any:
@@ -173,7 +214,7 @@ class KafkaEventLog:
         for chunk in self.reader.records(self._indexed_to, end, 100_000):
             for message in chunk:
                 try:
-                    mid = kafka_codec.message_id_of(message.value)
+                    mid = kafka_codec.message_id_of(message.value, message.headers)
                 except ValueError as error:  # read() will say so; the index skips it
                     log.warning("%s offset %d: %s", self.topic, message.offset, error)
                     continue
@@ -211,13 +252,26 @@ class KafkaEventLog:
                 refs.append(len(fresh))
                 fresh.append(record)
 
-        stored = self._produce([kafka_codec.encode(r) for r in fresh]) if fresh else []
+        stored = self._produce(self._encode(fresh)) if fresh else []
         for record, offset in zip(fresh, stored, strict=True):
             self._index[id_digest(record.message_id)] = offset
         if stored:
             self._indexed_to = max(self._indexed_to, stored[-1] + 1)
         final = tuple(o if r < 0 else stored[r] for o, r in zip(known_offsets, refs, strict=True))
         return AppendResult(final, tuple(new))
+
+    def _encode(self, records: list[Record]) -> list[Message]:
+        if self.keys is None:
+            return [kafka_codec.encode(r) for r in records]
+        # Keys first (new ones stored and acknowledged in one write), then the
+        # events sealed under them.
+        names = [every_identifier_of(r.event) for r in records]
+        wanted = list(dict.fromkeys(n for ns in names for n in ns))
+        keys = dict(zip(wanted, self.keys.keys_for(wanted), strict=True))
+        return [
+            kafka_codec.encode(r, [keys[n] for n in ns])
+            for r, ns in zip(records, names, strict=True)
+        ]
 
     def _produce(self, messages: list[Message]) -> list[int]:
         """Send ``messages`` to the log topic and return their acknowledged offsets."""
@@ -287,6 +341,10 @@ class KafkaEventLog:
         reader, self._reader = getattr(self, "_reader", None), None
         if reader is not None:
             reader.close()
+        for ring in (getattr(self, "keys", None), getattr(self, "_read_keys", None)):
+            if ring is not None:
+                ring.close()
+        self.keys = self._read_keys = None
 
 
 def broker_reachable(bootstrap: str, timeout: float = 1.0) -> bool:

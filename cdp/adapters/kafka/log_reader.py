@@ -17,13 +17,14 @@ Not thread-safe, like the log it serves.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from cdp.adapters.kafka import codec as kafka_codec
 from cdp.adapters.kafka.consumers import kafka_python, open_consumer
 from cdp.errors import ConfigError, LogCorruptError, LogUnavailableError
 from cdp.ports.log import StoredEvent
+from cdp.services.privacy.sealing import SealError
 from schemas import EventValidationError
 
 
@@ -36,9 +37,18 @@ class LogReader:
     """Reads the log topic ``topic`` on ``bootstrap`` by offset; see the module docstring."""
 
     def __init__(
-        self, bootstrap: str, topic: str, *, timeout: float, max_batch_bytes: int, client_id: str
+        self,
+        bootstrap: str,
+        topic: str,
+        *,
+        timeout: float,
+        max_batch_bytes: int,
+        client_id: str,
+        secret_of: Callable[[bytes], bytes | None] | None = None,
     ) -> None:
         self.bootstrap = bootstrap
+        self.secret_of = secret_of
+        """A key ring's lookup, to read sealed events (``cdp.adapters.kafka.keys``)."""
         self.topic = topic
         self.timeout = timeout
         self._tp = kafka_python().TopicPartition(topic, 0)
@@ -73,6 +83,14 @@ class LogReader:
                 "exactly 1 (it is the total order)"
             )
         self._consumer.assign([self._tp])
+
+    def low_water(self) -> int:
+        """The first offset still stored (after retention, deletion or compaction)."""
+        kafka = kafka_python()
+        try:
+            return int(self._consumer.beginning_offsets([self._tp])[self._tp])
+        except kafka.errors.KafkaError as error:
+            raise unavailable(f"cannot read the start of {self.topic}", error) from None
 
     def high_water(self) -> int:
         """One past the last offset stored, asked of the broker (see the module docstring)."""
@@ -133,11 +151,13 @@ class LogReader:
         for chunk in self.records(max(start, 0), end, batch_size):
             for message in chunk:
                 try:
-                    event = kafka_codec.decode_event(message.value)
-                except EventValidationError as error:
+                    event = kafka_codec.decode_event(message.value, self.secret_of)
+                except (EventValidationError, SealError) as error:
                     raise LogCorruptError(
                         f"{self.topic} record at offset {message.offset}: {error}"
                     ) from None
+                if event is None:
+                    continue  # sealed under a destroyed key: the person was erased
                 pending.append(StoredEvent(message.offset, event))
                 if len(pending) == batch_size:
                     yield pending

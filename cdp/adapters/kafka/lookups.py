@@ -20,6 +20,7 @@ event history, which in distributed mode lives in the Parquet archive:
 from __future__ import annotations
 
 import time
+from collections.abc import Container
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -28,9 +29,9 @@ import orjson
 from cdp.adapters.kafka.follower import ProfileTopics, TopicFollower
 from cdp.adapters.kafka.groups import GroupStatus, GroupWatcher
 from cdp.adapters.kafka.topics import KafkaSettings
-from cdp.errors import LogUnavailableError
+from cdp.errors import LogUnavailableError, NotFoundError
 from cdp.read.answer import encode, profile_answer
-from cdp.read.keys import parse
+from cdp.read.keys import not_found, parse
 from projections import lead_score
 
 STATE_COLUMNS = ("profile_state", "lead_state")
@@ -96,9 +97,15 @@ class KafkaProfileLookups:
     """Profile lookups over a ``TopicFollower`` of the topics (see the module docstring)."""
 
     def __init__(
-        self, kafka: KafkaSettings, rules: lead_score.Rules, workers: GroupWatcher | None = None
+        self,
+        kafka: KafkaSettings,
+        rules: lead_score.Rules,
+        workers: GroupWatcher | None = None,
+        erased: Container[str] = (),
     ) -> None:
         self.rules = rules
+        #: Customers erased whose derived copies are not rebuilt yet: never served.
+        self.erased = erased
         self.follower = TopicFollower(
             kafka.bootstrap, ProfileTopics.with_prefix(kafka.prefix, kafka.input_prefix)
         )
@@ -122,6 +129,8 @@ class KafkaProfileLookups:
         """(the answer as JSON, the identifier key) for ``text``; ``ValueError``/``NotFoundError``."""
         identifier = parse(text)
         held = self.follower.find(identifier)
+        if held.customer_id in self.erased:
+            raise NotFoundError(not_found(identifier))
         snapshot = held.snapshot
         stored = {
             k: v for k, v in snapshot.items() if k not in STATE_COLUMNS and k != "customer_id"

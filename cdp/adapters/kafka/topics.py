@@ -6,6 +6,7 @@ The table (docs/kafka.md says why each row is so):
 topic (prefix ``cdp.``)     key                  partitions cleanup retention
 =========================== ==================== ========== ======= =========
 ``log``                     routing key          1          delete  forever
+``keys``                    key id               1          compact -
 ``events.by-customer``      customer id          N          delete  7 days
 ``identity.assignments``    ``kind:value``       N          compact -
 ``identity.merges``         loser customer id    1          delete  forever
@@ -14,6 +15,10 @@ topic (prefix ``cdp.``)     key                  partitions cleanup retention
 ``<app>-identity-changelog`` (faust table)       1          compact -
 ``<app>-customers-changelog`` (faust table)      N          compact -
 =========================== ==================== ========== ======= =========
+
+``keys`` holds one key per identifier, under which the log's events are
+sealed (``cdp.adapters.kafka.keys``); erasing a person tombstones theirs. It
+is named by the input prefix, like the log it unlocks.
 
 ``log`` has exactly one partition: it is the total order every identity
 decision depends on, and its offsets are the ``EventLog`` offsets. ``N`` is
@@ -49,6 +54,8 @@ LOG_MAX_MESSAGE_BYTES = 8 * 1024 * 1024  # one append is one batch up to this si
 
 # Logical names, used to ask for a topic whatever the prefix.
 LOG = "log"
+KEYS = "keys"
+MINUTE_MS = 60 * 1000
 EVENTS_BY_CUSTOMER = "events.by-customer"
 IDENTITY_ASSIGNMENTS = "identity.assignments"
 IDENTITY_MERGES = "identity.merges"
@@ -140,8 +147,13 @@ class KafkaSettings:
 
     def topic(self, name: str) -> str:
         """The full name of a logical topic (``log`` → ``cdp.log``); the log takes
-        the input prefix, every other topic the prefix."""
-        return f"{self.log_prefix if name == LOG else self.prefix}{name}"
+        the input prefix (and so do its keys), every other topic the prefix."""
+        return f"{self.log_prefix if name in (LOG, KEYS) else self.prefix}{name}"
+
+
+def keys_topic_of(log_topic: str) -> str:
+    """The key topic beside the log topic ``log_topic`` (``cdp.log`` → ``cdp.keys``)."""
+    return log_topic.removesuffix(LOG) + KEYS
 
 
 def topic_specs(
@@ -165,6 +177,22 @@ def topic_specs(
             FOREVER,
             "The event log: the one total order; offsets are EventLog offsets.",
             {"max.message.bytes": str(LOG_MAX_MESSAGE_BYTES)},
+            fixed=True,
+        ),
+        TopicSpec(
+            f"{prefix if input_prefix is None else input_prefix}{KEYS}",
+            "key id (8 random bytes)",
+            1,
+            "compact",
+            None,
+            "One key per identifier; the log's events are sealed under them. Erasure "
+            "tombstones a person's keys; compaction removes them within minutes.",
+            {
+                "max.compaction.lag.ms": str(MINUTE_MS),
+                "segment.ms": str(MINUTE_MS),
+                "min.cleanable.dirty.ratio": "0.01",
+                "delete.retention.ms": str(DAY_MS),
+            },
             fixed=True,
         ),
         TopicSpec(

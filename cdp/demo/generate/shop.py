@@ -14,6 +14,9 @@ Every customer is one of three kinds:
   tickets, refunds and surveys; buyers follow on LINE more often and link
   their account.
 
+Wholesale buyers: a quarter of the leads are cafés and restaurants the sales
+team works in its SFA (deals, visits, calls; ``cdp.demo.generate.wholesale``).
+
 Lapsed buyers: 30% of repeat buyers stop at a random time 122-280 days before
 the end (after at least two orders); afterwards they do nothing themselves
 (no visits, orders, opens, messages), though newsletters are still delivered.
@@ -51,6 +54,7 @@ from cdp.demo.generate.channels import (
 from cdp.demo.generate.clock import DAY, HOUR, MINUTE, jst_midnight
 from cdp.demo.generate.journey import INF, Browser, Item, Journey, Raw, Who, World
 from cdp.demo.generate.people import make_person
+from cdp.demo.generate.wholesale import wholesale
 
 BROWSER_SHARE: Final = 0.50
 LEAD_SHARE: Final = 0.18
@@ -110,6 +114,8 @@ def simulate(world: World, index: int, seed: int) -> list[tuple[float, Raw]]:
     else:
         _buyer(j, first_seen)
     _social(j, first_seen, line_friend_)
+    if kind == "lead":
+        wholesale(j, seed)  # last: its own rng, the rest of the journey is unchanged
     return j.events
 
 

@@ -9,7 +9,8 @@ options, computed in SQL in one pass, relative to the log clock
 - ``next_purchase`` and its ``backtest``: ``cdp.services.analytics.next_purchase``;
 - ``sequences`` ("buyers of X buy Y within N days"): ``cdp.services.analytics.sequences``;
 - ``email_ab`` (rates per variant with a z-test): ``cdp.services.analytics.email_ab``;
-- ``funnel`` (journey stages and the lifecycle ladder): ``cdp.services.analytics.funnel``.
+- ``funnel`` (journey stages, the lifecycle and the sales ladders): ``cdp.services.analytics.funnel``;
+- ``campaigns`` (marketing → sales conversion per first/last touch): ``cdp.services.analytics.sales``.
 
 docs/analytics.md defines every measure.
 """
@@ -20,6 +21,7 @@ from cdp.services.analytics.email_ab import email_ab
 from cdp.services.analytics.funnel import funnel
 from cdp.services.analytics.next_purchase import backtest, next_purchase
 from cdp.services.analytics.rfm import RFM_SQL, rfm, rfm_scores
+from cdp.services.analytics.sales import campaigns
 from cdp.services.analytics.sequences import sequences
 
 __all__ = [
@@ -30,6 +32,7 @@ __all__ = [
     "RFM_SQL",
     "Report",
     "backtest",
+    "campaigns",
     "email_ab",
     "funnel",
     "ltv",

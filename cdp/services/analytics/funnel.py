@@ -8,7 +8,10 @@ Two ladders, both from ``profiles`` (MISSION item 4):
   (``unknown`` is the anonymous internet user). ``lead`` vs ``hot_lead`` is
   decided *as of the log clock* (``profiles.hot_now``: the lead score decayed
   to the latest event time), so a lead that was hot months ago and went
-  quiet counts as a lead.
+  quiet counts as a lead;
+- ``sales``: lead → hot lead → handed to sales → deal → won, marketing →
+  sales conversion from the SFA's deals (``cdp.services.analytics.sales``),
+  with the won revenue in the summary.
 
 Per stage: ``customers`` (at that stage now), ``share`` of everyone,
 ``reached`` (at that stage or a later one: stages are a ladder, so a
@@ -19,11 +22,13 @@ first stage).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any, Final
 
 import duckdb
 
 from cdp.services.analytics._base import Report, fetch, log_clock, ratio
+from cdp.services.analytics.sales import HANDED_DEFINITION, SALES_STAGES, sales_ladder
 
 FUNNEL_STAGES: Final = ("awareness", "interest", "consideration", "purchase", "retention")
 LIFECYCLE_STAGES: Final = ("unknown", "lead", "hot_lead", "customer", "repeater")
@@ -62,14 +67,18 @@ def _ladder(name: str, stages: tuple[str, ...], counts: dict[str, int]) -> list[
     return rows
 
 
-def funnel(con: duckdb.DuckDBPyConnection) -> Report:
-    """Stage counts and conversions of the journey funnel and the lifecycle ladder."""
+def funnel(con: duckdb.DuckDBPyConnection, handed: Iterable[str] | None = None) -> Report:
+    """Stage counts and conversions of the journey funnel, the lifecycle ladder and
+    the sales ladder (``handed``: customer ids pushed to an SFA, see ``sales_ladder``)."""
     _, rows = fetch(con, "funnel", FUNNEL_SQL)
     counts: dict[str, dict[str, int]] = {"funnel": {}, "lifecycle": {}}
     for ladder, stage, customers in rows:
         counts[ladder][stage] = customers
-    out = _ladder("funnel", FUNNEL_STAGES, counts["funnel"]) + _ladder(
-        "lifecycle", LIFECYCLE_STAGES, counts["lifecycle"]
+    sales, won_revenue = sales_ladder(con, handed)
+    out = (
+        _ladder("funnel", FUNNEL_STAGES, counts["funnel"])
+        + _ladder("lifecycle", LIFECYCLE_STAGES, counts["lifecycle"])
+        + _ladder("sales", SALES_STAGES, sales)
     )
     unexpected = {
         f"{ladder}:{stage}"
@@ -81,5 +90,7 @@ def funnel(con: duckdb.DuckDBPyConnection) -> Report:
         "as_of": log_clock(con),
         "customers": sum(counts["funnel"].values()),
         "unknown_stages": sorted(unexpected),
+        "won_revenue": won_revenue,
+        "handed_to_sales": HANDED_DEFINITION,
     }
     return Report("funnel", COLUMNS, out, summary)

@@ -21,6 +21,11 @@ by running it again (``cdp privacy process``, or the next ``cdp serve``):
 The data directory must be free (no ``cdp serve`` on it): the rewrite needs
 the file to itself. A server files requests and applies suppression at once;
 it runs erasures when it starts (docs/privacy.md).
+
+A request filed in Kafka mode (``runtime: kafka``) is carried out on the
+topics instead of step 2 (``cdp.services.privacy.erase_kafka``: the person's
+keys are destroyed), by ``cdp serve --kafka`` at once or by
+``cdp privacy process --kafka``; steps 3 to 5 are the same.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from __future__ import annotations
 import getpass
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import duckdb
 
@@ -38,6 +44,9 @@ from cdp.services.privacy import audit
 from cdp.services.privacy import requests as privacy_requests
 from cdp.services.privacy.requests import PrivacyRequest, Requests
 from cdp.services.privacy.scrub import scrub
+
+if TYPE_CHECKING:
+    from cdp.adapters.kafka.topics import KafkaSettings
 
 #: Steps of an erasure beyond the DuckDB file, each given the person; returns the
 #: destinations or stores that failed (name → reason). Wired by ``erasure_steps``.
@@ -103,33 +112,46 @@ def erase_local(settings: Settings, person: duckdb_erase.Person) -> dict[str, in
 
 
 def run(
-    settings: Settings, request: PrivacyRequest, steps: list[Step] | None = None
+    settings: Settings,
+    request: PrivacyRequest,
+    steps: list[Step] | None = None,
+    kafka: KafkaSettings | None = None,
 ) -> PrivacyRequest:
-    """Carry out one request (see the module docstring); the saved result."""
+    """Carry out one request (see the module docstring); the saved result. A request
+    filed in Kafka mode needs ``kafka`` (the topics it erases from)."""
     registry = Requests(settings.data_dir)
     identifier = request.subject
     if identifier is None:  # finished already
         return request
-    if request.erases and request.runtime != "embedded":
-        # Never "finished" while the Kafka topics still hold them (docs/privacy.md).
+    in_kafka = request.runtime == "kafka"
+    if in_kafka and kafka is None and request.erases:
         return registry.update(
             request,
-            error="erasure of the Kafka topics is not built yet: the person is suppressed; "
-            "see docs/privacy.md, 'Why not crypto-shredding (yet)'",
+            error="filed in Kafka mode: `cdp serve --kafka` runs it, or "
+            "`cdp privacy process --kafka BOOTSTRAP`",
         )
     request = registry.update(request, status=privacy_requests.RUNNING, error=None)
     try:
         done = dict(request.steps)
         failed: dict[str, str] = {}
         counts = dict(request.counts)
-        person = find_person(settings, identifier)
+        if in_kafka and kafka is not None:
+            from cdp.services.privacy import erase_kafka  # noqa: PLC0415  (Kafka clients)
+
+            person = erase_kafka.find_person(kafka, identifier)
+        else:
+            person = find_person(settings, identifier)
         counts["customers"] = len(person.customer_ids)
         counts["identifiers"] = len(person.identifiers)
         for name, apply in _suppression_steps(settings.data_dir, request):
             apply(sorted(person.identifiers))
             done[name] = "done"
         if request.erases:
-            counts.update(erase_local(settings, person))
+            if in_kafka and kafka is not None:
+                counts.update(erase_kafka.erase(settings, kafka, person, request.id))
+                done["keys"] = "done"
+            else:
+                counts.update(erase_local(settings, person))
             files = scrub(settings.data_dir, person.values)
             counts["file_lines"] = sum(files.values())
             done["data directory"] = "done"
@@ -162,14 +184,17 @@ def _suppression_steps(
     return []
 
 
-def process(settings: Settings, steps: list[Step] | None = None) -> list[PrivacyRequest]:
+def process(
+    settings: Settings, steps: list[Step] | None = None, kafka: KafkaSettings | None = None
+) -> list[PrivacyRequest]:
     """Run every open request of the data directory, oldest first; their results (a
-    request that fails is saved ``failed`` with its error, and the others still run)."""
+    request that fails is saved ``failed`` with its error, and the others still run).
+    Without ``kafka``, requests filed in Kafka mode wait (they say so)."""
     registry = Requests(settings.data_dir)
     done = []
     for request in registry.open():
         try:
-            done.append(run(settings, request, steps))
+            done.append(run(settings, request, steps, kafka))
         except Exception:  # recorded in the request by run(); the next one still runs
             done.append(registry.get(request.id))
     return done

@@ -48,8 +48,7 @@ import orjson
 from cdp.atomic import write_atomically
 from cdp.ports.log import Record
 from cdp.services.privacy import files
-from projections.identity.extract import identifiers_of
-from schemas.envelope import Alias
+from projections.identity.extract import every_identifier_of
 from schemas.identifiers import parse_key
 
 SUPPRESSIONS_FILE: Final = "suppressions.json"
@@ -214,13 +213,9 @@ class SuppressionGate:
 
 
 def _keys_of(record: Record) -> Sequence[str]:
-    event = record.event
-    keys = identifiers_of(event)
-    if isinstance(event, Alias):
-        # previousId is a user id or an anonymous id depending on the graph,
-        # which the door does not read: check both readings.
-        return (*keys, *identifiers_of(event, known=lambda _: True))
-    return keys
+    # previousId is a user id or an anonymous id depending on the graph, which
+    # the door does not read: check both readings.
+    return every_identifier_of(record.event)
 
 
 def _normalised(identifier_keys: Iterable[str]) -> list[str]:

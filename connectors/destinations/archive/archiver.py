@@ -45,6 +45,7 @@ from kafka.errors import OffsetOutOfRangeError
 from cdp.adapters.archive.layout import DATASETS, EVENTS, LOCK_FILE, ArchiveTopics
 from cdp.adapters.archive.manifest import Manifest, Roll
 from cdp.adapters.kafka.consumers import known_ends, open_consumer, poll
+from cdp.adapters.kafka.keys import KeyRing
 from cdp.errors import ArchiveError
 from connectors.destinations.archive.files import BeforeRecord, clean_unrecorded, write_roll
 from connectors.destinations.archive.rows import FirstCopies, event_row, record_row
@@ -185,6 +186,7 @@ class Archiver:
         self.on_roll = on_roll
         self.rescan_seconds = rescan_seconds
         self._kind_of = {topic: kind for kind, topic in self.topics.by_kind().items()}
+        self._ring: KeyRing | None = None  # opened at the first sealed event
 
     # ------------------------------------------------------------------ run
     def run(self, once: bool = False, stop: threading.Event | None = None) -> ArchiveRun:
@@ -199,11 +201,19 @@ class Archiver:
                 self._loop(consumer, manifest, report, once, stop or threading.Event())
             finally:
                 consumer.close()
+                if self._ring is not None:
+                    self._ring.close()
+                    self._ring = None
             report.positions = {
                 f"{topic}[{partition}]": offset
                 for (topic, partition), offset in sorted(manifest.next_offsets().items())
             }
         return report
+
+    def _secret_of(self, kid: bytes) -> bytes | None:
+        if self._ring is None:
+            self._ring = KeyRing(self.bootstrap, self.topics.keys, client_id="cdp-archiver-keys")
+        return self._ring.secret_of(kid)
 
     def _check_topics(self, manifest: Manifest) -> None:
         for kind, seen in manifest.topics().items():
@@ -295,9 +305,14 @@ class Archiver:
                     buffer = buffers.get(tp)
                     if buffer is None:
                         buffer = buffers[tp] = _Buffer(kind, tp.topic, tp.partition)
-                    day, row = (
-                        event_row(message, first_copies) if kind == EVENTS else record_row(message)
-                    )
+                    if kind != EVENTS:
+                        day, row = record_row(message)
+                    else:
+                        built = event_row(message, first_copies, self._secret_of)
+                        if built is None:  # sealed under a destroyed key: erased
+                            positions[tp] = message.offset + 1
+                            continue
+                        day, row = built
                     size = len(message.value or b"") + len(message.key or b"")
                     buffer.add(message.offset, day, row, size, now)
                     positions[tp] = message.offset + 1

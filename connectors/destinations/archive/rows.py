@@ -9,6 +9,7 @@ row's UTC date too: the partition the row is filed under.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -16,8 +17,10 @@ from typing import Any
 import duckdb
 
 from cdp.adapters.archive.layout import resolve
-from cdp.adapters.kafka.codec import decode_event, id_digest, source_of
+from cdp.adapters.kafka.codec import id_digest, open_value, source_of
 from cdp.errors import ArchiveError, EventValidationError
+from cdp.services.privacy.sealing import SealError
+from schemas import decode_stored
 
 
 def _utc(milliseconds: int | None) -> datetime:
@@ -53,12 +56,20 @@ class FirstCopies:
         return self.index.setdefault(id_digest(message_id), offset)
 
 
-def event_row(message: Any, first_copies: FirstCopies) -> tuple[str, dict[str, Any]]:
-    """The ``events`` row of a log-topic record, and its date; ``ArchiveError`` if it is
+def event_row(
+    message: Any,
+    first_copies: FirstCopies,
+    secret_of: Callable[[bytes], bytes | None] | None = None,
+) -> tuple[str, dict[str, Any]] | None:
+    """The ``events`` row of a log-topic record, and its date; ``None`` when the record
+    is sealed under a destroyed key (the person was erased); ``ArchiveError`` if it is
     not a stored event."""
     try:
-        event = decode_event(message.value)
-    except EventValidationError as error:
+        data = open_value(message.value, secret_of)
+        if data is None:
+            return None
+        event = decode_stored(data)
+    except (EventValidationError, SealError) as error:
         raise ArchiveError(
             f"{message.topic}[{message.partition}] offset {message.offset} is not a stored "
             f"event ({error}); the log topic must hold only validated events"
@@ -76,7 +87,7 @@ def event_row(message: Any, first_copies: FirstCopies) -> tuple[str, dict[str, A
         "anonymous_id": fields["anonymous_id"],
         "source": source_of(message.headers),
         "schema_version": fields["schema_version"],
-        "payload": message.value.decode(),
+        "payload": data.decode(),
         "duplicate_of": None if first == message.offset else first,
     }
     return fields["timestamp"].astimezone(UTC).date().isoformat(), row

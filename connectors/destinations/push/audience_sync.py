@@ -53,6 +53,7 @@ from connectors.destinations.push.journal import Chunk, Journal, Plan
 from connectors.destinations.push.line import LinePlatform
 from connectors.destinations.push.meta import MetaPlatform
 from connectors.destinations.push.webhook import WebhookPlatform
+from connectors.destinations.sfa.config import HubSpot, Kintone, Salesforce
 
 Connection = duckdb.DuckDBPyConnection | Callable[[], duckdb.DuckDBPyConnection]
 """A read-only connection, or a factory whose connection ``sync`` closes after reading."""
@@ -103,6 +104,11 @@ def platform_for(destination: AnyDestination) -> Platform:
         return MetaPlatform(destination)
     if isinstance(destination, Line):
         return LinePlatform(destination)
+    if isinstance(destination, Salesforce | HubSpot | Kintone):
+        # Imported here: the SFA platforms import this package's base modules.
+        from connectors.destinations.sfa.platforms import sfa_platform  # noqa: PLC0415
+
+        return sfa_platform(destination)
     return WebhookPlatform(destination)
 
 
@@ -123,6 +129,8 @@ def transport_for(
         timeout=destination.timeout,
         error_message=platform.error_message,
         transient=platform.transient,
+        retry_hint=platform.retry_hint,
+        auth=platform.auth(),
     )
     if sleep is not None:
         transport.sleep = sleep
@@ -171,6 +179,7 @@ def current_audience(
         found = audience(connection, segment, overrides, consent, catalog=catalog)
         if data_dir is not None:
             found, suppressed = without_suppressed(connection, data_dir, found)
+        platform.prepare(connection, [str(row[0]) for row in found.rows])
     finally:
         if callable(con):
             connection.close()

@@ -7,6 +7,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import duckdb
 import httpx
 
 from connectors.destinations.members import Member
@@ -92,6 +93,20 @@ class Platform(abc.ABC):
     def headers(self) -> dict[str, str]:
         """Authentication and fixed headers of every request."""
         return {}
+
+    def auth(self) -> httpx.Auth | None:
+        """An httpx auth flow for platforms whose tokens are fetched and refreshed (OAuth)."""
+        return None
+
+    def retry_hint(self, response: httpx.Response) -> float | None:
+        """Seconds to wait before retrying a 429/5xx/transient answer without a
+        ``Retry-After`` header, read from the platform's body (None: backoff)."""
+        return None
+
+    def prepare(self, con: duckdb.DuckDBPyConnection, customer_ids: list[str]) -> None:
+        """Read what ``row`` needs beyond the audience columns (the SFA platforms
+        load profile traits and lead scores), before ``row`` is called for them."""
+        return None
 
     def error_message(self, response: httpx.Response) -> str:
         """The platform's own error message in a failed response."""

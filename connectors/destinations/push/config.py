@@ -26,6 +26,10 @@
     url = "https://crm.example.jp/hooks/audiences"
     secret = "env:CRM_WEBHOOK_SECRET"
 
+The sales-force-automation platforms (``salesforce``, ``hubspot``,
+``kintone``: lead hand-over with a field mapping) are described in
+``connectors.destinations.sfa.config``.
+
 Every destination also takes ``base_url`` (default: the platform's real API
 host; tests point it at a loopback fake), ``api_version``, ``consent`` (which
 consent a member needs: ``ads`` by default, ``line`` for LINE), ``chunk_size``
@@ -46,55 +50,14 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
+from pydantic import ConfigDict, Field, TypeAdapter, ValidationError, field_validator
 
-from cdp import config
 from cdp.errors import ConfigError, NotFoundError
+from connectors.destinations.push_destination import PushDestination as _Destination
+from connectors.destinations.sfa.config import HubSpot, Kintone, Salesforce
 
 FILE_NAME = "destinations.toml"
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-CONSENTS = ("ads", "email", "line", "sms", "none")
-
-
-class _Destination(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-    name: str = ""
-    base_url: str
-    api_version: str = ""
-    consent: str = "ads"
-    chunk_size: int = Field(default=0, ge=0)
-    timeout: float = Field(default=30.0, gt=0)
-    max_attempts: int = Field(default=6, ge=1, le=20)
-    backoff: float = Field(default=0.5, gt=0, le=60)
-
-    @field_validator("consent")
-    @classmethod
-    def _consent(cls, value: str) -> str:
-        if value not in CONSENTS:
-            raise ValueError(f"must be one of {', '.join(CONSENTS)}")
-        return value
-
-    @field_validator("base_url")
-    @classmethod
-    def _url(cls, value: str) -> str:
-        if not value.startswith(("http://", "https://")):
-            raise ValueError("must start with http:// or https://")
-        return value.rstrip("/")
-
-    def secret(self, field: str) -> str:
-        """A secret field resolved (``env:NAME`` read now); ``ConfigError`` if unset."""
-        raw = getattr(self, field)
-        if not isinstance(raw, str) or not raw:
-            raise ConfigError(f"destination {self.name!r}: {field} is not set")
-        return config.resolve_secret(raw, f"destination {self.name!r}: {field}")
-
-    @property
-    def secret_fields(self) -> tuple[str, ...]:
-        return ()
-
-    def target(self) -> str:
-        """What the destination writes to, for people and for the sync journal."""
-        return self.base_url
 
 
 class GoogleAds(_Destination):
@@ -207,10 +170,10 @@ class Webhook(_Destination):
         return f"webhook:{self.url}"
 
 
-Destination = Annotated[GoogleAds | Meta | Line | Webhook, Field(discriminator="platform")]
-_ADAPTER: TypeAdapter[GoogleAds | Meta | Line | Webhook] = TypeAdapter(Destination)
-AnyDestination = GoogleAds | Meta | Line | Webhook
-PLATFORMS = ("google_ads", "meta", "line", "webhook")
+AnyDestination = GoogleAds | Meta | Line | Webhook | Salesforce | HubSpot | Kintone
+Destination = Annotated[AnyDestination, Field(discriminator="platform")]
+_ADAPTER: TypeAdapter[AnyDestination] = TypeAdapter(Destination)
+PLATFORMS = ("google_ads", "meta", "line", "webhook", "salesforce", "hubspot", "kintone")
 
 
 def _problems(error: ValidationError, name: str) -> str:

@@ -94,6 +94,8 @@ class Transport:
     timeout: float = 30.0
     error_message: Callable[[httpx.Response], str] = _default_message
     transient: Callable[[httpx.Response], bool] = lambda _response: False
+    retry_hint: Callable[[httpx.Response], float | None] = lambda _response: None
+    auth: httpx.Auth | None = None
     sleep: Callable[[float], None] = time.sleep
     rng: random.Random = field(default_factory=random.Random)
     stats: Stats = field(default_factory=Stats)
@@ -102,7 +104,10 @@ class Transport:
     def _http(self) -> httpx.Client:
         if self._client is None:
             self._client = httpx.Client(
-                base_url=self.base_url, headers=dict(self.headers), timeout=self.timeout
+                base_url=self.base_url,
+                headers=dict(self.headers),
+                timeout=self.timeout,
+                auth=self.auth,
             )
         return self._client
 
@@ -137,12 +142,14 @@ class Transport:
         headers: Mapping[str, str] | None = None,
         content: bytes | None = None,
         attempts: int | None = None,
+        accept: tuple[int, ...] = (),
     ) -> httpx.Response:
         """Send one request, retrying what may succeed later; return the 2xx response.
 
         ``what`` names the request in errors ("add chunk 3 of 7"). ``attempts``
         overrides the policy (1: no retry, for requests that are not idempotent
-        and need a check before they are repeated).
+        and need a check before they are repeated). A status in ``accept`` is
+        returned instead of raised (a caller that reads per-record errors in it).
         """
         last = ""
         limit = attempts or self.policy.max_attempts
@@ -162,7 +169,7 @@ class Transport:
             except httpx.TransportError as error:
                 last = f"{type(error).__name__}: {error}".rstrip(": ")
             else:
-                if response.is_success:
+                if response.is_success or response.status_code in accept:
                     return response
                 message = self.error_message(response)
                 last = f"HTTP {response.status_code}: {message}"
@@ -177,6 +184,8 @@ class Transport:
                         f"({method} {path}): {last}"
                     )
                 wait = retry_after(response)
+                if wait is None:
+                    wait = self.retry_hint(response)
                 if wait is not None and wait > MAX_RETRY_AFTER:
                     break
             if attempt + 1 < limit:

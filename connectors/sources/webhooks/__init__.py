@@ -22,6 +22,9 @@ Modules:
 - ``x``: X Account Activity API: the CRC ``response_token`` and
   ``x-twitter-webhooks-signature`` (``sha256=<base64 HMAC-SHA256>``); direct
   messages → Message Received / Message Sent, mentions → Message Received.
+- ``hubspot``, ``salesforce``, ``kintone`` (routes in ``cdp.http.sales_webhooks``):
+  the SFA's deals and activities → the sales events, built by ``deals``
+  (docs/sales.md).
 
 Errors (from ``cdp.errors``): ``AuthError`` when a signature, token or challenge
 is missing, malformed or wrong (the route answers 401 and stores nothing);

@@ -26,6 +26,7 @@ pytestmark = pytest.mark.integration
 # The decided table, written out again here (not imported) so a change is caught.
 EXPECTED = {
     "log": (1, "delete", "-1"),
+    "keys": (1, "compact", None),
     "events.by-customer": (3, "delete", str(7 * 86_400_000)),
     "identity.assignments": (3, "compact", None),
     "identity.merges": (1, "delete", "-1"),

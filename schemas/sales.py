@@ -1,0 +1,165 @@
+"""Typed sales events: deals and sales activities from the shop's SFA (issue 17).
+
+The contract the inbound SFA connectors (Salesforce, HubSpot, kintone, a CSV
+export) write and the profile folds (``projections.profile``, part ``sales``):
+
+============================  ==========================  =======================================
+event                         required properties         optional properties
+============================  ==========================  =======================================
+``Deal Created``              ``deal_id``                 ``pipeline``, ``stage``, ``amount``,
+                                                          ``currency`` (JPY), ``owner``,
+                                                          ``close_date``, ``crm``
+``Deal Stage Changed``        ``deal_id``, ``stage``      as above, plus ``previous_stage``
+``Deal Won``                  ``deal_id``                 as above (``amount`` is the won amount)
+``Deal Lost``                 ``deal_id``                 as above, plus ``lost_reason``
+``Sales Activity Logged``     ``activity_id``,            ``outcome``, ``owner``, ``deal_id``,
+                              ``activity_type``           ``crm``
+============================  ==========================  =======================================
+
+The person is named by ``userId`` and/or an email or phone in
+``context.traits`` (what the SFA knows of its contact): unlike other events a
+sales event needs no ``userId``/``anonymousId`` when the traits name the
+person. ``timestamp`` is when the change happened in the SFA. Every type is at
+schema version 1 (no upcasters yet).
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from schemas.crm import Code, Money, Props, _TypedTrack
+from schemas.identifiers import normalise
+
+ActivityType = Literal["visit", "call", "meeting", "email", "other"]
+"""What kind of sales touch an activity was."""
+DealStatus = Literal["open", "won", "lost"]
+"""Where a deal ended up (the status a Deal event implies)."""
+Currency = Field(default="JPY", pattern=r"^[A-Z]{3}$")
+
+
+class DealProps(Props):
+    """A deal (商談) as the SFA describes it; every field but ``deal_id`` optional."""
+
+    deal_id: Code
+    """The SFA's own id of the deal (Opportunity Id, HubSpot deal id, kintone record)."""
+    pipeline: str | None = None
+    stage: str | None = None
+    """The SFA's stage name as it is (``Prospecting``, ``提案``, ...)."""
+    amount: Money | None = None
+    """The deal's value; for Deal Won the amount won."""
+    currency: str = Currency
+    """ISO 4217 code of ``amount``."""
+    owner: str | None = None
+    """The salesperson who owns the deal (name or SFA user id)."""
+    close_date: date | None = None
+    """Expected (open) or actual (won/lost) close date."""
+    crm: str | None = None
+    """Which system said it: ``salesforce``, ``hubspot``, ``kintone``, ``csv``, ..."""
+
+
+class DealStageProps(DealProps):
+    """Deal Stage Changed: the new ``stage`` is required."""
+
+    stage: Code  # narrowed: required here
+    previous_stage: str | None = None
+
+
+class DealLostProps(DealProps):
+    """Deal Lost: why, when the SFA says."""
+
+    lost_reason: str | None = None
+
+
+class SalesActivityProps(Props):
+    """Sales Activity Logged: a visit, call, meeting or email by a salesperson."""
+
+    activity_id: Code
+    activity_type: ActivityType
+    outcome: str | None = None
+    owner: str | None = None
+    deal_id: str | None = None
+    """The deal the activity was about, when the SFA links one."""
+    crm: str | None = None
+
+
+class _SalesTrack(_TypedTrack):
+    """A typed track named by ``userId`` or by an email/phone in ``context.traits``."""
+
+    @model_validator(mode="after")
+    def _needs_an_id(self) -> _SalesTrack:  # replaces Envelope's check of the same name
+        if self.user_id is not None or self.anonymous_id is not None:
+            return self
+        traits = self.context.traits
+        if traits is not None and (
+            (traits.email is not None and normalise("email", traits.email) is not None)
+            or (traits.phone is not None and normalise("phone", traits.phone) is not None)
+        ):
+            return self
+        raise ValueError("needs userId, or an email or phone in context.traits")
+
+
+class DealCreated(_SalesTrack):
+    """A deal was opened for the person."""
+
+    event: Literal["Deal Created"]
+    properties: DealProps
+
+
+class DealStageChanged(_SalesTrack):
+    """A deal moved to another stage of its pipeline."""
+
+    event: Literal["Deal Stage Changed"]
+    properties: DealStageProps
+
+
+class DealWon(_SalesTrack):
+    """A deal was won (the person becomes a customer)."""
+
+    event: Literal["Deal Won"]
+    properties: DealProps
+
+
+class DealLost(_SalesTrack):
+    """A deal was lost."""
+
+    event: Literal["Deal Lost"]
+    properties: DealLostProps
+
+
+class SalesActivityLogged(_SalesTrack):
+    """A salesperson touched the person (visit, call, meeting, email)."""
+
+    event: Literal["Sales Activity Logged"]
+    properties: SalesActivityProps
+
+
+DealEvent = DealCreated | DealStageChanged | DealWon | DealLost
+"""Any of the four deal events."""
+SalesEvent = DealEvent | SalesActivityLogged
+"""Any sales event."""
+
+DEAL_STATUS: dict[type[_SalesTrack], DealStatus] = {
+    DealCreated: "open",
+    DealStageChanged: "open",
+    DealWon: "won",
+    DealLost: "lost",
+}
+"""The status each deal event implies."""
+
+SALES_TRACKS: tuple[type[_SalesTrack], ...] = (
+    DealCreated,
+    DealStageChanged,
+    DealWon,
+    DealLost,
+    SalesActivityLogged,
+)
+"""The typed sales tracks, in the order the union lists them."""
+
+SALES_EVENT_NAMES: frozenset[str] = frozenset(
+    cls.model_fields["event"].annotation.__args__[0]  # type: ignore[union-attr]  # Literal
+    for cls in SALES_TRACKS
+)
+"""Event names of the sales tracks."""
