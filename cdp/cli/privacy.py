@@ -87,6 +87,15 @@ def _kafka(bootstrap: str | None, prefix: str | None, input_prefix: str | None) 
     return KafkaSettings.resolve(bootstrap, prefix, input_prefix=input_prefix)
 
 
+def _eraser(settings: Any, kafka: Any) -> Any:
+    """The Kafka-mode eraser for ``kafka`` settings (``None``: none)."""
+    if kafka is None:
+        return None
+    from cdp.adapters.kafka.erase import KafkaErasure  # noqa: PLC0415
+
+    return KafkaErasure(settings, kafka)
+
+
 def _file_and_run(
     ctx: typer.Context, kind: str, identifier: str, archive: Path | None, kafka: Any = None
 ) -> None:
@@ -101,7 +110,7 @@ def _file_and_run(
         request = Requests(opts.settings.data_dir).file(kind, key, erase.cli_actor(), runtime)
         try:
             steps = erasure_steps(opts.settings, archive)
-            request = erase.run(opts.settings, request, steps, kafka)
+            request = erase.run(opts.settings, request, steps, _eraser(opts.settings, kafka))
         except ServerRunningError as error:
             console.print(
                 f"filed {request.id}; {error}. Suppression already applies; the erasure runs "
@@ -179,7 +188,7 @@ def process_open(settings: Any, kafka: Any = None) -> None:
 
     if not Requests(settings.data_dir).open():
         return
-    for done in erase.process(settings, erasure_steps(settings, None), kafka):
+    for done in erase.process(settings, erasure_steps(settings, None), _eraser(settings, kafka)):
         print(f"privacy request {done.id} ({done.type}): {done.status}", file=sys.stderr)
 
 
@@ -198,7 +207,8 @@ def process_command(
     opts = opts_of(ctx)
     with errors():
         kafka = _kafka(bootstrap, prefix, input_prefix)
-        done = erase.process(opts.settings, erasure_steps(opts.settings, archive), kafka)
+        eraser = _eraser(opts.settings, kafka)
+        done = erase.process(opts.settings, erasure_steps(opts.settings, archive), eraser)
     _show(done, opts.json)
     if any(r.status != "finished" for r in done):
         raise typer.Exit(1)

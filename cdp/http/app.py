@@ -143,6 +143,7 @@ def _erase_in_background(settings: Settings, kafka: KafkaSettings) -> Callable[[
     A failure is saved in the request; `cdp privacy process --bootstrap` re-runs it."""
     import threading  # noqa: PLC0415
 
+    from cdp.adapters.kafka.erase import KafkaErasure  # noqa: PLC0415
     from cdp.services.privacy import erase  # noqa: PLC0415
     from connectors.destinations.erasure import erasure_steps  # noqa: PLC0415
 
@@ -150,7 +151,9 @@ def _erase_in_background(settings: Settings, kafka: KafkaSettings) -> Callable[[
 
     def run(request: Any) -> None:
         with lock, contextlib.suppress(Exception):  # recorded in the request by run()
-            erase.run(settings, request, erasure_steps(settings, None), kafka)
+            erase.run(
+                settings, request, erasure_steps(settings, None), KafkaErasure(settings, kafka)
+            )
 
     def start(request: Any) -> None:
         threading.Thread(target=run, args=(request,), name="cdp-erasure", daemon=True).start()

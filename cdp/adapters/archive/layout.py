@@ -130,9 +130,7 @@ class ArchiveTopics:
     @property
     def keys(self) -> str:
         """The key topic the events topic's sealed records open with (never archived)."""
-        from cdp.adapters.kafka.topics import keys_topic_of  # noqa: PLC0415
-
-        return keys_topic_of(self.events)
+        return self.events.removesuffix("log") + "keys"  # as cdp.adapters.kafka.topics names it
 
     def by_kind(self) -> dict[str, str]:
         """``{dataset kind: topic}``."""

@@ -23,7 +23,7 @@ the file to itself. A server files requests and applies suppression at once;
 it runs erasures when it starts (docs/privacy.md).
 
 A request filed in Kafka mode (``runtime: kafka``) is carried out on the
-topics instead of step 2 (``cdp.services.privacy.erase_kafka``: the person's
+topics instead of step 2 (``cdp.adapters.kafka.erase``: the person's
 keys are destroyed), by ``cdp serve --kafka`` at once or by
 ``cdp privacy process --kafka``; steps 3 to 5 are the same.
 """
@@ -33,7 +33,7 @@ from __future__ import annotations
 import getpass
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import duckdb
 
@@ -45,8 +45,20 @@ from cdp.services.privacy import requests as privacy_requests
 from cdp.services.privacy.requests import PrivacyRequest, Requests
 from cdp.services.privacy.scrub import scrub
 
-if TYPE_CHECKING:
-    from cdp.adapters.kafka.topics import KafkaSettings
+
+class KafkaEraser(Protocol):
+    """Erasure on the Kafka topics (``cdp.adapters.kafka.erase.KafkaErasure``)."""
+
+    def find_person(self, identifier: str) -> tuple[frozenset[str], frozenset[str]]:
+        """(customer ids, identifier keys) of whoever ``identifier`` names."""
+        ...
+
+    def erase(
+        self, customer_ids: frozenset[str], identifiers: frozenset[str], request_id: str
+    ) -> dict[str, int]:
+        """Destroy their keys and stop serving them; counts."""
+        ...
+
 
 #: Steps of an erasure beyond the DuckDB file, each given the person; returns the
 #: destinations or stores that failed (name → reason). Wired by ``erasure_steps``.
@@ -115,7 +127,7 @@ def run(
     settings: Settings,
     request: PrivacyRequest,
     steps: list[Step] | None = None,
-    kafka: KafkaSettings | None = None,
+    kafka: KafkaEraser | None = None,
 ) -> PrivacyRequest:
     """Carry out one request (see the module docstring); the saved result. A request
     filed in Kafka mode needs ``kafka`` (the topics it erases from)."""
@@ -128,7 +140,7 @@ def run(
         return registry.update(
             request,
             error="filed in Kafka mode: `cdp serve --kafka` runs it, or "
-            "`cdp privacy process --kafka BOOTSTRAP`",
+            "`cdp privacy process --bootstrap BOOTSTRAP`",
         )
     request = registry.update(request, status=privacy_requests.RUNNING, error=None)
     try:
@@ -136,9 +148,7 @@ def run(
         failed: dict[str, str] = {}
         counts = dict(request.counts)
         if in_kafka and kafka is not None:
-            from cdp.services.privacy import erase_kafka  # noqa: PLC0415  (Kafka clients)
-
-            person = erase_kafka.find_person(kafka, identifier)
+            person = duckdb_erase.Person(*kafka.find_person(identifier))
         else:
             person = find_person(settings, identifier)
         counts["customers"] = len(person.customer_ids)
@@ -148,7 +158,7 @@ def run(
             done[name] = "done"
         if request.erases:
             if in_kafka and kafka is not None:
-                counts.update(erase_kafka.erase(settings, kafka, person, request.id))
+                counts.update(kafka.erase(person.customer_ids, person.identifiers, request.id))
                 done["keys"] = "done"
             else:
                 counts.update(erase_local(settings, person))
@@ -185,7 +195,7 @@ def _suppression_steps(
 
 
 def process(
-    settings: Settings, steps: list[Step] | None = None, kafka: KafkaSettings | None = None
+    settings: Settings, steps: list[Step] | None = None, kafka: KafkaEraser | None = None
 ) -> list[PrivacyRequest]:
     """Run every open request of the data directory, oldest first; their results (a
     request that fails is saved ``failed`` with its error, and the others still run).

@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 
 from cdp.adapters.kafka import admin as kafka_admin
+from cdp.adapters.kafka.erase import KafkaErasure
 from cdp.adapters.kafka.keys import KeyRing
 from cdp.adapters.kafka.log import KafkaEventLog
 from cdp.adapters.kafka.topics import KEYS, KafkaSettings
@@ -127,7 +128,7 @@ def test_an_erased_person_leaves_no_readable_byte_in_any_topic(
     request = Requests(settings.data_dir).file(
         privacy_requests.SUPPRESS_WITH_DELETE, email, "test", "kafka"
     )
-    done = erase.run(settings, request, [], kafka)
+    done = erase.run(settings, request, [], KafkaErasure(settings, kafka))
     assert done.status == privacy_requests.FINISHED, done
     assert done.counts["keys_destroyed"] >= len(keys)
 

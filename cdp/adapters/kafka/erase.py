@@ -26,7 +26,6 @@ the log, then the old generation dropped (``cdp kafka drop``; docs/privacy.md,
 
 from __future__ import annotations
 
-from cdp.adapters.duckdb.erase import Person
 from cdp.adapters.kafka.follower import ProfileTopics, TopicFollower
 from cdp.adapters.kafka.keys import KeyRing
 from cdp.adapters.kafka.topics import KEYS, KafkaSettings
@@ -35,8 +34,29 @@ from cdp.errors import NotFoundError
 from cdp.services.privacy import files
 from cdp.services.privacy.erased import ErasedCustomers
 
+Found = tuple[frozenset[str], frozenset[str]]
+"""(customer ids, identifier keys) of a person."""
 
-def find_person(kafka: KafkaSettings, identifier: str, timeout: float = 120.0) -> Person:
+
+class KafkaErasure:
+    """``cdp.services.privacy.erase.KafkaEraser`` over the topics of ``kafka``."""
+
+    def __init__(self, settings: Settings, kafka: KafkaSettings) -> None:
+        self.settings = settings
+        self.kafka = kafka
+
+    def find_person(self, identifier: str) -> Found:
+        """See ``find_person``."""
+        return find_person(self.kafka, identifier)
+
+    def erase(
+        self, customer_ids: frozenset[str], identifiers: frozenset[str], request_id: str
+    ) -> dict[str, int]:
+        """See ``erase``."""
+        return erase(self.settings, self.kafka, customer_ids, identifiers, request_id)
+
+
+def find_person(kafka: KafkaSettings, identifier: str, timeout: float = 120.0) -> Found:
     """The person ``identifier`` names in the identity and profile topics (the log is
     not read): their customers and every identifier key they have."""
     named = frozenset() if identifier.startswith("cus_") else frozenset({identifier})
@@ -47,15 +67,19 @@ def find_person(kafka: KafkaSettings, identifier: str, timeout: float = 120.0) -
         try:
             held = follower.find(identifier)
         except NotFoundError:
-            return Person(frozenset(), named)
+            return frozenset(), named
     customers = {held.customer_id} | {str(m["from_customer"]) for m in held.merges}
-    return Person(frozenset(customers), frozenset(held.identifiers) | named)
+    return frozenset(customers), frozenset(held.identifiers) | named
 
 
 def erase(
-    settings: Settings, kafka: KafkaSettings, person: Person, request_id: str
+    settings: Settings,
+    kafka: KafkaSettings,
+    customer_ids: frozenset[str],
+    identifiers: frozenset[str],
+    request_id: str,
 ) -> dict[str, int]:
-    """Destroy ``person``'s keys and stop serving them (see the module docstring);
+    """Destroy the keys of a person's ``identifiers`` and stop serving them (see the module docstring);
     counts of what was done."""
     ring = KeyRing(
         kafka.bootstrap,
@@ -65,8 +89,8 @@ def erase(
         client_id="cdp-eraser",
     )
     try:
-        destroyed = ring.destroy(sorted(person.identifiers))
+        destroyed = ring.destroy(sorted(identifiers))
     finally:
         ring.close()
-    listed = ErasedCustomers(settings.data_dir).add(sorted(person.customer_ids), request_id)
+    listed = ErasedCustomers(settings.data_dir).add(sorted(customer_ids), request_id)
     return {"keys_destroyed": destroyed, "customers_unserved": listed, "rebuild_pending": 1}
