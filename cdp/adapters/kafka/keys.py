@@ -70,6 +70,7 @@ class KeyRing:
         self._token_of: dict[bytes, bytes] = {}  # kid → token
         self._gone: set[bytes] = set()  # kids known destroyed (or never written)
         self._cache: dict[str, SubjectKey] = {}  # identifier key → the key this writer uses
+        self._cached_as: dict[bytes, set[str]] = {}  # kid → identifier keys cached with it
         self._position: int | None = None
         self._refreshed = 0.0
         self._reader = LogReader(
@@ -142,7 +143,7 @@ class KeyRing:
                 kids = self._kids_of.get(token)
                 if kids:
                     key = SubjectKey(kids[0], self._secrets[kids[0]])
-                    self._cache[identifier] = key
+                    self._cache_as(identifier, key)
                 else:
                     key = SubjectKey.new()
                     created[identifier] = (token, key)
@@ -152,7 +153,7 @@ class KeyRing:
             self._send([(key.kid, token + key.secret) for token, key in created.values()])
             for identifier, (token, key) in created.items():
                 self._remember(token, key.kid, key.secret)
-                self._cache[identifier] = key
+                self._cache_as(identifier, key)
         return found
 
     def destroy(self, identifier_keys: Iterable[str]) -> int:
@@ -196,15 +197,18 @@ class KeyRing:
                 else:
                     self._kids_of.pop(token, None)
             self._gone.add(kid)
-            stale = [ident for ident, key in self._cache.items() if key.kid == kid]
-            for ident in stale:
-                del self._cache[ident]
+            for ident in self._cached_as.pop(kid, ()):
+                self._cache.pop(ident, None)
             return
         if len(value) != TOKEN_BYTES + KEY_BYTES:
             log.warning("%s: key %s has a malformed value; ignored", self.topic, kid.hex())
             return
         if kid not in self._secrets and kid not in self._gone:
             self._remember(value[:TOKEN_BYTES], kid, value[TOKEN_BYTES:])
+
+    def _cache_as(self, identifier: str, key: SubjectKey) -> None:
+        self._cache[identifier] = key
+        self._cached_as.setdefault(key.kid, set()).add(identifier)
 
     def _remember(self, token: bytes, kid: bytes, secret: bytes) -> None:
         self._secrets[kid] = secret
