@@ -15,7 +15,14 @@ and counts towards that request's latency. Printed:
   ``cdp.services.collector.to_records`` in-process, one core, no HTTP, no log), and the
   ratio of the two.
 
+With ``--kafka noida|tansu`` the benchmark starts that broker (``tests.brokers``),
+creates the topics (prefix ``bench.``) and runs ``cdp serve --kafka``: a 2xx
+then means the broker acknowledged the request's events on ``bench.log``
+(sealed under their identifiers' keys where the code seals, issue 16); no
+worker runs, so the figure is the Kafka-mode collector alone.
+
     python -m bench.collector [--events 100000] [--clients 8] [--batch 100] [--keep DIR]
+                              [--kafka noida|tansu]
 """
 
 from __future__ import annotations
@@ -35,6 +42,7 @@ import httpx
 import orjson
 
 from bench.common import Server, line, machine, timed
+from bench.idle_cpu import cpu_seconds
 from cdp.config import Settings
 from cdp.demo.generate import GenerateConfig, iter_events
 from cdp.runtime.engine import Engine
@@ -42,6 +50,7 @@ from cdp.services import collector
 from cdp.services.sources import SourceRegistry
 
 SENT_AT = "2026-11-01T00:00:00Z"
+KAFKA_PREFIX = "bench."
 
 
 def make_bodies(events: int, batch: int, extra: int) -> tuple[list[bytes], list[bytes]]:
@@ -130,44 +139,81 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
 
 
-def run(events: int, workdir: Path, clients: int = 8, batch: int = 100) -> dict[str, float]:
+def kafka_stored(bootstrap: str) -> int:
+    """Records on the benchmark's log topic (its high water)."""
+    from cdp.adapters.kafka.log import KafkaEventLog  # noqa: PLC0415
+
+    log = KafkaEventLog(bootstrap, KAFKA_PREFIX + "log")
+    try:
+        return log.high_water()
+    finally:
+        log.close()
+
+
+def run(
+    events: int, workdir: Path, clients: int = 8, batch: int = 100, kafka: str | None = None
+) -> dict[str, float]:
     bodies, warm_up = make_bodies(events, batch, extra=clients * batch)
     parsed, parse_s = timed(lambda: parse_and_validate(bodies))
     settings = Settings(workdir / "data")
     key = SourceRegistry(settings.data_dir).add("bench")
-    server = Server(settings.data_dir, workdir / "serve.log")
-    server.start()
+    broker = None
+    extra: tuple[str, ...] = ()
+    if kafka is not None:
+        from cdp.adapters.kafka import admin as kafka_admin  # noqa: PLC0415
+        from tests.brokers import start as start_broker  # noqa: PLC0415
+
+        broker = start_broker(kafka, workdir / "broker")
+        kafka_admin.init_topics(broker.bootstrap, KAFKA_PREFIX, 4)
+        extra = ("--kafka", broker.bootstrap, "--prefix", KAFKA_PREFIX)
     try:
-        post_all(server.url, key, warm_up, clients)
-        load, http_s = post_all(server.url, key, bodies, clients)
-        health = httpx.get(f"{server.url}/health", timeout=10).json()
+        server = Server(settings.data_dir, workdir / "serve.log", extra=extra)
+        server.start()
+        try:
+            post_all(server.url, key, warm_up, clients)
+            assert server.process is not None
+            cpu_before = cpu_seconds(server.process.pid)
+            load, http_s = post_all(server.url, key, bodies, clients)
+            serve_cpu = cpu_seconds(server.process.pid) - cpu_before
+            health = httpx.get(f"{server.url}/health", timeout=10).json()
+        finally:
+            server.stop()
+        if load.failures:
+            sys.exit(f"{len(load.failures)} requests failed, e.g. {load.failures[0]}")
+        if broker is not None:
+            stored: tuple[int, ...] | None = (kafka_stored(broker.bootstrap),)
+        else:
+            con = Engine.open_read_only(settings)
+            try:
+                stored = con.execute("SELECT count(*) FROM event_log").fetchone()
+            finally:
+                con.close()
     finally:
-        server.stop()
-    if load.failures:
-        sys.exit(f"{len(load.failures)} requests failed, e.g. {load.failures[0]}")
-    con = Engine.open_read_only(settings)
-    try:
-        stored = con.execute("SELECT count(*) FROM event_log").fetchone()
-    finally:
-        con.close()
+        if broker is not None:
+            broker.stop()
 
     p50, p99 = (percentile(load.latencies, f) * 1000 for f in (0.50, 0.99))
     http_rate, parse_rate = events / http_s, parsed / parse_s
     print(
         f"collector benchmark on {machine()}: {events:,} generated events in "
         f"{len(bodies):,} /v1/batch requests of {batch}, {clients} concurrent clients on loopback"
+        + (f", cdp serve --kafka ({kafka})" if kafka else "")
     )
     print(line("raw parse + validate (parse + to_records)", parsed, parse_s))
-    print(line("HTTP /v1/batch → durable log + projections", events, http_s))
+    target = "Kafka log (acks=all)" if kafka else "durable log + projections"
+    print(line(f"HTTP /v1/batch → {target}", events, http_s))
     print(
         f"acknowledgement latency per request: p50 {p50:.1f} ms, p99 {p99:.1f} ms "
         f"({load.retries} retries after 503)"
     )
     print(
-        f"group commits: {health['group_commits']:,} (warm-up included); "
+        f"group commits: {health.get('group_commits', 0):,} (warm-up included); "
         f"events in the log after SIGTERM: {stored[0] if stored else 0:,}"
     )
     print(f"ratio HTTP / raw parse+validate: {http_rate / parse_rate:.2f}")
+    print(
+        f"cdp serve CPU (user+sys) while timed: {serve_cpu:.2f} s ({serve_cpu / events * 1e6:,.0f} µs/event)"
+    )
     return {
         "events": events,
         "http_rate": http_rate,
@@ -175,6 +221,7 @@ def run(events: int, workdir: Path, clients: int = 8, batch: int = 100) -> dict[
         "ratio": http_rate / parse_rate,
         "p50_ms": p50,
         "p99_ms": p99,
+        "serve_cpu_s": serve_cpu,
     }
 
 
@@ -186,10 +233,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--clients", type=int, default=8, help="concurrent client threads")
     parser.add_argument("--batch", type=int, default=100, help="events per request")
     parser.add_argument("--keep", type=Path, help="keep the work directory here")
+    parser.add_argument(
+        "--kafka", choices=("noida", "tansu"), help="cdp serve --kafka on this broker"
+    )
     args = parser.parse_args(argv)
     workdir = args.keep or Path(tempfile.mkdtemp(prefix="cdp-bench-"))
     try:
-        run(args.events, workdir, args.clients, args.batch)
+        run(args.events, workdir, args.clients, args.batch, args.kafka)
     finally:
         if args.keep is None:
             shutil.rmtree(workdir, ignore_errors=True)

@@ -53,6 +53,8 @@ class Server:
     log_path: Path
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
+    extra: tuple[str, ...] = ()
+    """More ``cdp serve`` options (``--kafka HOST:PORT --prefix P``)."""
 
     @property
     def url(self) -> str:
@@ -62,7 +64,7 @@ class Server:
         """Start it and wait until ``/health`` answers (three tries, then give up)."""
         for _attempt in range(3):
             command = [sys.executable, "-m", "cdp.cli", "--data-dir", str(self.data_dir)]
-            command += ["serve", "--port", str(self.port)]
+            command += ["serve", "--port", str(self.port), *self.extra]
             with self.log_path.open("ab") as log:
                 self.process = subprocess.Popen(
                     command, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=log,

@@ -59,6 +59,7 @@ SHOP_EVENTS: Final = CONTACT_EVENTS | frozenset(
         "Deal Stage Changed",
         "Deal Won",
         "Deal Lost",
+        "Deal Updated",
         "Sales Activity Logged",
     }
 )

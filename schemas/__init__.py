@@ -49,6 +49,7 @@ from schemas.sales import (
     DealCreated,
     DealLost,
     DealStageChanged,
+    DealUpdated,
     DealWon,
     SalesActivityLogged,
 )
@@ -68,6 +69,7 @@ __all__ = [
     "DealCreated",
     "DealLost",
     "DealStageChanged",
+    "DealUpdated",
     "DealWon",
     "EmailDelivered",
     "EmailLinkClicked",

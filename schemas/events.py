@@ -47,6 +47,7 @@ from schemas.sales import (
     DealCreated,
     DealLost,
     DealStageChanged,
+    DealUpdated,
     DealWon,
     SalesActivityLogged,
 )
@@ -110,6 +111,7 @@ Event = Annotated[
     | Annotated[DealStageChanged, Tag("Deal Stage Changed")]
     | Annotated[DealWon, Tag("Deal Won")]
     | Annotated[DealLost, Tag("Deal Lost")]
+    | Annotated[DealUpdated, Tag("Deal Updated")]
     | Annotated[SalesActivityLogged, Tag("Sales Activity Logged")],
     Discriminator(
         tag_of,

@@ -6,12 +6,13 @@ export) write and the profile folds (``projections.profile``, part ``sales``):
 ============================  ==========================  =======================================
 event                         required properties         optional properties
 ============================  ==========================  =======================================
-``Deal Created``              ``deal_id``                 ``pipeline``, ``stage``, ``amount``,
-                                                          ``currency`` (JPY), ``owner``,
-                                                          ``close_date``, ``crm``
+``Deal Created``              ``deal_id``                 ``name``, ``pipeline``, ``stage``,
+                                                          ``amount``, ``currency`` (JPY),
+                                                          ``owner``, ``close_date``, ``crm``
 ``Deal Stage Changed``        ``deal_id``, ``stage``      as above, plus ``previous_stage``
 ``Deal Won``                  ``deal_id``                 as above (``amount`` is the won amount)
 ``Deal Lost``                 ``deal_id``                 as above, plus ``lost_reason``
+``Deal Updated``              ``deal_id``                 as Deal Lost (the fields that changed)
 ``Sales Activity Logged``     ``activity_id``,            ``outcome``, ``owner``, ``deal_id``,
                               ``activity_type``           ``crm``
 ============================  ==========================  =======================================
@@ -21,6 +22,12 @@ The person is named by ``userId`` and/or an email or phone in
 sales event needs no ``userId``/``anonymousId`` when the traits name the
 person. ``timestamp`` is when the change happened in the SFA. Every type is at
 schema version 1 (no upcasters yet).
+
+Created, Stage Changed, Won and Lost each imply the deal's status (open, open,
+won, lost: ``DEAL_STATUS``). **Deal Updated** is an edit that implies none (an
+amount, name, close date or owner changed, the stage not): it changes the
+fields it states and leaves the status as the other deal events set it, so a
+late edit never reopens a won deal.
 """
 
 from __future__ import annotations
@@ -45,6 +52,8 @@ class DealProps(Props):
 
     deal_id: Code
     """The SFA's own id of the deal (Opportunity Id, HubSpot deal id, kintone record)."""
+    name: str | None = None
+    """The deal's name in the SFA (Opportunity Name, HubSpot ``dealname``, 案件名)."""
     pipeline: str | None = None
     stage: str | None = None
     """The SFA's stage name as it is (``Prospecting``, ``提案``, ...)."""
@@ -71,6 +80,10 @@ class DealLostProps(DealProps):
     """Deal Lost: why, when the SFA says."""
 
     lost_reason: str | None = None
+
+
+class DealUpdateProps(DealLostProps):
+    """Deal Updated: the fields the edit changed (a lost deal's reason among them)."""
 
 
 class SalesActivityProps(Props):
@@ -129,6 +142,13 @@ class DealLost(_SalesTrack):
     properties: DealLostProps
 
 
+class DealUpdated(_SalesTrack):
+    """A deal's fields were edited without a stage change; its status stays as it was."""
+
+    event: Literal["Deal Updated"]
+    properties: DealUpdateProps
+
+
 class SalesActivityLogged(_SalesTrack):
     """A salesperson touched the person (visit, call, meeting, email)."""
 
@@ -136,8 +156,10 @@ class SalesActivityLogged(_SalesTrack):
     properties: SalesActivityProps
 
 
-DealEvent = DealCreated | DealStageChanged | DealWon | DealLost
-"""Any of the four deal events."""
+DealStatusEvent = DealCreated | DealStageChanged | DealWon | DealLost
+"""The deal events that imply a status (``DEAL_STATUS``)."""
+DealEvent = DealStatusEvent | DealUpdated
+"""Any deal event."""
 SalesEvent = DealEvent | SalesActivityLogged
 """Any sales event."""
 
@@ -147,13 +169,14 @@ DEAL_STATUS: dict[type[_SalesTrack], DealStatus] = {
     DealWon: "won",
     DealLost: "lost",
 }
-"""The status each deal event implies."""
+"""The status each deal event implies (Deal Updated implies none)."""
 
 SALES_TRACKS: tuple[type[_SalesTrack], ...] = (
     DealCreated,
     DealStageChanged,
     DealWon,
     DealLost,
+    DealUpdated,
     SalesActivityLogged,
 )
 """The typed sales tracks, in the order the union lists them."""

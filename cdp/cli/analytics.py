@@ -83,12 +83,18 @@ def rfm_command(
         str | None, typer.Option(help="With --customers: only this RFM segment.")
     ] = None,
     limit: Annotated[int | None, typer.Option(min=1, help="With --customers: at most N.")] = None,
+    grid: Annotated[
+        bool, typer.Option("--grid", help="Customers and revenue per R x F score cell.")
+    ] = False,
     csv_file: CsvOption = None,
 ) -> None:
-    """RFM segments (customers, revenue) or, with --customers, each buyer's scores."""
+    """RFM segments (customers, revenue) or, with --customers, each buyer's scores
+    (--grid: per R x F cell)."""
     from cdp.services import analytics  # noqa: PLC0415
 
-    if customers:
+    if grid:
+        _run(ctx, analytics.rfm_grid, csv_file)
+    elif customers:
         _run(ctx, lambda con: analytics.rfm_scores(con, segment=segment, limit=limit), csv_file)
     else:
         _run(ctx, analytics.rfm, csv_file)
@@ -179,11 +185,27 @@ def sequences_command(
     ] = 0.01,
     min_customers: Annotated[int, typer.Option(min=0, help="Drop pairs with fewer customers.")] = 5,
     limit: Annotated[int, typer.Option(min=1, help="Show the top N pairs.")] = 20,
+    then: Annotated[
+        str | None,
+        typer.Option(help="With --product X: the time from X to this Y, week by week."),
+    ] = None,
     csv_file: CsvOption = None,
 ) -> None:
-    """Patterns "buyers of X buy Y within N days", ranked by lift."""
+    """Patterns "buyers of X buy Y within N days", ranked by lift (--then Y: the
+    distribution of the time from X to Y)."""
     from cdp.services import analytics  # noqa: PLC0415
 
+    if then is not None:
+        if product is None:
+            raise typer.BadParameter("--then needs --product (the X of the pair)")
+        _run(
+            ctx,
+            lambda con: analytics.sequence_gaps(
+                con, product=product, then=then, within_days=within_days
+            ),
+            csv_file,
+        )
+        return
     _run(
         ctx,
         lambda con: analytics.sequences(
@@ -214,10 +236,20 @@ def email_ab_command(
 @analytics_app.command("funnel")
 def funnel_command(ctx: typer.Context, csv_file: CsvOption = None) -> None:
     """Customers per funnel stage, lifecycle rung and sales rung (lead → hot lead →
-    handed to sales → deal → won), with conversion ratios."""
+    handed to sales → deal → won), with conversion ratios. Handed to sales: pushed
+    to an SFA destination (cdp destinations push) or has a deal."""
     from cdp.services import analytics  # noqa: PLC0415
 
-    _run(ctx, analytics.funnel, csv_file)
+    handed = _handed(ctx)
+    _run(ctx, lambda con: analytics.funnel(con, handed), csv_file)
+
+
+def _handed(ctx: typer.Context) -> set[str]:
+    """Customer ids whose record an SFA push created (the push journals' record ids)."""
+    from connectors.destinations.sfa.pushed import pushed_people  # noqa: PLC0415
+
+    with errors():
+        return pushed_people(opts_of(ctx).settings.data_dir)
 
 
 @analytics_app.command("campaigns")
@@ -229,10 +261,16 @@ def campaigns_command(
     csv_file: CsvOption = None,
 ) -> None:
     """Marketing → sales conversion per utm source/campaign: leads, hot leads, handed
-    to sales, deals, won, won revenue (docs/sales.md)."""
+    to sales (pushed to an SFA or has a deal), deals, won, won revenue (docs/sales.md)."""
     from cdp.services import analytics  # noqa: PLC0415
 
-    _run(ctx, lambda con: analytics.campaigns(con, touch=touch), csv_file, _show_campaigns)
+    handed = _handed(ctx)
+    _run(
+        ctx,
+        lambda con: analytics.campaigns(con, touch=touch, handed=handed),
+        csv_file,
+        _show_campaigns,
+    )
 
 
 def _show_campaigns(report: analytics.Report) -> None:

@@ -24,8 +24,13 @@ from cdp.cli.kafka import InputPrefix
 from cdp.config import KAFKA_BOOTSTRAP_ENV, KAFKA_PREFIX_ENV
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from cdp.ports.log import Record
     from cdp.services import deadletters
+    from cdp.services.message_ids import MessageIds
+    from cdp.services.webhook_settings import WebhookSettings
+    from connectors.sources.webhooks import Mapped
 
 sources_app = sub_app("sources", "Sources and their write keys.")
 deadletter_app = sub_app("deadletter", "Requests rejected after authentication.")
@@ -270,26 +275,34 @@ def deadletter_list(
         )
 
 
-def _rebuild(letter: deadletters.DeadLetter) -> list[Record]:
+def _rebuild(
+    letter: deadletters.DeadLetter, hooks: Callable[[], WebhookSettings] | None = None
+) -> list[Record] | deadletters.Rebuilt:
     """Run a dead letter through the path that rejected it (signatures were checked
-    when it arrived). Items a webhook skipped and form posts (their content type
-    is not kept) cannot be re-run and stay pending."""
+    when it arrived). The SFA webhooks' letters are mapped with the webhook
+    settings ``hooks`` gives (read when the first one needs them: the data
+    directory's). Form posts (their content type is not kept) cannot be re-run
+    and stay pending."""
     import orjson  # noqa: PLC0415
 
     from cdp.errors import UnmappableError  # noqa: PLC0415
-    from cdp.services import collector, deadletters  # noqa: PLC0415
+    from cdp.services import collector, deadletters, webhook_settings  # noqa: PLC0415
     from cdp.services.ingest import to_record  # noqa: PLC0415
     from connectors.sources import snowplow  # noqa: PLC0415
     from connectors.sources.webhooks import orders, shopify  # noqa: PLC0415
     from connectors.sources.webhooks.registry import SIGNED  # noqa: PLC0415
+    from connectors.sources.webhooks.sfa import SALES  # noqa: PLC0415
 
     endpoint = letter.endpoint
     ids = deadletters.retry_message_ids(letter)  # the same on every retry: idempotent
     if endpoint == "bulk":  # one JSONL line
         return [to_record(letter.body, letter.received_at, letter.source, message_id=ids(0))]
     if endpoint.startswith("webhook:"):
-        payload = orjson.loads(letter.body)
         platform, _, topic = endpoint.removeprefix("webhook:").partition(":")
+        if platform in SALES:
+            settings = hooks() if hooks is not None else webhook_settings.WebhookSettings()
+            return _split(letter, SALES[platform].reparse(settings, letter.body), ids)
+        payload = orjson.loads(letter.body)
         if not isinstance(payload, dict):
             raise UnmappableError(f"dead letter {letter.id} ({endpoint}) is not a JSON object")
         events: list[dict[str, Any]]
@@ -298,7 +311,7 @@ def _rebuild(letter: deadletters.DeadLetter) -> list[Record]:
         elif platform == "orders":
             events = orders.to_events(payload)
         elif platform in SIGNED:
-            events = SIGNED[platform].to_events(payload).events
+            return _split(letter, SIGNED[platform].to_events(payload), ids)
         else:
             raise UnmappableError(f"dead letter {letter.id} ({endpoint}) cannot be re-run")
         return collector.to_records(events, letter.received_at, letter.source, message_ids=ids)
@@ -320,18 +333,47 @@ def _rebuild(letter: deadletters.DeadLetter) -> list[Record]:
     raise UnmappableError(f"dead letter {letter.id} ({endpoint}) cannot be re-run by retry")
 
 
+def _split(
+    letter: deadletters.DeadLetter, mapped: Mapped, ids: MessageIds
+) -> list[Record] | deadletters.Rebuilt:
+    """The records of a re-mapped webhook letter; items it still skips stay dead
+    letters: the letter itself when nothing maps (``UnmappableError`` with their
+    reasons), else one new letter each beside the records (``Rebuilt``)."""
+    import orjson  # noqa: PLC0415
+
+    from cdp.errors import UnmappableError  # noqa: PLC0415
+    from cdp.services import collector, deadletters  # noqa: PLC0415
+
+    events, skipped = mapped
+    if skipped and not events:
+        raise UnmappableError("; ".join(str(s) for s in skipped))
+    records = collector.to_records(events, letter.received_at, letter.source, message_ids=ids)
+    if not skipped:
+        return records
+    return deadletters.Rebuilt(records, [(str(s), orjson.dumps(s.item)) for s in skipped])
+
+
 @deadletter_app.command("retry")
 def deadletter_retry(ctx: typer.Context) -> None:
     """Run pending dead letters through validation again; append those that now pass."""
     from cdp import bootstrap  # noqa: PLC0415
-    from cdp.services import deadletters  # noqa: PLC0415
+    from cdp.services import deadletters, webhook_settings  # noqa: PLC0415
     from cdp.services.privacy.suppressions import SuppressionGate  # noqa: PLC0415
 
     opts = opts_of(ctx)
     gate = SuppressionGate.load(opts.settings.data_dir)  # a retry is a door too
+    loaded: list[WebhookSettings] = []
 
-    def rebuild(letter: deadletters.DeadLetter) -> list[Record]:
-        return gate.keep(_rebuild(letter), set())
+    def hooks() -> WebhookSettings:
+        if not loaded:  # a broken webhooks.toml fails the SFA letters only, each saying why
+            loaded.append(webhook_settings.load(opts.settings.data_dir))
+        return loaded[0]
+
+    def rebuild(letter: deadletters.DeadLetter) -> list[Record] | deadletters.Rebuilt:
+        rebuilt = _rebuild(letter, hooks)
+        if isinstance(rebuilt, deadletters.Rebuilt):
+            return deadletters.Rebuilt(gate.keep(rebuilt.records, set()), rebuilt.unmapped)
+        return gate.keep(rebuilt, set())
 
     with errors(), bootstrap.open_data(opts.settings, ", then retry") as engine:
         report = deadletters.retry(engine.con, engine.append, rebuild, datetime.now(UTC))

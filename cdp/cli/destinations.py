@@ -14,6 +14,8 @@ import typer
 from cdp.cli._app import Options, app, console, errors, opts_of, params, print_json, sub_app, table
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from connectors.destinations.push import config as push_config
     from connectors.destinations.push.audience_sync import SyncReport
 
@@ -261,5 +263,21 @@ def status_command(
                 "Records the destination refused (sent again by the next push)",
                 ["segment", "customer_id", "error"],
                 refused,
+            )
+        )
+    _print_owed_deletions(opts.settings.data_dir, name)
+
+
+def _print_owed_deletions(data_dir: Path, name: str) -> None:
+    """An SFA destination's deletions that erasures still owe (sent by the next push)."""
+    from connectors.destinations.sfa.pushed import PushedRecords  # noqa: PLC0415
+
+    owed = PushedRecords(data_dir, name).deletions()
+    if owed:
+        console.print(
+            table(
+                "Records of erased people still to delete (sent by the next push)",
+                ["request", "records", "since", "error"],
+                [(e["request"], len(e["ids"]), e["since"], e["error"]) for e in owed.values()],
             )
         )

@@ -24,7 +24,7 @@ def sales_import(
     ],
     source: Annotated[str | None, typer.Option(help="Source name recorded on events.")] = None,
 ) -> None:
-    """Rows → Deal Created/Stage Changed/Won/Lost or Sales Activity Logged; re-runs add nothing.
+    """Rows → deal events (no stage: Deal Updated) or Sales Activity Logged; re-runs add nothing.
 
     Bad rows are listed with their line and column (exit status 1); good rows are kept."""
     from cdp import bootstrap  # noqa: PLC0415

@@ -33,7 +33,8 @@ def push_command(
 ) -> None:
     """Upsert the segment's leads (new or changed since the last push) into each SFA.
 
-    Exit status 1 when a destination failed or refused records (see
+    Deletions an erasure still owes a destination are sent first. Exit status 1
+    when a destination failed, refused records or still owes deletions (see
     ``cdp destinations status NAME``); the others are pushed anyway.
     """
     from cdp import bootstrap  # noqa: PLC0415
@@ -80,6 +81,13 @@ def _print(outcome: object) -> None:
 
     assert isinstance(outcome, Outcome)
     head = f"{outcome.destination} ({outcome.platform}) ← {outcome.segment}"
+    if outcome.deleted:
+        console.print(f"{outcome.destination}: deleted {outcome.deleted} records of erased people")
+    if outcome.deletion_error is not None:
+        console.print(
+            f"[red]deletion still owed[/] {outcome.destination} (records of erased people): "
+            f"{outcome.deletion_error}"
+        )
     report = outcome.report
     if outcome.error is not None or report is None:
         console.print(f"[red]failed[/] {head}: {outcome.error}")

@@ -117,6 +117,16 @@ def select(
     return [DeadLetter(int(r[0]), r[1], r[2], r[3], r[4], bytes(r[5]), r[6]) for r in rows]
 
 
+@dataclass(frozen=True, slots=True)
+class Rebuilt:
+    """What a dead letter holding several items gives when only some of them map now:
+    the records to append, and ``(reason, body)`` per item that still does not,
+    kept as a new pending dead letter of its own (as the live route would have)."""
+
+    records: list[Record]
+    unmapped: list[tuple[str, bytes]]
+
+
 @dataclass(slots=True)
 class RetryReport:
     """What a retry did."""
@@ -129,24 +139,46 @@ class RetryReport:
 def retry(
     con: duckdb.DuckDBPyConnection,
     append: Callable[[list[Record]], Any],
-    rebuild: Callable[[DeadLetter], list[Record]],
+    rebuild: Callable[[DeadLetter], list[Record] | Rebuilt],
     now: datetime,
     limit: int = 10_000,
 ) -> RetryReport:
-    """Run pending dead letters through ``rebuild`` again and append what passes."""
+    """Run pending dead letters through ``rebuild`` again and append what passes.
+
+    A ``Rebuilt`` answer splits a letter: its records are appended, its unmapped
+    items become new pending letters, and the letter is marked retried, all
+    of it in one transaction after the (idempotent) append."""
     report = RetryReport()
     for letter in select(con, PENDING, limit):
         try:
-            records = rebuild(letter)
+            rebuilt = rebuild(letter)
         except CdpError as error:
             report.still_failing += 1
             con.execute("UPDATE dead_letters SET reason = ? WHERE id = ?", [str(error), letter.id])
             continue
-        append(records)
-        con.execute(
-            "UPDATE dead_letters SET status = ?, retried_at = ?, events = ? WHERE id = ?",
-            [RETRIED, now, len(records), letter.id],
+        records, unmapped = (
+            (rebuilt.records, rebuilt.unmapped) if isinstance(rebuilt, Rebuilt) else (rebuilt, [])
         )
+        append(records)
+        con.execute("BEGIN TRANSACTION")
+        try:
+            for reason, body in unmapped:
+                add(
+                    con,
+                    received_at=letter.received_at,
+                    source=letter.source,
+                    endpoint=letter.endpoint,
+                    reason=reason,
+                    body=body,
+                )
+            con.execute(
+                "UPDATE dead_letters SET status = ?, retried_at = ?, events = ? WHERE id = ?",
+                [RETRIED, now, len(records), letter.id],
+            )
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
         report.retried += 1
         report.events += len(records)
     return report

@@ -149,7 +149,7 @@ class KintoneApp(BaseModel):
     @classmethod
     def _known_names(cls, value: dict[str, str]) -> dict[str, str]:
         known = {
-            "deal_id", "activity_id", "stage", "pipeline", "amount", "currency", "owner",
+            "deal_id", "activity_id", "name", "stage", "pipeline", "amount", "currency", "owner",
             "close_date", "lost_reason", "activity_type", "outcome", "user_id", "email", "phone",
         }  # fmt: skip
         unknown = sorted(set(value) - known)

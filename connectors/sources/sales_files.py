@@ -22,14 +22,16 @@ A mapping file (TOML) says what the export's columns mean::
     "訪問" = "visit"
 
 Column names: ``deal_id`` (required for deals), ``activity_id`` and
-``activity_type`` (activities), ``stage``, ``pipeline``, ``amount``,
+``activity_type`` (activities), ``name`` (the deal's), ``stage``, ``pipeline``, ``amount``,
 ``currency``, ``owner``, ``close_date``, ``lost_reason``, ``outcome``,
 ``user_id``, ``email``, ``phone``, ``updated_at`` (the SFA's modification
 time: the event time; without it the import time is used).
 
 Each row is one snapshot: a deal row in a won/lost stage is Deal Won / Deal
-Lost, a row with another stage Deal Stage Changed, a row without a stage Deal
-Created; an activity row is Sales Activity Logged (``deals``). The
+Lost, a row with another stage Deal Stage Changed, a row without a stage (or
+a file without a stage column) Deal Updated: the row's fields, no status, so
+a re-exported won deal is not reopened and a deal first seen this way counts
+as open; an activity row is Sales Activity Logged (``deals``). The
 ``messageId`` is ``csv:<crm>:<deal|activity>:<id>:`` plus a hash of the
 row's mapped values, so importing the same export again adds nothing and a
 row that changed since is a new event.
@@ -66,6 +68,7 @@ COLUMN_NAMES: Final = frozenset(
         "deal_id",
         "activity_id",
         "activity_type",
+        "name",
         "stage",
         "pipeline",
         "amount",
@@ -222,15 +225,17 @@ def _event(row: dict[str, Any], mapping: ExportMapping) -> RawEvent:
             deal_id=cell("deal_id"),
         )
         return activity_event(facts, mapping.activity_types)
-    stage = cell("stage")
+    # A row is a snapshot, never known to be the deal's creation: without a
+    # stage it is an edit (Deal Updated), which implies no status.
     deal = DealFacts(
         deal_id=record_id,
-        kind="changed" if stage else "created",
+        kind="changed",
         person=person,
         message_id=message_id,
         timestamp=timestamp,
         crm=mapping.crm,
-        stage=stage,
+        stage=cell("stage"),
+        name=cell("name"),
         pipeline=cell("pipeline"),
         amount=checked("amount", lambda v: amount(v.replace(",", "").lstrip("¥￥"), "amount")),
         currency=cell("currency"),

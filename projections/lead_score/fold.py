@@ -82,8 +82,11 @@ _TRACK_FACTS: Final[dict[str, tuple[bool, str | None]]] = {
     "Deal Stage Changed": (True, None),
     "Deal Won": (True, None),
     "Deal Lost": (True, None),
+    "Deal Updated": (True, None),
     "Sales Activity Logged": (True, None),
 }
+# The deal events that imply a status; Deal Updated implies none, so it cannot
+# make a deal won or stop it counting (schemas.sales.DEAL_STATUS).
 _DEALS: Final = (DealCreated, DealStageChanged, DealWon, DealLost)
 _NEVER: Final = -(1 << 62)  # "no activity yet" as µs, below any real time
 _MISSING: Final = object()  # a page path not looked up yet

@@ -47,7 +47,7 @@ from projections.profile.parts import (
     TicketStatus,
     Touches,
 )
-from projections.profile.sales import ActivityFacts, Amount, Deal, SalesActivity
+from projections.profile.sales import ActivityFacts, Deal, SalesActivity, deal_of
 from projections.profile.state import State, TraitValue
 from schemas import (
     Alias,
@@ -75,10 +75,10 @@ from schemas import (
 )
 from schemas.crm import EmailProps, MessageProps, TicketProps
 from schemas.sales import (
-    DEAL_STATUS,
     DealCreated,
     DealLost,
     DealStageChanged,
+    DealUpdated,
     DealWon,
     SalesActivityLogged,
 )
@@ -315,9 +315,9 @@ class Builder:
                     groups[event.group_id] = at
             case Alias():
                 counts["alias"] = counts.get("alias", 0) + 1
-            case DealCreated() | DealStageChanged() | DealWon() | DealLost():
+            case DealCreated() | DealStageChanged() | DealWon() | DealLost() | DealUpdated():
                 self._count_track(event.event)
-                self._deal(event, at, mid)
+                _merge_into(self.deals, event.properties.deal_id, deal_of(event, at, mid))
             case SalesActivityLogged():
                 self._count_track(event.event)
                 a = event.properties
@@ -371,28 +371,6 @@ class Builder:
             None if props.satisfaction is None else Lww(at, mid, props.satisfaction),
         )
         _merge_into(self.tickets, props.ticket_id, ticket)
-
-    def _deal(
-        self, event: DealCreated | DealStageChanged | DealWon | DealLost, at: datetime, mid: str
-    ) -> None:
-        d = event.properties
-
-        def cell(value: Any) -> Lww[Any] | None:
-            return None if value is None else Lww(at, mid, value)
-
-        amount = None if d.amount is None else Amount(d.amount, d.currency)
-        deal = Deal(
-            at,
-            Lww(at, mid, DEAL_STATUS[type(event)]),
-            cell(d.pipeline),
-            cell(d.stage),
-            cell(amount),
-            cell(d.owner),
-            cell(d.close_date),
-            cell(d.crm),
-            cell(event.properties.lost_reason) if isinstance(event, DealLost) else None,
-        )
-        _merge_into(self.deals, d.deal_id, deal)
 
     def _take_traits(self, traits: Traits, at: datetime, mid: str) -> None:
         extra = traits.model_extra or {}

@@ -3,11 +3,14 @@
 The state keeps two maps (``State.deals`` and ``State.sales_activities``),
 each record merging order-independently:
 
-- a ``Deal`` per ``deal_id``: the earliest event time of the deal, and one
-  last-writer-wins cell per field (status, pipeline, stage, amount with its
-  currency, owner, close date, CRM, lost reason), written only by events that
-  state the field; every deal event writes the status its type implies
-  (``schemas.sales.DEAL_STATUS``);
+- a ``Deal`` per ``deal_id``: the earliest and the latest event time of the
+  deal, and one last-writer-wins cell per field (status, name, pipeline,
+  stage, amount with its currency, owner, close date, CRM, lost reason),
+  written only by events that state the field; every deal event but Deal
+  Updated writes the status its type implies (``schemas.sales.DEAL_STATUS``),
+  and Deal Updated writes only the fields it states, so a late edit never
+  overwrites a newer fact nor changes the status. A deal known only from
+  updates has no status cell and counts as open;
 - a ``SalesActivity`` per ``activity_id``: the latest version of the
   activity (an SFA that edits a visit record sends it again, with the same id)
   and the owner named by its latest version naming one.
@@ -26,7 +29,7 @@ from decimal import Decimal
 from typing import Any, NamedTuple
 
 from projections.profile.lww import Lww, earliest, from_iso, iso, later, later_or_none
-from schemas.sales import DealStatus
+from schemas.sales import DEAL_STATUS, DealEvent, DealLost, DealStatus, DealUpdated
 
 Json = dict[str, Any]
 SUMMARY_CURRENCY = "JPY"
@@ -46,8 +49,12 @@ class Deal(NamedTuple):
 
     first_at: datetime
     """Earliest event time of any event of the deal."""
-    status: Lww[DealStatus]
-    """``open``, ``won`` or ``lost``, as the latest deal event implies."""
+    last_at: datetime
+    """Latest event time of any event of the deal (Deal Updated included)."""
+    status: Lww[DealStatus] | None
+    """``open``, ``won`` or ``lost``, as the latest deal event implying a status
+    implies; ``None`` for a deal known only from Deal Updated (``status_of``: open)."""
+    name: Lww[str] | None
     pipeline: Lww[str] | None
     stage: Lww[str] | None
     amount: Lww[Amount] | None
@@ -57,10 +64,12 @@ class Deal(NamedTuple):
     lost_reason: Lww[str] | None
 
     def merge(self, other: Deal) -> Deal:
-        """Earliest first time, and the later of each stated field."""
+        """Earliest first time, latest last time, and the later of each stated field."""
         return Deal(
             self.first_at if self.first_at <= other.first_at else other.first_at,
-            later(self.status, other.status),
+            self.last_at if self.last_at >= other.last_at else other.last_at,
+            later_or_none(self.status, other.status),
+            later_or_none(self.name, other.name),
             later_or_none(self.pipeline, other.pipeline),
             later_or_none(self.stage, other.stage),
             later_or_none(self.amount, other.amount),
@@ -70,11 +79,18 @@ class Deal(NamedTuple):
             later_or_none(self.lost_reason, other.lost_reason),
         )
 
+    @property
+    def status_of(self) -> DealStatus:
+        """The deal's status now: the status cell's, ``open`` without one."""
+        return "open" if self.status is None else self.status.value
+
     def to_json(self) -> Json:
         """JSON form."""
         return {
             "first_at": iso(self.first_at),
-            "status": _cell(self.status),
+            "last_at": iso(self.last_at),
+            "status": _opt_cell(self.status),
+            "name": _opt_cell(self.name),
             "pipeline": _opt_cell(self.pipeline),
             "stage": _opt_cell(self.stage),
             "amount": _opt_cell(self.amount, lambda a: [str(a.value), a.currency]),
@@ -86,10 +102,25 @@ class Deal(NamedTuple):
 
     @staticmethod
     def from_json(data: Json) -> Deal:
-        """Inverse of ``to_json``."""
+        """Inverse of ``to_json``; reads the form before Deal Updated too.
+
+        Before it, every deal event wrote the status, so a snapshot without
+        ``last_at`` has the deal's latest time in its status cell, and one
+        without ``name`` never had a name.
+        """
+        status = _opt_uncell(data["status"])
+        last = data.get("last_at")
+        if last is not None:
+            last_at = from_iso(last)
+        elif status is not None:
+            last_at = status.at
+        else:
+            raise ValueError(f"deal snapshot {data!r} has neither last_at nor a status")
         return Deal(
             from_iso(data["first_at"]),
-            _uncell(data["status"]),
+            last_at,
+            status,
+            _opt_uncell(data.get("name")),
             _opt_uncell(data["pipeline"]),
             _opt_uncell(data["stage"]),
             _opt_uncell(data["amount"], lambda v: Amount(Decimal(v[0]), v[1])),
@@ -98,6 +129,31 @@ class Deal(NamedTuple):
             _opt_uncell(data["crm"]),
             _opt_uncell(data["lost_reason"]),
         )
+
+
+def deal_of(event: DealEvent, at: datetime, mid: str) -> Deal:
+    """The deal record one deal event states, written by ``(at, mid)``: the status
+    its type implies (none for Deal Updated) and a cell per field it states."""
+    d = event.properties
+
+    def cell(value: Any) -> Lww[Any] | None:
+        return None if value is None else Lww(at, mid, value)
+
+    status = DEAL_STATUS.get(type(event))
+    reason = event.properties.lost_reason if isinstance(event, DealLost | DealUpdated) else None
+    return Deal(
+        at,
+        at,
+        None if status is None else Lww(at, mid, status),
+        cell(d.name),
+        cell(d.pipeline),
+        cell(d.stage),
+        None if d.amount is None else Lww(at, mid, Amount(d.amount, d.currency)),
+        cell(d.owner),
+        cell(d.close_date),
+        cell(d.crm),
+        cell(reason),
+    )
 
 
 class ActivityFacts(NamedTuple):
@@ -188,23 +244,20 @@ def summary(deals: Mapping[str, Deal], activities: Mapping[str, SalesActivity]) 
     owner: Lww[str] | None = None
     stage: Lww[str] | None = None
     for deal in deals.values():
-        status = deal.status.value
+        status = deal.status
         amount = deal.amount.value if deal.amount is not None else None
         counted = amount.value if amount and amount.currency == SUMMARY_CURRENCY else Decimal(0)
-        if status == "open":
+        if status is None or status.value == "open":  # known only from updates: open
             open_n += 1
             open_value += counted
-        elif status == "won":
+        elif status.value == "won":
             won_n += 1
             won_value += counted
-            first_won = earliest(first_won, deal.status.at)
+            first_won = earliest(first_won, status.at)
         else:
             lost_n += 1
         first_deal = earliest(first_deal, deal.first_at)
-        # The status cell is written by every deal event: its time is the deal's latest.
-        last_touch = (
-            deal.status.at if last_touch is None or deal.status.at > last_touch else last_touch
-        )
+        last_touch = deal.last_at if last_touch is None or deal.last_at > last_touch else last_touch
         owner = later_or_none(owner, deal.owner)
         stage = later_or_none(stage, deal.stage)
     last_activity: Lww[ActivityFacts] | None = None
@@ -232,4 +285,4 @@ def summary(deals: Mapping[str, Deal], activities: Mapping[str, SalesActivity]) 
 
 def won_deals(deals: Mapping[str, Deal]) -> int:
     """Deals whose latest status is won (a won deal makes a customer)."""
-    return sum(1 for deal in deals.values() if deal.status.value == "won")
+    return sum(1 for deal in deals.values() if deal.status_of == "won")

@@ -88,8 +88,8 @@ class State:
     forms: Mapping[str, Touches] = field(default_factory=dict)
     """Form Submitted per form id."""
     deals: Mapping[str, Deal] = field(default_factory=dict)
-    """The ``sales`` part: Deal Created / Stage Changed / Won / Lost per deal id
-    (``projections.profile.sales``)."""
+    """The ``sales`` part: Deal Created / Stage Changed / Won / Lost / Updated per
+    deal id (``projections.profile.sales``)."""
     sales_activities: Mapping[str, SalesActivity] = field(default_factory=dict)
     """The ``sales`` part: Sales Activity Logged per activity id (latest version)."""
 

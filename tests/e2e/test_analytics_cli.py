@@ -35,11 +35,13 @@ def cdp(data_dir: Path, *args: str) -> Any:
 COMMANDS = [
     (["rfm"], "rfm_segment"),
     (["rfm", "--customers", "--limit", "5"], "rfm_segment"),
+    (["rfm", "--grid"], "rfm_segment"),
     (["ltv", "--period", "quarter"], "ltv"),
     (["retention", "--period", "month", "--tz", "UTC"], "retention"),
     (["next-purchase", "--limit", "10"], "predicted_at"),
     (["next-purchase", "--backtest"], "mae_days"),
     (["sequences", "--within-days", "90", "--min-support", "0.005"], "lift"),
+    (["sequences", "--product", "TEA-STARTER", "--then", "MATCHA-BULK-500"], "days_from"),
     (["email-ab"], "open_rate"),
     (["funnel"], "conversion"),
 ]
@@ -92,5 +94,7 @@ def test_bad_options_exit_2_with_a_clear_message(data_dir: Path) -> None:
     assert "fortnight" in result.output
     result = cdp(data_dir, "analytics", "email-ab", "--campaign", "nope")
     assert result.exit_code == 2 and "nope" in result.output
+    result = cdp(data_dir, "analytics", "sequences", "--then", "MATCHA-BULK-500")
+    assert result.exit_code == 2 and "--product" in result.output
     result = cdp(data_dir.parent / "empty", "analytics", "funnel")
     assert result.exit_code == 2 and "no data" in result.output

@@ -57,7 +57,11 @@ def members(demo_dir: Path) -> list[dict[str, Any]]:
             demo_dir,
             "sql",
             "SELECT customer_id, email, phone, first_name, last_name, postal_code, "
-            f"consent_ads, consent_line, line_user_id FROM profiles WHERE customer_id IN ({quoted})",
+            # The LINE id a message set, else the smallest the identity graph holds
+            # (docs/destinations.md: a friend who followed and never wrote).
+            "consent_ads, consent_line, coalesce(line_user_id, (SELECT min(i.value) FROM "
+            "identities i WHERE i.customer_id = p.customer_id AND i.kind = 'line')) "
+            f"AS line_user_id FROM profiles p WHERE customer_id IN ({quoted})",
         )
     )
 

@@ -10,21 +10,23 @@ Checks each request as HubSpot documents it: ``Authorization: Bearer
 ``results`` of the others; otherwise ``200`` ``COMPLETE``. Rate limits are
 injected as ``429`` bodies with ``policyName`` (see ``rate_limited``).
 ``GET /crm/v3/properties/contacts`` lists the properties.
+``POST /crm/v3/objects/contacts/batch/archive`` with ``{"inputs": [{"id"}]}``
+(1..100 ids as strings) archives contacts: ``204``, unknown ids included.
 """
 
 from __future__ import annotations
 
 import re
-from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
-from tests.fakes.base import FakeServer, error
+from tests.fakes.base import error
+from tests.fakes.crm import FakeCrm
 
 PROPERTIES = {
     "email",
@@ -62,49 +64,36 @@ def _now() -> str:
 
 
 @dataclass
-class FakeHubSpot(FakeServer):
+class FakeHubSpot(FakeCrm):
     token: str = "pat-na1-11111111-2222-3333-4444-555555555555"
     contacts: dict[str, dict[str, str]] = field(default_factory=dict)
-    upserts: Counter[str] = field(default_factory=Counter)
-    bad_emails: set[str] = field(default_factory=set)
+    archived: dict[str, dict[str, str]] = field(default_factory=dict)
+    """Archived contacts by hs_object_id (HubSpot keeps them restorable for 90 days)."""
 
-    def reset(self) -> None:
-        with self.lock:
-            self.log.clear()
-            self.faults.clear()
-            self.contacts.clear()
-            self.upserts.clear()
-            self.bad_emails.clear()
+    def forget(self) -> None:
+        self.contacts.clear()
 
-    def build(self) -> FastAPI:
-        app = FastAPI()
+    def refusal(self, request: Request) -> JSONResponse | None:
+        if request.headers.get("authorization") != f"Bearer {self.token}":
+            return error(
+                401,
+                {
+                    "status": "error",
+                    "message": "Authentication credentials not found.",
+                    "category": "INVALID_AUTHENTICATION",
+                },
+            )
+        return None
 
-        def unauthorised(request: Request) -> JSONResponse | None:
-            if request.headers.get("authorization") != f"Bearer {self.token}":
-                return error(
-                    401,
-                    {
-                        "status": "error",
-                        "message": "Authentication credentials not found.",
-                        "category": "INVALID_AUTHENTICATION",
-                    },
-                )
-            return None
-
+    def routes(self, app: FastAPI) -> None:
         @app.get("/crm/v3/properties/contacts")
-        async def properties(request: Request) -> JSONResponse:
-            refused = unauthorised(request)
-            if refused:
-                return refused
+        async def properties() -> JSONResponse:
             return JSONResponse(
                 {"results": [{"name": p, "type": "string"} for p in sorted(PROPERTIES)]}
             )
 
         @app.post("/crm/v3/objects/contacts/batch/upsert")
         async def upsert(request: Request) -> JSONResponse:
-            refused = unauthorised(request)
-            if refused:
-                return refused
             if request.headers.get("content-type", "").split(";")[0] != "application/json":
                 return self._invalid("Content-Type must be application/json")
             body = orjson.loads(await request.body())
@@ -139,7 +128,7 @@ class FakeHubSpot(FakeServer):
                 return JSONResponse(answer, status_code=207)
             return JSONResponse(answer)
 
-        return app
+        self._archive_route(app)
 
     @staticmethod
     def _invalid(message: str) -> JSONResponse:
@@ -184,7 +173,7 @@ class FakeHubSpot(FakeServer):
         with self.lock:
             new = email not in self.contacts
             contact = self.contacts.setdefault(
-                email, {"hs_object_id": str(1000 + len(self.contacts))}
+                email, {"hs_object_id": str(1000 + len(self.contacts) + len(self.archived))}
             )
             contact.update(item["properties"], email=email)
             self.upserts[email] += 1
@@ -195,3 +184,29 @@ class FakeHubSpot(FakeServer):
                 "new": new,
                 "archived": False,
             }
+
+    def _archive_route(self, app: FastAPI) -> None:
+        """``POST /crm/v3/objects/contacts/batch/archive`` with ``{"inputs": [{"id"}]}``,
+        1..100 ids (strings): ``204``, also for ids archived already or unknown."""
+
+        @app.post("/crm/v3/objects/contacts/batch/archive")
+        async def archive(request: Request) -> Response:
+            if request.headers.get("content-type", "").split(";")[0] != "application/json":
+                return self._invalid("Content-Type must be application/json")
+            body = orjson.loads(await request.body())
+            inputs = (
+                body.get("inputs") if isinstance(body, dict) and set(body) == {"inputs"} else None
+            )
+            if not isinstance(inputs, list) or not 1 <= len(inputs) <= MAX_INPUTS:
+                return self._invalid(f"body must be {{inputs: [...]}} with 1 to {MAX_INPUTS} items")
+            if not all(
+                isinstance(i, dict) and set(i) == {"id"} and isinstance(i["id"], str)
+                for i in inputs
+            ):
+                return self._invalid("each input is {id: <object id as a string>}")
+            gone = {i["id"] for i in inputs}
+            with self.lock:
+                for email in [e for e, c in self.contacts.items() if c["hs_object_id"] in gone]:
+                    contact = self.contacts.pop(email)
+                    self.archived[contact["hs_object_id"]] = contact
+            return Response(status_code=204)

@@ -10,12 +10,15 @@ nothing: an e-mail in ``bad_emails`` fails the whole request with
 ``400 CB_VA01`` and ``errors`` keyed ``records[i].<code>.value``. Answers
 ``{"records": [{"id", "revision", "operation": INSERT|UPDATE}]}``.
 ``GET /k/v1/app/form/fields.json?app=N`` lists the fields.
+``DELETE /k/v1/records.json`` (JSON ``{"app", "ids"}``, 1..100, all or nothing:
+``404 GAIA_RE01`` names an unknown id) deletes; ``GET /k/v1/records.json`` with
+``query=$id in ("1", ...)`` and ``fields[0]=$id`` reads which ids exist.
 """
 
 from __future__ import annotations
 
+import re
 import secrets
-from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,7 +26,8 @@ import orjson
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from tests.fakes.base import FakeServer, error
+from tests.fakes.base import error
+from tests.fakes.crm import FakeCrm
 
 FIELDS = {
     "顧客ID": {"type": "SINGLE_LINE_TEXT", "unique": True},
@@ -51,35 +55,25 @@ def kintone_error(
 
 
 @dataclass
-class FakeKintone(FakeServer):
+class FakeKintone(FakeCrm):
     token: str = "kintone-api-token-0123456789"
     app_id: int = 12
     records: dict[str, dict[str, str]] = field(default_factory=dict)
-    upserts: Counter[str] = field(default_factory=Counter)
-    bad_emails: set[str] = field(default_factory=set)
+    deleted: dict[str, dict[str, str]] = field(default_factory=dict)
+    """Deleted records by ``$id`` (ids are never reused)."""
 
-    def reset(self) -> None:
-        with self.lock:
-            self.log.clear()
-            self.faults.clear()
-            self.records.clear()
-            self.upserts.clear()
-            self.bad_emails.clear()
+    def forget(self) -> None:
+        self.records.clear()
 
-    def build(self) -> FastAPI:
-        app = FastAPI()
+    def refusal(self, request: Request) -> JSONResponse | None:
+        tokens = request.headers.get("x-cybozu-api-token", "").split(",")
+        if self.token not in tokens:
+            return kintone_error(401, "GAIA_IA02", "APIトークンが不正です。")
+        return None
 
-        def unauthorised(request: Request) -> JSONResponse | None:
-            tokens = request.headers.get("x-cybozu-api-token", "").split(",")
-            if self.token not in tokens:
-                return kintone_error(401, "GAIA_IA02", "APIトークンが不正です。")
-            return None
-
+    def routes(self, app: FastAPI) -> None:
         @app.get("/k/v1/app/form/fields.json")
         async def fields(request: Request) -> JSONResponse:
-            refused = unauthorised(request)
-            if refused:
-                return refused
             if request.query_params.get("app") != str(self.app_id):
                 return kintone_error(404, "GAIA_AP01", "指定したアプリ（id: {}）が見つかりません。")
             return JSONResponse(
@@ -93,9 +87,6 @@ class FakeKintone(FakeServer):
 
         @app.put("/k/v1/records.json")
         async def upsert(request: Request) -> JSONResponse:
-            refused = unauthorised(request)
-            if refused:
-                return refused
             if request.headers.get("content-type", "").split(";")[0] != "application/json":
                 return kintone_error(415, "CB_IJ01", "JSON形式で送信してください。")
             body = orjson.loads(await request.body())
@@ -113,7 +104,7 @@ class FakeKintone(FakeServer):
                 return kintone_error(400, "CB_VA01", "入力内容が正しくありません。", invalid)
             return JSONResponse({"records": [self._apply(entry) for entry in body["records"]]})
 
-        return app
+        self._delete_routes(app)
 
     def _check(self, body: Any) -> JSONResponse | None:
         if not isinstance(body, dict) or set(body) - {"app", "upsert", "records"}:
@@ -197,7 +188,7 @@ class FakeKintone(FakeServer):
             record = (
                 existing
                 if existing is not None
-                else {"$id": str(len(self.records) + 1), "$revision": "0"}
+                else {"$id": str(len(self.records) + len(self.deleted) + 1), "$revision": "0"}
             )
             record.update({code: value["value"] for code, value in entry["record"].items()})
             record[entry["updateKey"]["field"]] = key
@@ -210,3 +201,57 @@ class FakeKintone(FakeServer):
                 "revision": record["$revision"],
                 "operation": "UPDATE" if existing else "INSERT",
             }
+
+    def _delete_routes(self, app: FastAPI) -> None:
+        """``DELETE /k/v1/records.json`` with JSON ``{"app", "ids"[, "revisions"]}``,
+        1..100 ids, all or nothing (an unknown id: ``404 GAIA_RE01``, nothing
+        deleted), answering ``{}``; and ``GET /k/v1/records.json?app=N&query=$id in
+        ("1", ...)&fields[0]=$id``, the one query form the platform reads back."""
+
+        @app.delete("/k/v1/records.json")
+        async def delete(request: Request) -> JSONResponse:
+            if request.headers.get("content-type", "").split(";")[0] != "application/json":
+                return kintone_error(415, "CB_IJ01", "JSON形式で送信してください。")
+            body = orjson.loads(await request.body())
+            if not isinstance(body, dict) or set(body) - {"app", "ids", "revisions"}:
+                return kintone_error(400, "CB_VA01", "入力内容が正しくありません。", {})
+            if str(body.get("app")) != str(self.app_id):
+                return kintone_error(404, "GAIA_AP01", "指定したアプリが見つかりません。")
+            ids = body.get("ids")
+            if not isinstance(ids, list) or not 1 <= len(ids) <= MAX_RECORDS:
+                return kintone_error(
+                    400,
+                    "CB_VA01",
+                    "入力内容が正しくありません。",
+                    {"ids": {"messages": [f"一度に{MAX_RECORDS}件までのレコードを削除できます。"]}},
+                )
+            with self.lock:
+                by_id = {r["$id"]: key for key, r in self.records.items()}
+                for record_id in ids:
+                    if str(record_id) not in by_id:
+                        return kintone_error(
+                            404,
+                            "GAIA_RE01",
+                            f"指定したレコード（id: {record_id}）が見つかりません。",
+                        )
+                for record_id in ids:
+                    self.deleted[str(record_id)] = self.records.pop(by_id[str(record_id)])
+            return JSONResponse({})
+
+        @app.get("/k/v1/records.json")
+        async def read(request: Request) -> JSONResponse:
+            params = request.query_params
+            if params.get("app") != str(self.app_id):
+                return kintone_error(404, "GAIA_AP01", "指定したアプリが見つかりません。")
+            query = re.fullmatch(r'\$id in \(((?:"\d+"(?:, ?)?)+)\)', params.get("query", ""))
+            if query is None or params.get("fields[0]") != "$id":
+                return kintone_error(400, "GAIA_IQ11", "クエリ記法が間違っています。")
+            wanted = set(re.findall(r'"(\d+)"', query[1]))
+            with self.lock:
+                found = [r["$id"] for r in self.records.values() if r["$id"] in wanted]
+            return JSONResponse(
+                {
+                    "records": [{"$id": {"type": "__ID__", "value": i}} for i in found],
+                    "totalCount": None,
+                }
+            )

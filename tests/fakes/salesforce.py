@@ -16,7 +16,11 @@ Checks each request as Salesforce documents it:
   id set, only known fields (else ``400 INVALID_FIELD`` for the request).
   Per record: an e-mail in ``bad_emails`` fails with INVALID_EMAIL_ADDRESS;
   an insert without the required fields (LastName; Company for a Lead)
-  fails with REQUIRED_FIELD_MISSING; answers one UpsertResult per record.
+  fails with REQUIRED_FIELD_MISSING; answers one UpsertResult per record;
+- ``DELETE /services/data/vNN.N/composite/sobjects?ids=...&allOrNone=...``: no
+  body, 1..200 record ids; one DeleteResult per id (``ENTITY_IS_DELETED`` for
+  one deleted already, ``INVALID_CROSS_REFERENCE_KEY`` for an unknown one,
+  ``ENTITY_IS_LOCKED`` for an id in ``locked``).
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ import secrets
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import parse_qs
 
 import jwt
@@ -36,7 +40,8 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from tests.fakes.base import FakeServer, error
+from tests.fakes.base import error
+from tests.fakes.crm import FakeCrm
 
 FIELDS = {
     "Lead": {"Id", "Email", "Phone", "FirstName", "LastName", "Company", "LeadSource", "Status"},
@@ -80,7 +85,7 @@ def new_key() -> tuple[str, str]:
 
 
 @dataclass
-class FakeSalesforce(FakeServer):
+class FakeSalesforce(FakeCrm):
     client_id: str = "3MVG9-consumer-key"
     client_secret: str = "sf-secret"
     username: str = "integration@shop.example.jp"
@@ -89,17 +94,16 @@ class FakeSalesforce(FakeServer):
     tokens: set[str] = field(default_factory=set)
     grants: Counter[str] = field(default_factory=Counter)
     records: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
-    upserts: Counter[str] = field(default_factory=Counter)
-    bad_emails: set[str] = field(default_factory=set)
+    deleted: set[str] = field(default_factory=set)
+    """Ids of deleted records (the Recycle Bin): deleting one again is ENTITY_IS_DELETED."""
+    locked: set[str] = field(default_factory=set)
+    """Ids whose deletion fails (ENTITY_IS_LOCKED, as a record in approval is)."""
 
-    def reset(self) -> None:
-        with self.lock:
-            self.log.clear()
-            self.faults.clear()
-            self.records.clear()
-            self.upserts.clear()
-            self.bad_emails.clear()
-            self.grants.clear()
+    public_paths: ClassVar[frozenset[str]] = frozenset({"/services/oauth2/token"})
+
+    def forget(self) -> None:
+        self.records.clear()
+        self.grants.clear()
 
     def expire_tokens(self) -> None:
         with self.lock:
@@ -162,13 +166,13 @@ class FakeSalesforce(FakeServer):
             }
         )
 
-    def _authorised(self, request: Request) -> bool:
+    def refusal(self, request: Request) -> JSONResponse | None:
         header = request.headers.get("authorization", "")
-        return header.startswith("Bearer ") and header.removeprefix("Bearer ") in self.tokens
+        if header.startswith("Bearer ") and header.removeprefix("Bearer ") in self.tokens:
+            return None
+        return sf_errors(401, "INVALID_SESSION_ID", "Session expired or invalid")
 
-    def build(self) -> FastAPI:
-        app = FastAPI()
-
+    def routes(self, app: FastAPI) -> None:
         @app.post("/services/oauth2/token")
         async def token(request: Request) -> JSONResponse:
             if (
@@ -182,9 +186,7 @@ class FakeSalesforce(FakeServer):
             return self._grant(form)
 
         @app.get("/services/data/{version}/sobjects/{sobject}/describe")
-        async def describe(version: str, sobject: str, request: Request) -> JSONResponse:
-            if not self._authorised(request):
-                return sf_errors(401, "INVALID_SESSION_ID", "Session expired or invalid")
+        async def describe(version: str, sobject: str) -> JSONResponse:
             if sobject not in FIELDS:
                 return sf_errors(
                     404, "NOT_FOUND", f"The requested resource does not exist: {sobject}"
@@ -201,8 +203,6 @@ class FakeSalesforce(FakeServer):
         async def upsert(
             version: str, sobject: str, external: str, request: Request
         ) -> JSONResponse:
-            if not self._authorised(request):
-                return sf_errors(401, "INVALID_SESSION_ID", "Session expired or invalid")
             if not VERSION.match(version):
                 return sf_errors(404, "NOT_FOUND", "The requested resource does not exist")
             if sobject not in FIELDS:
@@ -219,7 +219,7 @@ class FakeSalesforce(FakeServer):
                 return problem
             return JSONResponse([self._upsert(sobject, external, r) for r in body["records"]])
 
-        return app
+        self._delete_route(app)
 
     def _check(self, body: Any, sobject: str, external: str) -> JSONResponse | None:
         if (
@@ -293,3 +293,54 @@ class FakeSalesforce(FakeServer):
             self.upserts[key] += 1
             self.applied[key] += 1
         return {"id": record_id, "success": True, "errors": [], "created": existing is None}
+
+    def _delete_route(self, app: FastAPI) -> None:
+        """``DELETE /services/data/vNN.N/composite/sobjects?ids=<id>,<id>[&allOrNone=]``:
+        no body, 1..200 ids (15 or 18 characters); one DeleteResult per id, in order."""
+
+        @app.delete("/services/data/{version}/composite/sobjects")
+        async def delete(version: str, request: Request) -> JSONResponse:
+            if not VERSION.match(version):
+                return sf_errors(404, "NOT_FOUND", "The requested resource does not exist")
+            if set(request.query_params) - {"ids", "allOrNone"} or await request.body():
+                return sf_errors(400, "INVALID_FIELD", "DELETE takes ids and allOrNone only")
+            ids = [i for i in request.query_params.get("ids", "").split(",") if i]
+            all_or_none = request.query_params.get("allOrNone", "false")
+            if not ids or len(ids) > MAX_RECORDS or all_or_none not in ("true", "false"):
+                return sf_errors(400, "INVALID_FIELD", f"ids: 1 to {MAX_RECORDS} record ids")
+            with self.lock:
+                results = [self._delete_result(i) for i in ids]
+                if all_or_none == "true" and not all(r["success"] for r in results):
+                    return JSONResponse([_rolled_back(r) for r in results])
+                for result in results:
+                    if result["success"]:
+                        self._remove(result["id"])
+            return JSONResponse(results)
+
+    def _delete_result(self, record_id: str) -> dict[str, Any]:
+        def failed(code: str, message: str) -> dict[str, Any]:
+            error = {"statusCode": code, "message": message, "fields": []}
+            return {"id": record_id, "success": False, "errors": [error]}
+
+        if not re.fullmatch(r"[A-Za-z0-9]{15}([A-Za-z0-9]{3})?", record_id):
+            return failed("MALFORMED_ID", f"malformed id {record_id}")
+        if record_id in self.deleted:
+            return failed("ENTITY_IS_DELETED", "entity is deleted")
+        if record_id in self.locked:
+            return failed("ENTITY_IS_LOCKED", "the record is locked for approval")
+        if not any(r["Id"] == record_id for t in self.records.values() for r in t.values()):
+            return failed("INVALID_CROSS_REFERENCE_KEY", "invalid cross reference id")
+        return {"id": record_id, "success": True, "errors": []}
+
+    def _remove(self, record_id: str) -> None:
+        for table in self.records.values():
+            for key in [k for k, r in table.items() if r["Id"] == record_id]:
+                del table[key]
+        self.deleted.add(record_id)
+
+
+def _rolled_back(result: dict[str, Any]) -> dict[str, Any]:
+    if not result["success"]:
+        return result
+    error = {"statusCode": "ALL_OR_NONE_OPERATION_ROLLED_BACK", "message": "rolled back"}
+    return {"id": result["id"], "success": False, "errors": [{**error, "fields": []}]}

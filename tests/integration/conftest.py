@@ -9,9 +9,8 @@ import pytest
 
 from cdp.config import Settings
 from cdp.runtime.engine import Engine
-from cdp.runtime.writer import GroupCommitWriter
 from cdp.services.sources import SourceRegistry
-from tests.integration.test_collector import Service, serve
+from tests.integration.test_collector import Service, served
 
 
 @pytest.fixture
@@ -33,11 +32,4 @@ def service(tmp_path: Path) -> Iterator[Service]:
     """The collector app on loopback over a fresh data directory, with a ``web``
     source; modules that need another service define their own ``service``."""
     settings = Settings(tmp_path / "data")
-    key = SourceRegistry(settings.data_dir).add("web")
-    writer = GroupCommitWriter(lambda: Engine.open(settings), checkpoint_every=0.2)
-    writer.start()
-    try:
-        for url in serve(settings, writer):
-            yield Service(url, key, settings, writer)
-    finally:
-        writer.stop()
+    yield from served(settings, SourceRegistry(settings.data_dir).add("web"))

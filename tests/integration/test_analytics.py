@@ -192,6 +192,16 @@ def test_rfm_scores_and_segments_match_python(shop: Shop) -> None:
         assert row["revenue"] == revenue[row["rfm_segment"]].quantize(CENT)
     assert report.summary["buyers"] == len(per)
 
+    grid = analytics.rfm_grid(shop.con)
+    cells = Counter((r_, f_) for r_, f_, _, _ in expected.values())
+    cell_revenue: dict[tuple[int, int], Decimal] = defaultdict(Decimal)
+    for c, (r_, f_, _, _) in expected.items():
+        cell_revenue[(r_, f_)] += money[c]
+    assert {(g["r"], g["f"]): g["customers"] for g in grid.records()} == cells
+    for g in grid.records():
+        assert g["rfm_segment"] == segment_of(g["r"], g["f"])
+        assert g["revenue"] == cell_revenue[(g["r"], g["f"])].quantize(CENT)
+
 
 # ------------------------------------------------------------- cohorts
 def _period_start(moment: datetime) -> date:
@@ -367,6 +377,17 @@ def test_sequences_match_python_and_find_the_planted_pattern(shop: Shop) -> None
     assert top["lift"] > 5
     only_a = analytics.sequences(shop.con, product=PRODUCT_A).records()
     assert only_a[0]["product_y"] == PRODUCT_B and {r["product_x"] for r in only_a} == {PRODUCT_A}
+
+    # The time from A to B, week by week: the same gaps, counted per bucket.
+    weeks = analytics.sequence_gaps(shop.con, product=PRODUCT_A, then=PRODUCT_B, within_days=within)
+    counted = Counter(min(int(g // 7), (within - 1) // 7) for g in gaps[(PRODUCT_A, PRODUCT_B)])
+    assert [r[0] for r in weeks.rows] == list(range(0, within, 7))
+    assert weeks.rows[-1][1] == within
+    assert {r[0] // 7: r[2] for r in weeks.rows if r[2]} == counted
+    assert weeks.summary["customers"] == len(gaps[(PRODUCT_A, PRODUCT_B)])
+    assert weeks.summary["median_gap_days"] == pytest.approx(
+        statistics.median(gaps[(PRODUCT_A, PRODUCT_B)]), abs=0.06
+    )
 
 
 # -------------------------------------------------------------- email A/B

@@ -53,6 +53,18 @@ def serve(settings: Settings, writer: GroupCommitWriter) -> Iterator[str]:
     yield from serve_app(create_app(settings, writer))
 
 
+def served(settings: Settings, key: str = "") -> Iterator[Service]:
+    """The collector app of ``settings`` on loopback over a writer of its own, as a
+    ``Service`` whose ``client()`` sends ``key``; the writer stops after."""
+    writer = GroupCommitWriter(lambda: Engine.open(settings), checkpoint_every=0.2)
+    writer.start()
+    try:
+        for url in serve(settings, writer):
+            yield Service(url, key, settings, writer)
+    finally:
+        writer.stop()
+
+
 def page(message_id: str, **extra: Any) -> dict[str, Any]:
     return {
         "type": "page",

@@ -153,6 +153,8 @@ def test_every_route_answers_errors_in_the_promised_shape(service: Served) -> No
     provoked = 0
     with service.client() as client:
         for template, methods in table:
+            if template == "/" or template.startswith("/console"):
+                continue  # HTML pages behind a sign-in: tests/integration/console/test_console_auth.py
             path = concrete(template)
             if methods is None:  # a mount (static files): a file that is not there
                 for method in ("GET", "DELETE"):

@@ -16,9 +16,8 @@ from typer.testing import CliRunner
 from cdp.cli import app
 from cdp.config import Settings
 from cdp.runtime.engine import Engine
-from cdp.runtime.writer import GroupCommitWriter
 from connectors.sources.webhooks import salesforce
-from tests.integration.test_collector import Service, serve
+from tests.integration.test_collector import Service, served
 from tests.unit import test_webhooks_hubspot as hs
 from tests.unit import test_webhooks_salesforce_kintone as sk
 
@@ -51,13 +50,7 @@ def sfa(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     settings = Settings(tmp_path_factory.mktemp("sfa") / "data")
     settings.data_dir.mkdir(parents=True)
     (settings.data_dir / "webhooks.toml").write_text(WEBHOOKS_TOML, encoding="utf-8")
-    writer = GroupCommitWriter(lambda: Engine.open(settings), checkpoint_every=0.2)
-    writer.start()
-    try:
-        for url in serve(settings, writer):
-            yield Service(url, "", settings, writer)
-    finally:
-        writer.stop()
+    yield from served(settings)
 
 
 def stored(service: Service, prefix: str) -> list[tuple[str, str]]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -128,6 +129,24 @@ class World:
             **options,
         )
 
+    def crash_after(self, destination: AnySfa, chunks: int) -> None:
+        """A push that dies right after its first ``chunks`` chunks were recorded."""
+
+        def crash(chunk: Chunk) -> None:
+            if chunk.index == chunks - 1:
+                raise Crash
+
+        with pytest.raises(Crash):
+            sync(
+                lambda: Engine.open_read_only(self.settings),
+                None,
+                destination,
+                "hot_leads",
+                data_dir=self.data_dir,
+                policy=FAST,
+                after_chunk=crash,
+            )
+
     def hot(self) -> dict[str, str]:
         """customer id → e-mail of the consenting hot leads (what must reach the SFA)."""
         con = Engine.open_read_only(self.settings)
@@ -150,6 +169,13 @@ def _toml(value: Any) -> str:
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    with running_world(tmp_path_factory.mktemp("sfa") / "data", LEADS) as built:
+        yield built
+
+
+@contextmanager
+def running_world(data_dir: Path, leads: int) -> Iterator[World]:
+    """A shop of ``leads`` hot leads in ``data_dir`` and the three fakes serving."""
     private, public = new_key()
     fakes: dict[str, FakeServer] = {
         "salesforce": FakeSalesforce(public_key=public),
@@ -166,9 +192,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     salesforce = fakes["salesforce"]
     assert isinstance(salesforce, FakeSalesforce)
     salesforce.url = urls["salesforce"]
-    settings = Settings(tmp_path_factory.mktemp("sfa") / "data")
-    built = World(settings, fakes, urls, private)
-    built.feed([e for n in range(1, LEADS + 1) for e in _lead(n)])
+    built = World(Settings(data_dir), fakes, urls, private)
+    built.feed([e for n in range(1, leads + 1) for e in _lead(n)])
     try:
         yield built
     finally:
@@ -381,21 +406,7 @@ def test_a_crash_mid_push_is_finished_by_the_next_run_without_duplicates(
 ) -> None:
     destination = fresh.destination(platform, f"{platform}-crash", chunk_size=50, **extra(platform))
     hot = fresh.hot()
-
-    def crash_after_two(chunk: Chunk) -> None:
-        if chunk.index == 1:
-            raise Crash
-
-    with pytest.raises(Crash):
-        sync(
-            lambda: Engine.open_read_only(fresh.settings),
-            None,
-            destination,
-            "hot_leads",
-            data_dir=fresh.data_dir,
-            policy=FAST,
-            after_chunk=crash_after_two,
-        )
+    fresh.crash_after(destination, 2)
     assert upserts(fresh, platform) == 100
     pending = status(fresh.data_dir, destination.name, "hot_leads")["pending"]
     assert pending["chunks_done"] == 2

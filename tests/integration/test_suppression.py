@@ -30,13 +30,12 @@ from typer.testing import CliRunner
 from cdp.cli import app as cli_app
 from cdp.config import Settings
 from cdp.runtime.engine import Engine
-from cdp.runtime.writer import GroupCommitWriter
 from cdp.services.ingest import ingest
 from cdp.services.privacy import files, suppressions
 from cdp.services.privacy.suppressions import SuppressionGate, SuppressionList
 from cdp.services.sources import SourceRegistry
 from connectors.sources.files import read_items
-from tests.integration.test_collector import Service, serve
+from tests.integration.test_collector import Service, served
 from tests.unit import test_webhooks_shopify as shopify_samples
 
 pytestmark = pytest.mark.integration
@@ -65,14 +64,9 @@ def door(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Service]:
         f'[shopify]\nsecret = "{shopify_samples.SECRET}"\n', encoding="utf-8"
     )
     (settings.data_dir / "forms.toml").write_text(FORMS_TOML, encoding="utf-8")
-    key = SourceRegistry(settings.data_dir).add("web", snowplow_app_ids=[APP_ID])
-    writer = GroupCommitWriter(lambda: Engine.open(settings), checkpoint_every=0.2)
-    writer.start()
-    try:
-        for url in serve(settings, writer):
-            yield Service(url, key, settings, writer)
-    finally:
-        writer.stop()
+    yield from served(
+        settings, SourceRegistry(settings.data_dir).add("web", snowplow_app_ids=[APP_ID])
+    )
 
 
 def suppress(data_dir: Path, *keys: str) -> int:

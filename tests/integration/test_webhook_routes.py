@@ -16,11 +16,9 @@ import pytest
 
 from cdp.config import Settings
 from cdp.errors import ConfigError
-from cdp.runtime.engine import Engine
-from cdp.runtime.writer import GroupCommitWriter
 from cdp.services import deadletters, webhook_settings
 from cdp.services.sources import SourceRegistry
-from tests.integration.test_collector import Service, serve
+from tests.integration.test_collector import Service, served
 from tests.unit import test_webhooks_line as line_samples
 from tests.unit import test_webhooks_meta as meta_samples
 from tests.unit import test_webhooks_orders as order_samples
@@ -42,14 +40,7 @@ def hooks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Service]:
         f'[x]\nconsumer_secret = "{X_SECRET}"\n',
         encoding="utf-8",
     )
-    key = SourceRegistry(settings.data_dir).add("erp")
-    writer = GroupCommitWriter(lambda: Engine.open(settings), checkpoint_every=0.2)
-    writer.start()
-    try:
-        for url in serve(settings, writer):
-            yield Service(url, key, settings, writer)
-    finally:
-        writer.stop()
+    yield from served(settings, SourceRegistry(settings.data_dir).add("erp"))
 
 
 def b64_hmac(secret: str, body: bytes) -> str:
@@ -172,17 +163,11 @@ def test_generic_orders_need_a_write_key(hooks: Service) -> None:
 
 
 def test_unconfigured_platforms_are_404(tmp_path: Path) -> None:
-    settings = Settings(tmp_path / "data")
-    writer = GroupCommitWriter(lambda: Engine.open(settings))
-    writer.start()
-    try:
-        for url in serve(settings, writer):
-            with httpx.Client(base_url=url) as client:
-                answer = client.post("/v1/webhooks/line", content=b"{}")
-                assert answer.status_code == 404
-                assert "not configured" in answer.json()["error"]
-    finally:
-        writer.stop()
+    for service in served(Settings(tmp_path / "data")):
+        with httpx.Client(base_url=service.url) as client:
+            answer = client.post("/v1/webhooks/line", content=b"{}")
+            assert answer.status_code == 404
+            assert "not configured" in answer.json()["error"]
 
 
 def test_a_broken_settings_file_names_the_key(tmp_path: Path) -> None:
@@ -213,13 +198,7 @@ def forms_service(tmp_path: Path) -> Iterator[Service]:
     settings = Settings(tmp_path / "data")
     settings.data_dir.mkdir(parents=True)
     (settings.data_dir / "forms.toml").write_text(FORMS_TOML, encoding="utf-8")
-    writer = GroupCommitWriter(lambda: Engine.open(settings), checkpoint_every=0.2)
-    writer.start()
-    try:
-        for url in serve(settings, writer):
-            yield Service(url, "", settings, writer)
-    finally:
-        writer.stop()
+    yield from served(settings)
 
 
 def test_an_html_form_post_becomes_form_identify_and_consent(forms_service: Service) -> None:

@@ -100,6 +100,7 @@ PROPERTIES: dict[str, st.SearchStrategy[dict[str, Any]]] = {
     ),
 }
 deal = {
+    "name": st.one_of(texts, st.integers(0, 99)),  # a number is read as its text
     "pipeline": texts,
     "stage": texts,
     "amount": money,
@@ -115,6 +116,9 @@ PROPERTIES |= {
     ),
     "Deal Won": st.fixed_dictionaries({"deal_id": ids}, optional=deal),
     "Deal Lost": st.fixed_dictionaries({"deal_id": ids}, optional={**deal, "lost_reason": texts}),
+    "Deal Updated": st.fixed_dictionaries(
+        {"deal_id": ids}, optional={**deal, "lost_reason": texts}
+    ),
     "Sales Activity Logged": st.fixed_dictionaries(
         {"activity_id": ids, "activity_type": st.sampled_from(["visit", "call", "fax"])},
         optional={"outcome": texts, "owner": texts, "deal_id": ids},

@@ -54,6 +54,9 @@ KINDS: list[Any] = [
     lambda: f.raw_track("Deal Won", {"deal_id": "d1"}),
     lambda: f.raw_track("Deal Won", {"deal_id": "d2", "amount": 90000}),
     lambda: f.raw_track("Deal Lost", {"deal_id": "d2", "lost_reason": "price"}),
+    # An edit implies no status: it neither wins nor reopens d1 or d2, nor makes d3 won.
+    lambda: f.raw_track("Deal Updated", {"deal_id": "d1", "amount": 450000}),
+    lambda: f.raw_track("Deal Updated", {"deal_id": "d3", "owner": "sato"}),
     lambda: f.raw_track("Sales Activity Logged", {"activity_id": "v1", "activity_type": "visit"}),
 ]
 PATHS = ["/", "/items/1", "/cart", "/checkout/confirm", "/pricing", "/cartoon"]

@@ -101,12 +101,14 @@ KINDS = [
     "Deal Stage Changed",
     "Deal Won",
     "Deal Lost",
+    "Deal Updated",
     "Sales Activity Logged",
 ]
 #: Deal property pools: few deals and values, so ties and overwrites happen.
 DEAL_FIELDS: dict[str, st.SearchStrategy[Any]] = {
     "pipeline": st.sampled_from(["wholesale", "corporate"]),
     "stage": st.sampled_from(["qualified", "proposal", "negotiation"]),
+    "name": st.sampled_from(["卸 春", "wholesale 2026"]),
     "amount": money,
     "currency": st.sampled_from(["JPY", "JPY", "USD"]),
     "owner": st.sampled_from(["sato", "suzuki"]),
@@ -116,10 +118,10 @@ DEAL_FIELDS: dict[str, st.SearchStrategy[Any]] = {
 
 
 @st.composite
-def events(draw: st.DrawFn) -> AnyEvent:
-    """One valid event of any kind the profile folds, with a fresh messageId."""
+def events(draw: st.DrawFn, kinds: list[str] = KINDS) -> AnyEvent:
+    """One valid event of any kind the profile folds (of ``kinds``), with a fresh messageId."""
     kw: dict[str, Any] = {"at": draw(times), "context": draw(contexts()), **ID}
-    kind = draw(st.sampled_from(KINDS))
+    kind = draw(st.sampled_from(kinds))
 
     def pick(options: list[Any]) -> Any:
         return draw(st.sampled_from(options))
@@ -171,9 +173,9 @@ def events(draw: st.DrawFn) -> AnyEvent:
             props = {"ticket_id": pick(["t1", "t2"]), "subject": pick(["遅延", None])}
             props["satisfaction"] = draw(st.none() | st.integers(1, 5))
             raw = raw_track(kind, props, **kw)
-        case "Deal Created" | "Deal Stage Changed" | "Deal Won" | "Deal Lost":
+        case "Deal Created" | "Deal Stage Changed" | "Deal Won" | "Deal Lost" | "Deal Updated":
             fields = dict(DEAL_FIELDS)
-            if kind == "Deal Lost":
+            if kind in ("Deal Lost", "Deal Updated"):
                 fields["lost_reason"] = st.sampled_from(["price", "timing"])
             props = draw(st.fixed_dictionaries({}, optional=fields))
             props["deal_id"] = pick(["d1", "d2", "d3"])
@@ -196,6 +198,9 @@ def events(draw: st.DrawFn) -> AnyEvent:
 
 
 histories = st.lists(events(), max_size=20)
+SALES_KINDS = [k for k in KINDS if k.startswith(("Deal ", "Sales "))]
+#: Sales events only: edits, late edits and status changes of the same few deals meet often.
+sales_histories = st.lists(events(SALES_KINDS), max_size=14)
 
 
 @LAWS

@@ -6,15 +6,18 @@ from collections import Counter
 from decimal import Decimal
 from typing import Any
 
+import orjson
 import pytest
 from hypothesis import given
+from hypothesis import strategies as st
 
 from cdp.runtime.columns import profile_summary
 from projections import lead_score, profile
-from schemas import AnyEvent, DealLost, DealWon, EventValidationError, decode
+from projections.profile.sales import Deal
+from schemas import AnyEvent, DealLost, DealUpdated, DealWon, EventValidationError, decode
 from schemas.sales import DEAL_STATUS
 from tests.factories import at_days, raw_order, raw_track
-from tests.unit.test_profile_properties import LAWS, histories
+from tests.unit.test_profile_properties import LAWS, histories, sales_histories
 
 EMAIL = {"context": {"traits": {"email": "buyer@cafe.example.co.jp"}}}
 
@@ -59,12 +62,21 @@ def _expected(history: list[AnyEvent]) -> dict[str, Any]:
     deals: dict[str, dict[str, Any]] = {}
     stamp = lambda e: (e.timestamp, e.message_id)  # noqa: E731
     for e in sorted(history, key=stamp):  # the later event overwrites what it states
-        if type(e) in DEAL_STATUS:
-            d = deals.setdefault(e.properties.deal_id, {})  # type: ignore[attr-defined]
-            d["status"] = DEAL_STATUS[type(e)]
+        if type(e) in DEAL_STATUS or isinstance(e, DealUpdated):
+            # A deal known only from updates is open; an update never sets the status.
+            d = deals.setdefault(e.properties.deal_id, {"status": "open"})  # type: ignore[attr-defined]
+            if type(e) in DEAL_STATUS:
+                d["status"] = DEAL_STATUS[type(e)]
             if e.properties.amount is not None:  # type: ignore[attr-defined]
                 d["amount"] = (e.properties.amount, e.properties.currency)  # type: ignore[attr-defined]
-    names = ("Deal Created", "Deal Stage Changed", "Deal Won", "Deal Lost", "Sales Activity Logged")
+    names = (
+        "Deal Created",
+        "Deal Stage Changed",
+        "Deal Won",
+        "Deal Lost",
+        "Deal Updated",
+        "Sales Activity Logged",
+    )
     sales = sorted((e for e in history if getattr(e, "event", None) in names), key=stamp)
     owners = [e.properties.owner for e in sales if e.properties.owner is not None]  # type: ignore[attr-defined]
     stages = [e.properties.stage for e in sales if getattr(e.properties, "stage", None)]  # type: ignore[attr-defined]
@@ -94,10 +106,25 @@ def _expected(history: list[AnyEvent]) -> dict[str, Any]:
 
 
 @LAWS
-@given(histories)
+@given(histories | sales_histories)
 def test_sales_columns_follow_the_contract(history: list[AnyEvent]) -> None:
     row = profile_summary(profile.project(history))
     assert {k: row[k] for k in _expected(history)} == _expected(history)
+
+
+@LAWS
+@given(sales_histories, st.data())
+def test_sales_fold_laws_where_edits_and_status_changes_meet(
+    history: list[AnyEvent], data: st.DataObject
+) -> None:
+    """The profile laws again, over histories dense in deal events of the same deals."""
+    state = profile.project(history)
+    assert profile.project(data.draw(st.permutations(history))) == state
+    cut = data.draw(st.integers(0, len(history)))
+    assert profile.fold(profile.fold(profile.initial(), history[:cut]), history[cut:]) == state
+    assert profile.combine(profile.project(history[:cut]), profile.project(history[cut:])) == state
+    assert profile.from_json(orjson.loads(orjson.dumps(profile.to_json(state)))) == state
+    assert lead_score.project(data.draw(st.permutations(history))) == lead_score.project(history)
 
 
 def test_a_won_deal_makes_a_customer_and_a_later_loss_undoes_it() -> None:
@@ -115,3 +142,79 @@ def test_a_won_deal_makes_a_customer_and_a_later_loss_undoes_it() -> None:
     # The SFA's records are the shop's: no activity, no points.
     assert lead_score.project([created, won]).last_activity is None
     assert profile.project([created, won]).last_seen is None
+
+
+def test_an_update_changes_the_fields_not_the_status() -> None:
+    created = deal("Deal Created", "D1", 0, amount=300000, owner="sato")
+    won = deal("Deal Won", "D1", 5, amount=280000)
+    edit = deal("Deal Updated", "D1", 7, amount=290000, name="卸 春", owner="suzuki")
+    assert isinstance(edit, DealUpdated)
+    row = profile_summary(profile.project([created, won, edit]))
+    # Still won (not reopened), with the edited amount; the edit is the latest touch.
+    assert (row["deals_won"], row["open_deals"], row["won_revenue"]) == (1, 0, Decimal(290000))
+    assert row["sales_owner"] == "suzuki" and row["last_sales_touch_at"] == edit.timestamp
+    assert profile.project([edit, won, created]).deals["D1"].name.value == "卸 春"  # type: ignore[union-attr]
+    # The lifecycle is decided by the status events alone: still a customer.
+    stages = lambda events: lead_score.lifecycle_stage(lead_score.project(events))  # noqa: E731
+    assert stages([created, won, edit]) == stages([edit, won, created]) == "customer"
+
+
+def test_a_late_update_overwrites_no_newer_fact() -> None:
+    changed = deal("Deal Stage Changed", "D1", 3, stage="proposal", amount=500000)
+    late = deal("Deal Updated", "D1", 1, amount=100000, close_date="2026-03-31")
+    state = profile.project([changed, late])
+    assert state == profile.project([late, changed])
+    d = state.deals["D1"]
+    assert d.amount is not None and d.amount.value.value == Decimal(500000)  # the newer amount
+    assert (
+        d.close_date is not None and str(d.close_date.value) == "2026-03-31"
+    )  # only the edit said it
+    assert (d.first_at, d.last_at) == (late.timestamp, changed.timestamp)
+
+
+def test_a_deal_known_only_from_updates_is_open() -> None:
+    edits = [
+        deal("Deal Updated", "D9", 2, amount=70000),
+        deal("Deal Updated", "D9", 4, owner="sato"),
+    ]
+    state = profile.project(edits)
+    assert state.deals["D9"].status is None and state.deals["D9"].status_of == "open"
+    row = profile_summary(state)
+    assert (row["deals_count"], row["open_deals"], row["open_deal_value"]) == (1, 1, Decimal(70000))
+    assert lead_score.lifecycle_stage(lead_score.project(edits)) == "lead"  # known, not a customer
+    # The created event arriving later sets the status; the earlier edit's amount is overwritten
+    # only by a newer one.
+    created = deal("Deal Created", "D9", 1, amount=50000)
+    assert profile_summary(profile.project([*edits, created]))["open_deal_value"] == Decimal(70000)
+
+
+def test_a_snapshot_from_before_deal_updated_still_loads() -> None:
+    # A deal as profile state version 3 stored it before Deal Updated (no last_at, no name).
+    stored = {
+        "first_at": "2026-01-01T00:00:00+00:00",
+        "status": {"at": "2026-01-06T00:00:00+00:00", "message_id": "m2", "value": "won"},
+        "pipeline": None,
+        "stage": {"at": "2026-01-06T00:00:00+00:00", "message_id": "m2", "value": "closed_won"},
+        "amount": {
+            "at": "2026-01-06T00:00:00+00:00",
+            "message_id": "m2",
+            "value": ["280000", "JPY"],
+        },
+        "owner": None,
+        "close_date": None,
+        "crm": None,
+        "lost_reason": None,
+    }
+    old = Deal.from_json(stored)
+    assert old.last_at == old.status.at and old.name is None  # type: ignore[union-attr]
+    assert Deal.from_json(old.to_json()) == old
+    edit = deal("Deal Updated", "D1", 7, amount=290000)
+    state = profile.fold(
+        profile.from_json({**profile.to_json(profile.initial()), "deals": {"D1": stored}}), [edit]
+    )
+    row = profile_summary(state)
+    assert (row["deals_won"], row["won_revenue"], row["last_sales_touch_at"]) == (
+        1,
+        Decimal(290000),
+        edit.timestamp,
+    )

@@ -16,7 +16,14 @@ from cdp.errors import AuthError
 from connectors.sources.webhooks import hubspot
 from connectors.sources.webhooks.deals import Stages
 from schemas import AnyEvent, decode, stamp
-from schemas.sales import DealCreated, DealLost, DealStageChanged, DealWon, SalesActivityLogged
+from schemas.sales import (
+    DealCreated,
+    DealLost,
+    DealStageChanged,
+    DealUpdated,
+    DealWon,
+    SalesActivityLogged,
+)
 
 RECEIVED = datetime(2026, 1, 15, 3, 0, tzinfo=UTC)
 # The example secret of HubSpot's "Validating requests" pages.
@@ -179,11 +186,15 @@ def test_deal_events_map_to_the_contract() -> None:
     assert created.timestamp == datetime(2026, 1, 15, 3, 0, tzinfo=UTC)
 
 
-def test_events_without_a_person_or_a_stage_are_skipped_with_the_reason() -> None:
+def test_events_without_a_person_or_a_deal_fact_are_skipped_with_the_reason() -> None:
     body = [
         deal_event(5, "deal.propertyChange", propertyName="dealstage", propertyValue="closedwon"),
         deal_event(
-            6, "deal.propertyChange", propertyName="amount", propertyValue="5", email="a@example.jp"
+            6,
+            "deal.propertyChange",
+            propertyName="hs_next_step",
+            propertyValue="call",
+            email="a@x.jp",
         ),
         deal_event(7, "contact.creation"),
     ]
@@ -191,8 +202,33 @@ def test_events_without_a_person_or_a_stage_are_skipped_with_the_reason() -> Non
     assert mapped.events == []
     reasons = [str(s) for s in mapped.skipped]
     assert "no person" in reasons[0] and "9001" in reasons[0]
-    assert "names no stage" in reasons[1]
+    assert "'hs_next_step' is not a deal fact we map" in reasons[1]
     assert "contact.creation" in reasons[2]
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "field", "expected"),
+    [
+        ("amount", "150000", "amount", "150000"),
+        ("dealname", "卸 春の追加", "name", "卸 春の追加"),
+        ("closedate", "1769817600000", "close_date", "2026-01-31"),
+        ("hubspot_owner_id", "77", "owner", "77"),
+        ("closed_lost_reason", "価格", "lost_reason", "価格"),
+    ],
+)
+def test_a_property_change_without_the_stage_is_deal_updated(
+    name: str, value: str, field: str, expected: str
+) -> None:
+    """The Webhooks API sends one property per event: an edit is Deal Updated, no status."""
+    body = [
+        deal_event(6, "deal.propertyChange", propertyName=name, propertyValue=value, email="a@x.jp")
+    ]
+    mapped = hubspot.to_events(body)
+    assert mapped.skipped == []
+    (event,) = (decoded(raw) for raw in mapped.events)
+    assert isinstance(event, DealUpdated) and event.properties.deal_id == "9001"
+    assert str(getattr(event.properties, field)) == expected
+    assert event.properties.stage is None and event.message_id == "hubspot:6"
 
 
 def test_custom_won_stages_and_engagements() -> None:

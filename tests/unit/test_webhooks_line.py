@@ -14,7 +14,7 @@ import pytest
 
 from cdp.errors import AuthError, ConfigError, UnmappableError
 from connectors.sources.webhooks import line
-from projections.identity import IdentityGraph, apply
+from projections.identity import IdentityGraph, apply, identifiers_of
 from schemas import AnyEvent, ConsentUpdated, MessageReceived, Track, decode, stamp
 
 RECEIVED = datetime(2026, 1, 15, 3, 0, tzinfo=UTC)
@@ -148,6 +148,8 @@ def test_follow_and_unfollow_are_line_consent() -> None:
     assert unfollow.properties.consents == {"line": False}
     assert follow.anonymous_id == f"line-{USER}"
     assert follow.user_id is None
+    for consent in (follow, unfollow):  # the LINE id itself, beside the anonymous id
+        assert identifiers_of(consent) == (f"line:{USER}", f"anonymous_id:line-{USER}")
     assert follow.message_id == "line-01HMQGW40RZJPJM3RAJP7BHC2Q"
     assert follow.timestamp == datetime(2016, 5, 7, 13, 57, 59, 859000, tzinfo=UTC)
     assert events[0]["timestamp"] == "2016-05-07T13:57:59.859Z"
@@ -187,6 +189,7 @@ def test_a_postback_is_a_line_postback_track() -> None:
         "data": "action=coupon&id=spring",
         "params": {"datetime": "2026-03-01T10:00"},
     }
+    assert identifiers_of(postback) == (f"line:{USER}", f"anonymous_id:line-{USER}")
 
 
 def test_events_that_map_to_nothing_are_returned_with_their_reason() -> None:
@@ -251,3 +254,24 @@ def test_the_follow_and_the_message_are_one_customer_keyed_by_the_line_id() -> N
     }
     assert len(customers) == 1
     assert graph.customer_of(f"line:{USER}") in customers
+
+
+def test_a_friend_who_only_followed_is_the_customer_their_id_link_names() -> None:
+    # No message ever: the follow alone must tie line-<id> to the LINE id, so the
+    # customer an ID連携 (identify with line_user_id) names owns the follow too
+    # and erasing them by email reaches it (docs/privacy.md).
+    [follow], _ = line.to_events(body(FOLLOW))
+    linked = {
+        "type": "identify",
+        "messageId": "link-1",
+        "userId": "u-1",
+        "traits": {"email": "hanako@shop.jp", "line_user_id": USER},
+        "timestamp": "2026-01-10T00:00:00Z",
+    }
+    graph = IdentityGraph()
+    for offset, raw in enumerate((follow, linked)):
+        apply(graph, decoded(raw), offset)
+    customer = graph.customer_of("email:hanako@shop.jp")
+    assert customer is not None
+    assert graph.customer_of(f"anonymous_id:line-{USER}") == customer
+    assert graph.customer_of(f"line:{USER}") == customer

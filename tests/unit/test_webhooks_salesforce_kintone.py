@@ -12,7 +12,14 @@ from cdp.errors import AuthError, UnmappableError
 from connectors.sources.webhooks import kintone, salesforce
 from connectors.sources.webhooks.deals import Stages
 from schemas import AnyEvent, decode, stamp
-from schemas.sales import DealCreated, DealLost, DealStageChanged, DealWon, SalesActivityLogged
+from schemas.sales import (
+    DealCreated,
+    DealLost,
+    DealStageChanged,
+    DealUpdated,
+    DealWon,
+    SalesActivityLogged,
+)
 
 RECEIVED = datetime(2026, 1, 15, 3, 0, tzinfo=UTC)
 ORG = "00D5g000004AbCdEAK"
@@ -98,6 +105,23 @@ def test_opportunities_map_by_their_flags_and_dates() -> None:
     )
     assert won.properties.stage == "Closed Won"
     assert isinstance(lost, DealLost) and lost.properties.lost_reason == "価格"
+
+
+def test_an_edit_message_without_the_stage_is_deal_updated() -> None:
+    """A Flow's "edit" Outbound Message (no StageName, IsWon, IsClosed) implies no status."""
+    edit = {k: v for k, v in OPPORTUNITY.items() if k not in ("StageName", "IsWon", "IsClosed")}
+    edit |= {
+        "Name": "山田商店 卸 追加",
+        "Amount": "1500000.0",
+        "LastModifiedDate": "2026-01-16T00:00:00.000Z",
+    }
+    body = outbound(notification("04l8", "Opportunity", edit))
+    mapped = salesforce.to_events(salesforce.read(body, ORG), MAPPING)
+    (event,) = (decoded(e) for e in mapped.events)
+    assert isinstance(event, DealUpdated) and event.message_id == "salesforce:04l8"
+    assert event.properties.stage is None and event.properties.name == "山田商店 卸 追加"
+    assert str(event.properties.amount) == "1500000.0"
+    assert event.timestamp == datetime(2026, 1, 16, tzinfo=UTC)
 
 
 def test_tasks_become_activities_and_unknown_objects_are_skipped() -> None:
@@ -226,6 +250,34 @@ def test_kintone_deal_records_map_by_configured_japanese_field_codes() -> None:
     assert event.properties.deal_id == "42" and event.properties.owner == "佐藤"
     assert str(event.properties.amount) == "350000" and event.properties.crm == "kintone"
     assert event.timestamp == datetime(2026, 1, 15, 1, 30, tzinfo=UTC)
+
+
+def test_kintone_updates_without_a_stage_are_deal_updated() -> None:
+    amount = {"見込金額": {"type": "NUMBER", "value": "420000"}}
+    empty_stage = {
+        "商談ステータス": {"type": "DROP_DOWN", "value": None},  # left empty in the record
+        "担当者": {"type": "USER_SELECT", "value": []},
+        "受注予定日": {"type": "DATE", "value": None},
+        **amount,
+    }
+    event = decoded(
+        kintone.to_events(kintone_body("UPDATE_RECORD", "15", "4", **empty_stage), APPS).events[0]
+    )
+    assert isinstance(event, DealUpdated) and str(event.properties.amount) == "420000"
+    assert event.message_id == "kintone:15:42:4" and event.properties.stage is None
+    # No stage field and no process management: every update is an edit.
+    app = kintone.KintoneApp(
+        kind="deal", fields={"email": "メールアドレス", "amount": "見込金額", "name": "案件名"}
+    )
+    named = {**amount, "案件名": {"type": "SINGLE_LINE_TEXT", "value": "山田商店 卸取引"}}
+    event = decoded(
+        kintone.to_events(kintone_body("UPDATE_RECORD", "15", "5", **named), {"15": app}).events[0]
+    )
+    assert isinstance(event, DealUpdated) and event.properties.name == "山田商店 卸取引"
+    # Nothing mapped but the id: nothing to update, skipped with the reason.
+    bare = kintone.KintoneApp(kind="deal", fields={"email": "メールアドレス"})
+    skipped = kintone.to_events(kintone_body("UPDATE_RECORD", "15", "6"), {"15": bare}).skipped
+    assert "names no stage and no deal field" in str(skipped[0])
 
 
 def test_kintone_status_changes_activities_and_skips() -> None:

@@ -310,11 +310,17 @@ class TopicFollower:
             return messages
         if self._ring is None:
             self._ring = KeyRing(self.bootstrap, self.topics.keys, client_id="cdp-profile-keys")
+        kids: set[bytes] = set()
+        for message in messages:
+            if sealing.is_sealed(message.value):
+                with contextlib.suppress(sealing.SealError):  # said below, per record
+                    kids.update(sealing.kids_of(message.value))
+        self._ring.prepare(kids)  # one catch-up for the batch's new keys, not one per key
         opened = []
         for message in messages:
             if sealing.is_sealed(message.value):
                 try:
-                    value = sealing.unseal(message.value, self._ring.secret_of)
+                    value = sealing.unseal(message.value, self._ring.known)
                 except sealing.SealError as error:
                     log.warning("%s offset %d: %s", self.topics.log, message.offset, error)
                     continue

@@ -126,6 +126,15 @@ class KeyRing:
         """After a ``catch_up``: the ``kids`` still unread were destroyed."""
         self._gone.update(kid for kid in kids if kid not in self._secrets)
 
+    def prepare(self, kids: Iterable[bytes]) -> None:
+        """Make each of ``kids`` read or known destroyed, with at most one ``catch_up``:
+        a reader of a batch of sealed records calls it once, then opens each with
+        ``known`` (``secret_of`` per record would ask the broker once per new key)."""
+        wanted = list(kids)
+        if self.unread(wanted):
+            self.catch_up()
+            self.settle(wanted)
+
     # ------------------------------------------------------------------ writing
     def keys_for(self, identifier_keys: Iterable[str]) -> list[SubjectKey]:
         """The key of each identifier key (``email:a@b.jp``), created and stored

@@ -106,7 +106,9 @@ def line_friend(j: Journey, followed_at: float, linked_at: float, until: float) 
     rng = j.rng
     line_id = "U" + j.hex_id()
     anonymous: Who = {"anonymousId": f"line-{line_id}"}
-    consent(j, followed_at, anonymous, {"line": True})
+    # As the LINE webhook maps a follow: the LINE id in context.traits links the two.
+    follow: Raw = {"traits": {"line_user_id": line_id}}
+    j.track(followed_at, "Consent Updated", anonymous, {"consents": {"line": True}}, follow)
     if linked_at <= until:
         j.identify(linked_at, {"userId": j.user_id}, {"line_user_id": line_id})
     t = followed_at
@@ -134,7 +136,10 @@ def line_friend(j: Journey, followed_at: float, linked_at: float, until: float) 
     if rng.random() < 0.04:
         t += rng.expovariate(1 / (20 * DAY))
         if t <= until:
-            consent(j, t, {"userId": j.user_id} if t >= linked_at else anonymous, {"line": False})
+            if t >= linked_at:
+                consent(j, t, {"userId": j.user_id}, {"line": False})
+            else:
+                j.track(t, "Consent Updated", anonymous, {"consents": {"line": False}}, follow)
 
 
 def direct_messages(j: Journey, channel: str, t: float, until: float) -> None:

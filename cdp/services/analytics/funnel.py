@@ -28,7 +28,7 @@ from typing import Any, Final
 import duckdb
 
 from cdp.services.analytics._base import Report, fetch, log_clock, ratio
-from cdp.services.analytics.sales import HANDED_DEFINITION, SALES_STAGES, sales_ladder
+from cdp.services.analytics.sales import SALES_STAGES, handed_definition, sales_ladder
 
 FUNNEL_STAGES: Final = ("awareness", "interest", "consideration", "purchase", "retention")
 LIFECYCLE_STAGES: Final = ("unknown", "lead", "hot_lead", "customer", "repeater")
@@ -91,6 +91,6 @@ def funnel(con: duckdb.DuckDBPyConnection, handed: Iterable[str] | None = None) 
         "customers": sum(counts["funnel"].values()),
         "unknown_stages": sorted(unexpected),
         "won_revenue": won_revenue,
-        "handed_to_sales": HANDED_DEFINITION,
+        "handed_to_sales": handed_definition(handed),
     }
     return Report("funnel", COLUMNS, out, summary)

@@ -117,6 +117,21 @@ def rfm(con: duckdb.DuckDBPyConnection) -> Report:
     return Report("rfm", columns, rows, summary)
 
 
+RFM_GRID_SQL: Final = f"""
+SELECT r, f, any_value(rfm_segment) AS rfm_segment, count(*) AS customers,
+       sum(monetary) AS revenue
+FROM ({RFM_DETAIL_SQL}) GROUP BY r, f ORDER BY r DESC, f
+"""
+
+
+def rfm_grid(con: duckdb.DuckDBPyConnection) -> Report:
+    """Customers and revenue per (R, F) score cell, the grid the segments are cut from
+    (only cells with buyers; each cell lies in exactly one segment)."""
+    columns, rows = fetch(con, "rfm", RFM_GRID_SQL)
+    summary = {"as_of": log_clock(con), "buyers": sum(row[3] for row in rows)}
+    return Report("rfm-grid", columns, rows, summary)
+
+
 def rfm_scores(
     con: duckdb.DuckDBPyConnection, *, segment: str | None = None, limit: int | None = None
 ) -> Report:

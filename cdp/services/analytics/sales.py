@@ -10,7 +10,8 @@ the ``profiles`` view (the sales columns are the profile's ``sales`` part,
   (``profiles.hot``), or the person went further down the ladder;
 - ``handed_to_sales``: the person has a deal (a ``Deal Created`` or any other
   deal event from the SFA) or is in ``handed``, the customer ids pushed to an
-  SFA destination, when the caller knows them;
+  SFA destination (``cdp analytics`` passes every person whose record an SFA
+  push created: ``connectors.destinations.sfa.pushed.pushed_people``);
 - ``deal``: at least one deal (``deals_count > 0``);
 - ``won``: at least one deal whose latest status is won (``deals_won > 0``),
   with ``won_revenue`` (JPY) summed.
@@ -43,6 +44,16 @@ HANDED_DEFINITION: Final = (
     "a deal from the SFA (Deal Created or any deal event), or a push to an SFA destination "
     "when those are given"
 )
+HANDED_BY_PUSH: Final = (
+    "pushed to an SFA destination (cdp destinations push) or a deal from the SFA "
+    "(Deal Created or any deal event)"
+)
+
+
+def handed_definition(handed: Iterable[str] | None) -> str:
+    """What ``handed_to_sales`` counted: with the pushed people given, or without."""
+    return HANDED_DEFINITION if handed is None else HANDED_BY_PUSH
+
 
 _PEOPLE_SQL: Final = """
 SELECT customer_id,
@@ -144,6 +155,6 @@ def campaigns(
         "deals": sum(r[6] for r in first),
         "won": sum(r[7] for r in first),
         "won_revenue": sum((r[8] for r in first), Decimal(0)),
-        "handed_to_sales": HANDED_DEFINITION,
+        "handed_to_sales": handed_definition(handed),
     }
     return Report("campaigns", CAMPAIGN_COLUMNS, out, summary, {"touch": touch})

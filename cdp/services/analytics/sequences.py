@@ -39,7 +39,7 @@ from cdp.services.analytics._base import (
     log_clock,
 )
 
-SEQUENCES_SQL: Final = f"""
+_FOLLOWS_SQL: Final = f"""
 WITH lines AS MATERIALIZED (
     SELECT DISTINCT customer_id, order_id, placed_at, product_id
     FROM ({ORDER_LINES_SQL}) WHERE product_id IS NOT NULL
@@ -62,7 +62,11 @@ follows AS (
      AND l.placed_at > m.x_at
      AND l.placed_at <= m.x_at + to_days(CAST($within_days AS INTEGER))
     GROUP BY m.customer_id, m.x, l.product_id, m.x_at
-), pairs AS (
+)"""
+"""The shared steps: ``lines``, ``buyers``, ``product_buyers``, ``first_x``, ``matured``,
+``x_buyers`` and ``follows`` (one row per matured X buyer who follows with Y, with the gap)."""
+
+SEQUENCES_SQL: Final = f"""{_FOLLOWS_SQL}, pairs AS (
     SELECT x, y, count(*) AS customers, median(gap_days) AS median_gap,
            quantile_cont(gap_days, 0.25) AS gap_p25, quantile_cont(gap_days, 0.75) AS gap_p75
     FROM follows GROUP BY 1, 2
@@ -114,4 +118,53 @@ def sequences(
         rows if limit is None else rows[:limit],
         summary,
         {**params, "limit": limit},
+    )
+
+
+GAPS_SQL: Final = f"""{_FOLLOWS_SQL}, gaps AS (
+    SELECT gap_days,
+           CAST(floor(least(gap_days, $within_days - 1e-9) / $bucket_days) AS INTEGER) AS bucket
+    FROM follows WHERE x = $product AND y = $then
+)
+SELECT bucket, count(*) AS customers, round(median(gap_days), 1) AS median_gap_days
+FROM gaps GROUP BY GROUPING SETS ((bucket), ()) ORDER BY bucket NULLS LAST
+"""
+"""Per gap bucket of one pair: customers; the last row (bucket ``NULL``) the pair's
+total and median gap."""
+
+
+def sequence_gaps(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    product: str,
+    then: str,
+    within_days: int = 90,
+    bucket_days: int = 7,
+) -> Report:
+    """The time from X (``product``) to Y (``then``): matured X buyers who follow
+    with Y, counted per ``bucket_days`` of gap (every bucket up to ``within_days``
+    listed, empty ones too). The counts sum to the pair's ``customers`` in
+    :func:`sequences`, from the same steps (``_FOLLOWS_SQL``)."""
+    check_positive("within days", within_days)
+    check_positive("bucket days", bucket_days)
+    params = {"within_days": within_days, "product": product, "then": then}
+    _, rows = fetch(con, "sequences", GAPS_SQL, {**params, "bucket_days": bucket_days})
+    counts = {int(b): int(n) for b, n, _ in rows if b is not None}
+    total = [(int(n), median) for b, n, median in rows if b is None]
+    buckets = -(-within_days // bucket_days)
+    out = [
+        (b * bucket_days, min(within_days, (b + 1) * bucket_days), counts.get(b, 0))
+        for b in range(buckets)
+    ]
+    summary = {
+        "as_of": log_clock(con),
+        "customers": total[0][0] if total else 0,
+        "median_gap_days": total[0][1] if total else None,
+    }
+    return Report(
+        "sequence-gaps",
+        ("days_from", "days_to", "customers"),
+        out,
+        summary,
+        {**params, "bucket_days": bucket_days},
     )

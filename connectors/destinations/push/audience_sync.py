@@ -45,7 +45,7 @@ from cdp.services.segment_lang import SegmentCatalog
 from connectors.destinations.accounting import NO_CONSENT
 from connectors.destinations.members import members_from_audience
 from connectors.destinations.privacy import SUPPRESSED, record_plan, without_suppressed
-from connectors.destinations.push.base import Platform, Run
+from connectors.destinations.push.base import Changes, Platform, Run
 from connectors.destinations.push.config import AnyDestination, GoogleAds, Line, Meta
 from connectors.destinations.push.google_ads import GoogleAdsPlatform
 from connectors.destinations.push.http import RetryPolicy, Transport
@@ -232,7 +232,7 @@ def new_plan(
         in_use |= platform.match_keys(row)
     sendable = [k for k in removes if not platform.match_keys(synced[k]) & in_use]
     size = min(destination.chunk_size or platform.max_chunk, platform.max_chunk)
-    layout, state = platform.layout(adds, sendable, current, synced_extra, size)
+    layout, state = platform.layout(Changes(adds, sendable, current, synced_extra, size))
     chunks = [Chunk(i, action, keys) for i, (action, keys) in enumerate(layout)]
     rows = {k: synced[k] for k in removes}
     for chunk in chunks:

@@ -24,6 +24,22 @@ def cut(action: str, keys: list[str], size: int) -> Layout:
     return [(action, keys[i : i + size]) for i in range(0, len(keys), size)]
 
 
+@dataclass(frozen=True, slots=True)
+class Changes:
+    """What a new plan must send, as ``Platform.layout`` receives it."""
+
+    adds: list[str]
+    """Members new or changed since the last sync (customer ids, sorted)."""
+    removes: list[str]
+    """Members who left, whose removal may be sent (match keys not in use)."""
+    current: Mapping[str, Any]
+    """The audience now: platform rows by customer id."""
+    synced_extra: Mapping[str, Any]
+    """Platform state of the last synced set (LINE's audience group id...)."""
+    chunk_size: int
+    """Most keys per chunk: the destination's ``chunk_size`` within the platform's limit."""
+
+
 @dataclass
 class Run:
     """A plan being executed: marks chunks done in the journal as they are acknowledged."""
@@ -117,16 +133,10 @@ class Platform(abc.ABC):
         """True if a 4xx response still means "try again later"."""
         return False
 
-    def layout(
-        self,
-        adds: list[str],
-        removes: list[str],
-        current: Mapping[str, Any],
-        synced_extra: Mapping[str, Any],
-        chunk_size: int,
-    ) -> tuple[Layout, dict[str, Any]]:
+    def layout(self, changes: Changes) -> tuple[Layout, dict[str, Any]]:
         """Chunks of a new plan (removes first, then adds) and its initial platform state."""
-        return cut("remove", removes, chunk_size) + cut("add", adds, chunk_size), {}
+        size = changes.chunk_size
+        return cut("remove", changes.removes, size) + cut("add", changes.adds, size), {}
 
     @abc.abstractmethod
     def push(self, run: Run) -> None:

@@ -220,6 +220,41 @@ class Journal:
         write_atomic(self.path, document)
         self.plan_path.unlink(missing_ok=True)
 
+    def forget(self, keys: set[str]) -> int:
+        """Drop these customers from the pending plan, the synced set and every
+        per-customer map of its platform state (an SFA's ``record_errors``),
+        sending nothing: for destinations where leaving sends nothing (the SFAs).
+        How many synced rows went. Idempotent, so a crash is finished by a re-run:
+        the plan's header goes first, so its chunks never name a missing row."""
+        plan = self.pending()
+        if plan is not None and keys & plan.rows.keys():
+            plan.adds = [k for k in plan.adds if k not in keys]
+            plan.removes = [k for k in plan.removes if k not in keys]
+            for chunk in plan.chunks:
+                chunk.keys = [k for k in chunk.keys if k not in keys]
+            plan.rows = {k: row for k, row in plan.rows.items() if k not in keys}
+            self.save(plan)
+            write_atomic(
+                self.plan_path,
+                {"plan_id": plan.id, "adds": plan.adds, "removes": plan.removes, "rows": plan.rows},
+            )
+        synced = self.synced()
+        gone = keys & synced.members.keys()
+        extra = {
+            name: {k: v for k, v in value.items() if k not in keys}
+            if isinstance(value, dict)
+            else value
+            for name, value in synced.extra.items()
+        }
+        if not gone and extra == synced.extra:
+            return 0
+        members = {k: row for k, row in synced.members.items() if k not in keys}
+        write_atomic(
+            self.members_path,
+            {"plan_id": synced.plan_id, "at": synced.at, "members": members, "extra": extra},
+        )
+        return len(gone)
+
     def record(self, report: dict[str, Any]) -> None:
         """Record a sync that had nothing to send."""
         document = self.document()

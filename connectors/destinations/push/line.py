@@ -27,7 +27,6 @@ does not leave a second group behind.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 import httpx
@@ -35,7 +34,7 @@ import httpx
 from cdp.errors import DestinationRejectedError, DestinationUnavailableError
 from connectors.destinations import line as formats
 from connectors.destinations.members import Member
-from connectors.destinations.push.base import Layout, Platform, Run, cut
+from connectors.destinations.push.base import Changes, Layout, Platform, Run, cut
 from connectors.destinations.push.config import Line
 from connectors.destinations.push.http import Transport
 
@@ -78,18 +77,14 @@ class LinePlatform(Platform):
         message = str(body.get("message", "")) or super().error_message(response)
         return f"{message} ({details})" if details else message
 
-    def layout(
-        self,
-        adds: list[str],
-        removes: list[str],
-        current: Mapping[str, Any],
-        synced_extra: Mapping[str, Any],
-        chunk_size: int,
-    ) -> tuple[Layout, dict[str, Any]]:
-        group = synced_extra.get("audience_group_id") or self.destination.audience_group_id
-        if removes or group is None:
-            return cut("add", sorted(current), chunk_size), {"mode": "rebuild", "old_group": group}
-        return cut("add", adds, chunk_size), {"mode": "add", "group": group}
+    def layout(self, changes: Changes) -> tuple[Layout, dict[str, Any]]:
+        extra = changes.synced_extra
+        group = extra.get("audience_group_id") or self.destination.audience_group_id
+        size = changes.chunk_size
+        if changes.removes or group is None:
+            rebuild = {"mode": "rebuild", "old_group": group}
+            return cut("add", sorted(changes.current), size), rebuild
+        return cut("add", changes.adds, size), {"mode": "add", "group": group}
 
     def _description(self, run: Run) -> str:
         prefix = self.destination.description or f"cdp {run.segment}"

@@ -20,7 +20,6 @@ Errors: Meta answers ``{"error": {"message", "type", "code",
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 import httpx
@@ -28,7 +27,7 @@ import orjson
 
 from connectors.destinations import meta as formats
 from connectors.destinations.members import Member
-from connectors.destinations.push.base import Platform, Run
+from connectors.destinations.push.base import Changes, Layout, Platform, Run
 from connectors.destinations.push.config import Meta
 from connectors.destinations.push.http import Transport
 
@@ -103,15 +102,8 @@ class MetaPlatform(Platform):
     def _path(self) -> str:
         return f"/{self.destination.api_version}/{self.destination.audience_id}/users"
 
-    def layout(
-        self,
-        adds: list[str],
-        removes: list[str],
-        current: Mapping[str, Any],
-        synced_extra: Mapping[str, Any],
-        chunk_size: int,
-    ) -> tuple[list[tuple[str, list[str]]], dict[str, Any]]:
-        chunks, _ = super().layout(adds, removes, current, synced_extra, chunk_size)
+    def layout(self, changes: Changes) -> tuple[Layout, dict[str, Any]]:
+        chunks, _ = super().layout(changes)
         return chunks, {"schema": list(formats.SCHEMA)}
 
     def push(self, run: Run) -> None:

@@ -28,6 +28,9 @@ The next ``sync`` leaves suppressed people out anyway
 (``connectors.destinations.privacy.without_suppressed``) and erased people
 are in no segment any more: ``withdraw`` makes it happen now, and for every
 audience, not only the ones synced again.
+
+SFA destinations (Salesforce, HubSpot, kintone) are left alone here: an
+erasure deletes their records instead (``connectors.destinations.sfa.erase``).
 """
 
 from __future__ import annotations
@@ -48,9 +51,16 @@ from connectors.destinations.push.audience_sync import (
 )
 from connectors.destinations.push.http import RetryPolicy
 from connectors.destinations.push.journal import Journal
+from connectors.destinations.sfa.config import HubSpot, Kintone, Salesforce
+from connectors.destinations.sfa.pushed import FILE, folder_of
 
 REMOVED: Final = "removed"
 FAILED: Final = "failed: "
+
+
+def is_sfa_folder(directory: Path) -> bool:
+    """True if a destination's sync directory is an SFA's (it keeps record ids)."""
+    return (folder_of(directory) / FILE).is_file()
 
 
 def _holds(journal: Journal, ids: set[str]) -> bool:
@@ -107,6 +117,8 @@ def withdraw(
     known_directories = set()
     for name, destination in sorted(configured.items()):
         known_directories.add(Journal(data_dir, name, "x").directory)
+        if isinstance(destination, Salesforce | HubSpot | Kintone):
+            continue  # records are deleted there, not withdrawn: connectors.destinations.sfa.erase
         failures = []
         held = False
         for segment in segments_synced(data_dir, name):
@@ -125,7 +137,7 @@ def withdraw(
             outcome[name] = REMOVED
     root = data_dir / "sync"
     for directory in sorted(root.iterdir() if root.is_dir() else []):
-        if not directory.is_dir() or directory in known_directories:
+        if not directory.is_dir() or directory in known_directories or is_sfa_folder(directory):
             continue
         for segment in segments_synced(data_dir, directory.name):
             journal = Journal(data_dir, directory.name, segment)

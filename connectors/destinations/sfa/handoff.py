@@ -5,7 +5,8 @@ for one destination and writes the audit entry (action ``sfa.push``, or
 ``sfa.push.dry_run``; the sync itself writes the APPI provision record when a
 plan completes). ``push_all`` does it for several destinations: a failure of
 one (rejected credentials, an outage, a configuration error) is reported in
-its ``Outcome`` and never stops the others.
+its ``Outcome`` and never stops the others. Before pushing, a destination
+is sent the deletions erasures still owe it (``connectors.destinations.sfa.erase.retry``).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from connectors.destinations.push.audience_sync import (
 )
 from connectors.destinations.push.http import RetryPolicy
 from connectors.destinations.push.journal import Journal
+from connectors.destinations.sfa import erase
 from connectors.destinations.sfa.base import RECORD_ERRORS
 from connectors.destinations.sfa.config import AnySfa, HubSpot, Kintone, Salesforce
 
@@ -47,10 +49,14 @@ class Outcome:
     """Records the SFA refused in the last completed push: customer id → message."""
     preview: list[dict[str, Any]] = field(default_factory=list)
     """Dry run: the first records that would be sent (``customer_id`` + fields)."""
+    deleted: int = 0
+    """Records of erased people deleted first (deletions an erasure still owed)."""
+    deletion_error: str | None = None
+    """Why owed deletions failed again (they stay owed)."""
 
     @property
     def ok(self) -> bool:
-        return self.error is None and not self.record_errors
+        return self.error is None and self.deletion_error is None and not self.record_errors
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -64,6 +70,8 @@ class Outcome:
             else self.report.to_json(with_ids=bool(self.preview)),
             "record_errors": self.record_errors,
             "preview": self.preview,
+            "deleted": self.deleted,
+            "deletion_error": self.deletion_error,
         }
 
 
@@ -100,6 +108,13 @@ def push(
     name = segment or destination.segment
     outcome = Outcome(destination.name, destination.platform, name)
     action = "sfa.push.dry_run" if dry_run else "sfa.push"
+    if not dry_run:
+        try:
+            owed = erase.retry(destination, data_dir, actor=actor, policy=policy, sleep=sleep)
+            outcome.deleted = owed.deleted
+            outcome.deletion_error = "; ".join(owed.errors) or None
+        except Exception as error:  # reported; the push itself still runs
+            outcome.deletion_error = f"{type(error).__name__}: {error}"
     try:
         outcome.report = sync(
             con,

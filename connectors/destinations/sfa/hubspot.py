@@ -8,6 +8,9 @@
   inputs it refused in ``errors`` (``category``, ``message``, ``context``
   naming the ids): those records keep the error, the others are synced. An
   error that names no id fails every input the ``results`` do not hold.
+- **Delete** (an erasure): ``POST /crm/v3/objects/contacts/batch/archive`` with
+  ``{"inputs": [{"id": <hs_object_id>}]}``, at most 100 ids (the ``id`` of each
+  upsert result); ``204``. Archived contacts can be restored for 90 days.
 - **Limits**: ``429`` with ``policyName``: ``SECONDLY`` waits a second,
   ``TEN_SECONDLY_ROLLING`` ten; ``DAILY`` stops the push at once (the plan
   stays pending). A ``Retry-After`` header wins when there is one.
@@ -26,10 +29,11 @@ from cdp.errors import ConfigError
 from connectors.destinations.push.base import Run
 from connectors.destinations.push.http import Transport
 from connectors.destinations.push.journal import Chunk
-from connectors.destinations.sfa.base import SfaPlatform, describe
+from connectors.destinations.sfa.base import Deleted, Sent, SfaPlatform, describe
 from connectors.destinations.sfa.config import HubSpot
 
 UPSERT_PATH = "/crm/v3/objects/contacts/batch/upsert"
+ARCHIVE_PATH = "/crm/v3/objects/contacts/batch/archive"
 PROPERTIES_PATH = "/crm/v3/properties/contacts"
 MAX_INPUTS = 100
 POLICY_WAIT = {"SECONDLY": 1.0, "TEN_SECONDLY_ROLLING": 10.0, "DAILY": math.inf}
@@ -63,6 +67,7 @@ class HubSpotPlatform(SfaPlatform):
 
     name = "hubspot"
     max_chunk = MAX_INPUTS
+    max_delete = MAX_INPUTS
 
     def __init__(self, destination: HubSpot) -> None:
         super().__init__(destination)
@@ -79,7 +84,7 @@ class HubSpotPlatform(SfaPlatform):
             return POLICY_WAIT.get(str(_body(response).get("policyName", "")))
         return None
 
-    def send(self, run: Run, chunk: Chunk, total: int) -> dict[str, str]:
+    def send(self, run: Run, chunk: Chunk, total: int) -> Sent:
         rows = run.rows(chunk)
         inputs = [
             {
@@ -95,23 +100,34 @@ class HubSpotPlatform(SfaPlatform):
             what=f"upsert chunk {chunk.index + 1} of {total}",
             json={"inputs": inputs},
         )
-        if response.status_code != 207:
-            return {}
         body = _body(response)
         by_email = {
             str(row["email"]).lower(): key for key, row in zip(chunk.keys, rows, strict=True)
         }
-        done = {
-            str((r.get("properties") or {}).get("email", "")).lower()
-            for r in body.get("results") or []
-        }
+        ids: dict[str, str] = {}
+        for result in body.get("results") or []:
+            email = str((result.get("properties") or {}).get("email", "")).lower()
+            if email in by_email and result.get("id"):
+                ids[by_email[email]] = str(result["id"])
         failed: dict[str, str] = {}
-        for error in body.get("errors") or []:
+        done = {email for email, key in by_email.items() if key in ids}
+        errors = (body.get("errors") or []) if response.status_code == 207 else []
+        for error in errors:
             message = describe(error, ("category", "message"))
             named = _named(error.get("context")) & by_email.keys()
             for email in named or (by_email.keys() - done):
                 failed[by_email[email]] = message
-        return failed
+        return Sent(failed, ids)
+
+    def delete(self, transport: Transport, record_ids: list[str]) -> Deleted:
+        # 204 No Content; an id that is archived or unknown already is no error.
+        transport.request(
+            "POST",
+            ARCHIVE_PATH,
+            what=f"archive {len(record_ids)} contacts",
+            json={"inputs": [{"id": record_id} for record_id in record_ids]},
+        )
+        return Deleted(list(record_ids))
 
     def check(self, transport: Transport) -> str:
         response = transport.request("GET", PROPERTIES_PATH, what="list contact properties")

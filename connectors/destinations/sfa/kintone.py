@@ -1,7 +1,7 @@
 """kintone: records of one app upserted by a unique field (REST records API).
 
 - **Auth**: ``X-Cybozu-API-Token`` (an app API token with view, add and edit
-  rights; several tokens comma-separated when the app looks up others).
+  rights, and delete for erasures; several tokens comma-separated when the app looks up others).
 - **Upsert**: ``PUT /k/v1/records.json`` (``/k/guest/{space}/v1/...`` in a guest
   space) with ``{"app": N, "upsert": true, "records": [{"updateKey": {"field":
   <update_key>, "value": <customer id>}, "record": {<code>: {"value": ...}}}]}``,
@@ -13,6 +13,12 @@
   ``errors`` name records (``records[3].メールアドレス.value``) fails those
   records; the rest of the chunk is sent again without them. Any other
   ``400`` rejects the push.
+- **Delete** (an erasure): ``DELETE /k/v1/records.json`` with ``{"app": N,
+  "ids": [<$id>, ...]}``, at most 100 (the ``id`` each upsert answered,
+  ``{"records": [{"id", "revision"}]}`` in the order sent). All or nothing: a
+  ``404 GAIA_RE01`` (a record not found, deleted already) makes it read which
+  ids are left (``GET /k/v1/records.json`` with ``query=$id in (...)``) and
+  delete those. The API token needs the delete right too.
 - **check**: ``GET /k/v1/app/form/fields.json?app=N``: every mapped code
   exists and the update key is unique.
 """
@@ -29,7 +35,7 @@ from cdp.errors import ConfigError, DestinationRejectedError
 from connectors.destinations.push.base import Run
 from connectors.destinations.push.http import Transport
 from connectors.destinations.push.journal import Chunk
-from connectors.destinations.sfa.base import SfaPlatform, describe
+from connectors.destinations.sfa.base import Deleted, Sent, SfaPlatform, describe
 from connectors.destinations.sfa.config import Kintone
 
 MAX_RECORDS = 100
@@ -43,11 +49,17 @@ def _body(response: httpx.Response) -> Any:
         return {}
 
 
+def _number(record_id: str) -> int | str:
+    """A record id as kintone's examples send it (a number)."""
+    return int(record_id) if record_id.isdigit() else record_id
+
+
 class KintonePlatform(SfaPlatform):
     """Push protocol of a kintone app (records upsert by a unique field)."""
 
     name = "kintone"
     max_chunk = MAX_RECORDS
+    max_delete = MAX_RECORDS
 
     def __init__(self, destination: Kintone) -> None:
         super().__init__(destination)
@@ -78,7 +90,7 @@ class KintonePlatform(SfaPlatform):
             },
         }
 
-    def send(self, run: Run, chunk: Chunk, total: int) -> dict[str, str]:
+    def send(self, run: Run, chunk: Chunk, total: int) -> Sent:
         rows = run.rows(chunk)
         entries = [
             (key, row[self.kt.update_key], row) for key, row in zip(chunk.keys, rows, strict=True)
@@ -97,7 +109,14 @@ class KintonePlatform(SfaPlatform):
                 accept=(400,),
             )
             if response.is_success:
-                return failed
+                # One {"id", "revision"} per record, in the order sent.
+                answered = _body(response).get("records") or []
+                ids = {
+                    key: str(result["id"])
+                    for (key, _, _), result in zip(entries, answered, strict=False)
+                    if isinstance(result, dict) and result.get("id") is not None
+                }
+                return Sent(failed, ids)
             body = _body(response)
             refused: dict[int, list[str]] = {}
             for where, detail in (body.get("errors") or {}).items():
@@ -116,7 +135,46 @@ class KintonePlatform(SfaPlatform):
             for index, messages in refused.items():
                 failed[entries[index][0]] = f"{code}: {'; '.join(messages)}"
             entries = [e for i, e in enumerate(entries) if i not in refused]
-        return failed
+        return Sent(failed)
+
+    def delete(self, transport: Transport, record_ids: list[str]) -> Deleted:
+        # All or nothing: an id that is gone already (GAIA_RE01) fails the request,
+        # so the ids still there are read back and only those deleted again.
+        wanted = list(record_ids)
+        for _ in range(2):
+            response = transport.request(
+                "DELETE",
+                self._path("records.json"),
+                what=f"delete {len(wanted)} records",
+                json={"app": self.kt.app, "ids": [_number(i) for i in wanted]},
+                accept=(404,),
+            )
+            if response.is_success:
+                return Deleted(list(record_ids))
+            if _body(response).get("code") != "GAIA_RE01":
+                break
+            wanted = self._existing(transport, wanted)
+            if not wanted:
+                return Deleted(list(record_ids))
+        raise DestinationRejectedError(
+            f"destination {self.kt.name!r} (kintone) rejected delete of {len(wanted)} records "
+            f"(DELETE {self._path('records.json')}): HTTP {response.status_code}: "
+            f"{self.error_message(response)}"
+        )
+
+    def _existing(self, transport: Transport, record_ids: list[str]) -> list[str]:
+        """Which of these record ids the app still holds."""
+        listed = ", ".join(f'"{_number(i)}"' for i in record_ids)
+        response = transport.request(
+            "GET",
+            self._path("records.json"),
+            what="look up records to delete",
+            params={"app": str(self.kt.app), "query": f"$id in ({listed})", "fields[0]": "$id"},
+        )
+        found = {
+            str((r.get("$id") or {}).get("value")) for r in _body(response).get("records") or []
+        }
+        return [i for i in record_ids if i in found]
 
     def check(self, transport: Transport) -> str:
         response = transport.request(

@@ -15,6 +15,12 @@
   most 200 records, each with ``attributes.type``. The answer is 200 with one
   UpsertResult per record, in order: ``success`` false carries ``errors``
   (``statusCode``, ``message``, ``fields``), kept as that record's error.
+- **Delete** (an erasure): ``DELETE /services/data/vXX.X/composite/sobjects?ids=
+  <id>,<id>&allOrNone=false``, at most 200 record ids (the ``id`` each
+  UpsertResult answered); one DeleteResult per id, in order.
+  ``ENTITY_IS_DELETED`` and ``INVALID_CROSS_REFERENCE_KEY`` mean the record
+  is gone already. Deleted records sit in the org's Recycle Bin (15 days)
+  until it is emptied.
 - **Limits**: ``403 REQUEST_LIMIT_EXCEEDED`` is retried with backoff when it is
   a concurrency limit; the daily ``TotalRequests`` limit stops the push at
   once (the plan stays pending; run it again tomorrow).
@@ -37,12 +43,14 @@ from cdp.errors import ConfigError, DestinationRejectedError, DestinationUnavail
 from connectors.destinations.push.base import Run
 from connectors.destinations.push.http import Transport
 from connectors.destinations.push.journal import Chunk
-from connectors.destinations.sfa.base import SfaPlatform, describe
+from connectors.destinations.sfa.base import Deleted, Sent, SfaPlatform, describe
 from connectors.destinations.sfa.config import Salesforce
 
 TOKEN_PATH = "/services/oauth2/token"
 JWT_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 MAX_RECORDS = 200
+#: DeleteResult codes of a record that is not there any more: deleted already.
+GONE = frozenset({"ENTITY_IS_DELETED", "INVALID_CROSS_REFERENCE_KEY"})
 JWT_LIFETIME = 180
 
 
@@ -59,6 +67,12 @@ def error_code(response: httpx.Response) -> str:
     if isinstance(body, list) and body and isinstance(body[0], dict):
         return str(body[0].get("errorCode", ""))
     return ""
+
+
+def _errors(result: dict[str, Any]) -> str:
+    """A failed SaveResult/DeleteResult's errors as one line."""
+    errors = result.get("errors") or [{}]
+    return "; ".join(describe(e, ("statusCode", "message")) for e in errors)
 
 
 class SalesforceAuth(httpx.Auth):
@@ -154,6 +168,7 @@ class SalesforcePlatform(SfaPlatform):
 
     name = "salesforce"
     max_chunk = MAX_RECORDS
+    max_delete = MAX_RECORDS
 
     def __init__(self, destination: Salesforce) -> None:
         super().__init__(destination)
@@ -180,7 +195,18 @@ class SalesforcePlatform(SfaPlatform):
     def _path(self, tail: str) -> str:
         return f"/services/data/{self.sf.api_version}/{tail}"
 
-    def send(self, run: Run, chunk: Chunk, total: int) -> dict[str, str]:
+    def _results(self, response: httpx.Response, sent: int, what: str) -> list[dict[str, Any]]:
+        """A collection's answer: one result per record sent, in order, or an error."""
+        results = _body(response)
+        if not isinstance(results, list) or len(results) != sent:
+            raise DestinationRejectedError(
+                f"destination {self.sf.name!r} (salesforce): {what} answered "
+                f"{len(results) if isinstance(results, list) else 'no'} results "
+                f"for {sent} records"
+            )
+        return results
+
+    def send(self, run: Run, chunk: Chunk, total: int) -> Sent:
         rows = run.rows(chunk)
         body = {
             "allOrNone": False,
@@ -192,19 +218,33 @@ class SalesforcePlatform(SfaPlatform):
             what=f"upsert chunk {chunk.index + 1} of {total}",
             json=body,
         )
-        results = _body(response)
-        if not isinstance(results, list) or len(results) != len(rows):
-            raise DestinationRejectedError(
-                f"destination {self.sf.name!r} (salesforce): upsert chunk {chunk.index + 1} "
-                f"answered {len(results) if isinstance(results, list) else 'no'} results "
-                f"for {len(rows)} records"
-            )
+        results = self._results(response, len(rows), f"upsert chunk {chunk.index + 1}")
         failed: dict[str, str] = {}
+        ids: dict[str, str] = {}
         for key, result in zip(chunk.keys, results, strict=True):
             if not result.get("success"):
-                errors = result.get("errors") or [{}]
-                failed[key] = "; ".join(describe(e, ("statusCode", "message")) for e in errors)
-        return failed
+                failed[key] = _errors(result)
+            elif result.get("id"):
+                ids[key] = str(result["id"])
+        return Sent(failed, ids)
+
+    def delete(self, transport: Transport, record_ids: list[str]) -> Deleted:
+        response = transport.request(
+            "DELETE",
+            self._path("composite/sobjects"),
+            what=f"delete {len(record_ids)} records",
+            params={"ids": ",".join(record_ids), "allOrNone": "false"},
+        )
+        results = self._results(response, len(record_ids), "delete")
+        done: list[str] = []
+        refused: dict[str, str] = {}
+        for record_id, result in zip(record_ids, results, strict=True):
+            codes = {e.get("statusCode") for e in result.get("errors") or []}
+            if result.get("success") or codes & GONE:
+                done.append(record_id)
+            else:
+                refused[record_id] = _errors(result)
+        return Deleted(done, refused)
 
     def check(self, transport: Transport) -> str:
         response = transport.request(

@@ -9,10 +9,13 @@ event it is and builds the raw Segment track:
   one of the *lost* stages → **Deal Lost**;
 - a deal the SFA reports as just created → **Deal Created**;
 - any other deal change that names the stage → **Deal Stage Changed**;
-- a change that names no stage (an amount or owner edit on HubSpot, a kintone
-  record without the stage field) has no contract event: ``UnmappableError``
-  says so, and the caller skips it with that reason (the contract's deal
-  events each imply a status, so guessing one would reopen a won deal).
+- a change that names no stage (an amount, name, close date or owner edit
+  on HubSpot, a kintone record without the stage field, a Salesforce edit
+  message without ``StageName``, an export row without a stage) → **Deal
+  Updated**: it carries the fields that changed and implies no status, so it
+  never reopens a won deal (guessing a status would);
+- a change that names neither a stage nor any deal field says nothing:
+  ``UnmappableError`` says so, and the caller skips it with that reason.
 
 The person is named the contract's way: ``userId`` and/or an email or phone in
 ``context.traits``; SFA events never carry an ``anonymousId``. An event with
@@ -101,6 +104,8 @@ class DealFacts:
     crm: str
     stage: str | None = None
     previous_stage: str | None = None
+    name: str | None = None
+    """The deal's name (Opportunity Name, HubSpot ``dealname``, a kintone field)."""
     pipeline: str | None = None
     amount: Any = None
     currency: str | None = None
@@ -132,6 +137,7 @@ def deal_event(facts: DealFacts, stages: Stages) -> RawEvent:
     stage = facts.stage.strip() if facts.stage is not None else None
     props: dict[str, Any] = {
         "deal_id": facts.deal_id,
+        "name": facts.name,
         "pipeline": facts.pipeline,
         "stage": stage or None,
         "owner": facts.owner,
@@ -142,21 +148,36 @@ def deal_event(facts: DealFacts, stages: Stages) -> RawEvent:
     if facts.amount is not None and facts.amount != "":
         props["amount"] = amount(facts.amount, "amount")
     if facts.verdict == "won" or (stage and stage in stages.won):
-        name = "Deal Won"
+        event = "Deal Won"
     elif facts.verdict == "lost" or (stage and stage in stages.lost):
-        name = "Deal Lost"
+        event = "Deal Lost"
         props["lost_reason"] = facts.lost_reason
     elif facts.kind == "created":
-        name = "Deal Created"
+        event = "Deal Created"
     elif stage:
-        name = "Deal Stage Changed"
+        event = "Deal Stage Changed"
         props["previous_stage"] = facts.previous_stage
     else:
-        raise UnmappableError(
-            f"deal {facts.deal_id}: the change names no stage, and the contract has no "
-            "event for a deal edit without one"
-        )
-    return _track(name, facts.message_id, drop_none(props), facts.timestamp, facts.person)
+        event = "Deal Updated"
+        props["lost_reason"] = facts.lost_reason
+        if not any(props.get(field) is not None for field in _EDITABLE):
+            raise UnmappableError(
+                f"deal {facts.deal_id}: the change names no stage and no deal field "
+                f"({', '.join(_EDITABLE)}): nothing to update"
+            )
+    return _track(event, facts.message_id, drop_none(props), facts.timestamp, facts.person)
+
+
+_EDITABLE: Final = (
+    "name",
+    "pipeline",
+    "amount",
+    "currency",
+    "owner",
+    "close_date",
+    "lost_reason",
+)
+"""The deal fields a Deal Updated may carry (one at least)."""
 
 
 def activity_event(facts: ActivityFacts, types: Mapping[str, str] | None = None) -> RawEvent:
@@ -185,6 +206,15 @@ def activity_type(value: str | None, types: Mapping[str, str]) -> str:
             if key.casefold() == text.casefold():
                 return mapped
     return "other"
+
+
+def text_of(value: Any) -> str | None:
+    """A vendor field's value as trimmed text; ``None`` when absent, empty or not a
+    scalar (HubSpot properties and kintone cells hold objects and lists too)."""
+    if value is None or isinstance(value, bool | dict | list):
+        return None
+    text = str(value).strip()
+    return text or None
 
 
 def _date(value: str | None) -> str | None:

@@ -28,10 +28,11 @@ Mapping (``crm`` is ``hubspot``):
 - ``deal.creation`` → Deal Created (Won/Lost if created in such a stage);
 - ``deal.propertyChange`` of ``dealstage`` → Deal Stage Changed, or Deal Won /
   Deal Lost for the configured won/lost stage ids (default ``closedwon`` /
-  ``closedlost``); of ``amount``, ``closedate``, ``hubspot_owner_id``,
-  ``pipeline``, ``deal_currency_code``: merged into the deal's facts; such a
-  change without the stage (the Webhooks API sends one property per event) is
-  skipped with its reason, since every contract deal event implies a status;
+  ``closedlost``); of ``amount``, ``dealname``, ``closedate``,
+  ``hubspot_owner_id``, ``pipeline``, ``deal_currency_code``,
+  ``closed_lost_reason``: merged into the deal's facts; such a change without
+  the stage (the Webhooks API sends one property per event) → Deal Updated,
+  which changes those fields and leaves the deal's status as it was;
 - ``object.creation`` / ``object.propertyChange`` of calls (``0-48``),
   meetings (``0-47``), emails (``0-49``), notes (``0-46``) and tasks
   (``0-27``) → Sales Activity Logged (notes and tasks as ``other``);
@@ -86,6 +87,7 @@ from connectors.sources.webhooks.deals import (
     activity_event,
     deal_event,
 )
+from connectors.sources.webhooks.deals import text_of as _text
 
 V3_HEADER: Final = "X-HubSpot-Signature-v3"
 TIMESTAMP_HEADER: Final = "X-HubSpot-Request-Timestamp"
@@ -119,6 +121,7 @@ ACTIVITY_OBJECTS: Final = {
 _OUTCOME_PROPERTIES: Final = ("hs_call_disposition", "hs_meeting_outcome", "hs_task_status")
 _DEAL_PROPERTIES: Final = (
     "dealstage",
+    "dealname",
     "amount",
     "closedate",
     "hubspot_owner_id",
@@ -283,6 +286,7 @@ def _deal(item: dict[str, Any], deal_id: str, kind: str, mapping: HubSpotMapping
         timestamp=_when(item, props),
         crm=CRM,
         stage=_text(props.get("dealstage")),
+        name=_text(props.get("dealname")),
         pipeline=_text(props.get("pipeline")),
         amount=props.get("amount"),
         currency=_text(props.get("deal_currency_code")),
@@ -352,10 +356,3 @@ def _close_date(value: Any) -> str | None:
     if text.isdigit():
         return datetime.fromtimestamp(int(text) / 1000, UTC).date().isoformat()
     return text[:10]
-
-
-def _text(value: Any) -> str | None:
-    if value is None or isinstance(value, bool | dict | list):
-        return None
-    text = str(value).strip()
-    return text or None

@@ -21,7 +21,10 @@ Each app is configured as a ``deal`` app (案件管理) or an ``activity`` app
   ``UPDATE_STATUS`` → Deal Stage Changed, or Deal Won / Deal Lost when the
   stage is a configured won/lost value. The stage is the configured field,
   else the process-management status (the ``STATUS`` field; on
-  ``UPDATE_STATUS`` the previous one becomes ``previous_stage``).
+  ``UPDATE_STATUS`` the previous one becomes ``previous_stage``). An update
+  whose record has no stage (the stage field empty, or neither a stage field
+  nor process management) → Deal Updated with the mapped fields, which leaves
+  the deal's status as it was.
 - activity app: ``ADD_RECORD`` / ``UPDATE_RECORD`` → Sales Activity Logged,
   ``activity_type`` from the configured field through the app's type table
   and ``deals.DEFAULT_ACTIVITY_TYPES`` (訪問 → visit, 電話 → call, ...).
@@ -60,10 +63,12 @@ from connectors.sources.webhooks.deals import (
     activity_event,
     deal_event,
 )
+from connectors.sources.webhooks.deals import text_of as _text
 
 CRM: Final = "kintone"
 DEAL_FIELDS: Final = (
     "deal_id",
+    "name",
     "stage",
     "pipeline",
     "amount",
@@ -166,6 +171,7 @@ def _event(payload: dict[str, Any], apps: Mapping[str, KintoneApp]) -> RawEvent:
             crm=CRM,
             stage=stage,
             previous_stage=previous,
+            name=_mapped(record, app, "name"),
             pipeline=_mapped(record, app, "pipeline"),
             amount=_mapped(record, app, "amount"),
             currency=_mapped(record, app, "currency"),
@@ -214,10 +220,3 @@ def _typed(record: dict[str, Any], field_type: str) -> str | None:
 
 def _utc(value: str) -> str:
     return value.replace("Z", "+00:00")
-
-
-def _text(value: Any) -> str | None:
-    if value is None or isinstance(value, bool | dict | list):
-        return None
-    text = str(value).strip()
-    return text or None

@@ -21,11 +21,16 @@ Event mapping (each event → at most one raw event):
   date-time picker) and ``channel_user_id``.
 
 Identity: every event has ``anonymousId`` ``line-{source.userId}``, the
-convention of the demo generator; the identity projection links the LINE user
-id itself from Message Received's ``channel_user_id``, and a linked account
-(ID連携) ties it to the customer. ``messageId`` is ``line-{webhookEventId}``
-(LINE's own dedup id, the same on redelivery), else ``line-h-`` plus a hash of
-the event. ``timestamp`` is the event's epoch milliseconds.
+convention of the demo generator, and names the LINE user id itself as an
+identifier: Message Received as its ``channel_user_id``, the others (follow,
+unfollow, postback) as ``context.traits.line_user_id``. So the identity
+projection links ``line-{id}`` to ``line:{id}`` from the first event, even for
+a friend who follows and never writes, and a linked account (ID連携, an
+identify with ``line_user_id``) ties both to the customer: erasing that
+customer by email reaches the follow too (docs/privacy.md).
+
+``messageId`` is ``line-{webhookEventId}`` (LINE's own dedup id, the same on
+redelivery), else ``line-h-`` plus a hash of the event. ``timestamp`` is the event's epoch milliseconds.
 
 Events that give no raw event come back as ``Skipped`` with the reason: an
 event without ``source.userId`` (a group or room member who has not
@@ -120,6 +125,7 @@ def _event(event: Any) -> RawEvent:
     message_id = _message_id(event)
     timestamp = iso_from_millis(need(event, "timestamp"), "timestamp")
     anonymous_id = f"line-{user}"
+    line_id = {"line_user_id": user}  # links anonymous_id line-{user} to line:{user}
     match kind:
         case "follow" | "unfollow":
             consents = {"consents": {"line": kind == "follow"}}
@@ -129,6 +135,7 @@ def _event(event: Any) -> RawEvent:
                 consents,
                 timestamp=timestamp,
                 anonymous_id=anonymous_id,
+                traits=line_id,
             )
         case "message":
             message_type = need(event, "message.type")
@@ -159,6 +166,7 @@ def _event(event: Any) -> RawEvent:
                 drop_none(props),
                 timestamp=timestamp,
                 anonymous_id=anonymous_id,
+                traits=line_id,
             )
 
 

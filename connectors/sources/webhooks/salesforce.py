@@ -37,9 +37,12 @@ Mapping (``crm`` is ``salesforce``; ``messageId`` ``salesforce:<Notification Id>
 - ``Opportunity``: ``IsWon`` true → Deal Won; ``IsClosed`` true and not won →
   Deal Lost (``Loss_Reason__c`` if sent); ``CreatedDate`` equal to
   ``LastModifiedDate`` → Deal Created; otherwise Deal Stage Changed with
-  ``StageName``. ``Amount``, ``CloseDate``, ``OwnerId``, ``CurrencyIsoCode``
-  (multi-currency orgs) and the pipeline (``RecordTypeId``) are carried when
-  the message includes them.
+  ``StageName``; a message without ``StageName`` (nor ``IsWon``/``IsClosed``:
+  an "edit" Outbound Message a Flow sends when the amount, name, close date
+  or owner changed and the stage did not) → Deal Updated, which leaves the
+  deal's status as it was. ``Name``, ``Amount``, ``CloseDate``, ``OwnerId``,
+  ``CurrencyIsoCode`` (multi-currency orgs) and the pipeline
+  (``RecordTypeId``) are carried when the message includes them.
 - ``Task`` / ``Event``: Sales Activity Logged; the type from ``TaskSubtype``,
   else ``Type`` (``Call``, ``Email``, ``Meeting``, ``訪問``, ... see
   ``deals.DEFAULT_ACTIVITY_TYPES``); the outcome from ``CallDisposition``,
@@ -187,8 +190,28 @@ def to_events(message: Notifications, mapping: SalesforceMapping) -> Mapped:
             events.append(_event(note_id, kind, fields, mapping))
         except UnmappableError as error:
             reason = f"Salesforce {kind or 'sObject'} {fields.get('Id', '?')}: {error}"
-            skipped.append(Skipped(f"Notification[{i}]", reason, {"Id": note_id, kind: fields}))
+            skipped.append(
+                Skipped(f"Notification[{i}]", reason, skipped_item(note_id, kind, fields))
+            )
     return Mapped(events, skipped)
+
+
+def skipped_item(note_id: str, kind: str, fields: dict[str, str]) -> dict[str, Any]:
+    """The JSON form a skipped notification is dead-lettered in: ``{"Id": <notification
+    Id>, <sObject type>: {field: text}}`` (``from_skipped_item`` reads it back)."""
+    return {"Id": note_id, kind: fields}
+
+
+def from_skipped_item(item: Any, organization_id: str) -> Notifications:
+    """The one-notification message a ``skipped_item`` stands for (its organisation
+    was checked when it arrived); ``UnmappableError`` if ``item`` is not that form."""
+    if not isinstance(item, dict) or not isinstance(item.get("Id"), str) or len(item) != 2:
+        raise UnmappableError('a stored Salesforce notification must be {"Id": ..., type: fields}')
+    note_id = item["Id"]
+    kind, fields = next((k, v) for k, v in item.items() if k != "Id")
+    if not isinstance(fields, dict) or not all(isinstance(v, str) for v in fields.values()):
+        raise UnmappableError(f"stored Salesforce notification {note_id}: fields are not text")
+    return Notifications(organization_id, None, [(note_id, kind, fields)])
 
 
 def _event(note_id: str, kind: str, fields: dict[str, str], mapping: SalesforceMapping) -> RawEvent:
@@ -244,6 +267,7 @@ def _opportunity(
         timestamp=timestamp,
         crm=CRM,
         stage=fields.get("StageName") or None,
+        name=fields.get("Name") or None,
         pipeline=fields.get("RecordTypeId") or None,
         amount=fields.get("Amount") or None,
         currency=fields.get("CurrencyIsoCode") or None,

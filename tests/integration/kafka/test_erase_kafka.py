@@ -2,7 +2,9 @@
 
 A shop's events go through the collector's log adapter (sealed under their
 identifiers' keys), a worker folds them exactly as the embedded runtime does;
-one person is erased (their keys destroyed); a new generation of workers
+one person is erased (a LINE friend known by email, phone, LINE id and
+anonymous ids, the follow's ``line-U...`` among them; their keys destroyed);
+a new generation of workers
 folds the log again and gets everyone else's profiles unchanged and nothing
 of the person; the old generation is dropped; then a dump of every remaining
 topic holds none of the person's identifiers, name or phone, plain,
@@ -103,18 +105,30 @@ def test_an_erased_person_leaves_no_readable_byte_in_any_topic(
     finally:
         first.stop()
 
-    # The person: a customer with an email and several identifiers.
+    # The person: a LINE friend known by email, phone, LINE id and anonymous ids,
+    # among them the follow's line-U... (linked by the LINE id the follow carries).
     owner = state.assignments()
+    for identifier, c in owner.items():
+        if identifier.startswith("line:"):
+            follow = "anonymous_id:line-" + identifier.removeprefix("line:")
+            assert owner.get(follow, c) == c, f"{follow} is not {identifier}'s customer"
 
     def alone(c: str) -> bool:
-        # A LINE friend who never messaged keeps a second, unlinked record whose
-        # anonymous id embeds their LINE id (line-U...): the graph does not know it
-        # is them, in either runtime, so erasing one record leaves the other.
+        # None of their identifiers' values inside another customer's identifiers.
         mine = [i.split(":", 1)[1] for i, cc in owner.items() if cc == c]
         return not any(v in i for i, cc in owner.items() if cc != c for v in mine)
 
+    def kinds(c: str) -> set[str]:
+        return {i.split(":", 1)[0] for i, cc in owner.items() if cc == c}
+
     customer = max(
-        {c for i, c in owner.items() if i.startswith("email:") and alone(c)},
+        {
+            c
+            for i, c in owner.items()
+            if i.startswith("anonymous_id:line-")
+            and {"email", "phone", "line"} <= kinds(c)
+            and alone(c)
+        },
         key=lambda c: sum(1 for cc in owner.values() if cc == c),
     )
     keys = sorted(i for i, c in owner.items() if c == customer)
