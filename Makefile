@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 DATA   ?= .cdp-demo
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench screenshots clean
 
 $(BIN)/python:
 	$(PYTHON) -c 'import sys; sys.exit("Python 3.11+ is required") if sys.version_info < (3, 11) else None'
@@ -32,6 +32,11 @@ lint: $(VENV)/.installed-dev
 
 bench: $(VENV)/.installed-dev
 	$(BIN)/python -m bench.run_all
+
+screenshots: $(VENV)/.installed-dev  # docs/console/*.png from the demo shop in headless Chromium
+	bash tests/browser/install-chromium.sh
+	bash tests/browser/install-fonts.sh  # a Japanese font, for the Japanese screenshots
+	$(BIN)/python -m tests.browser.screenshots
 
 clean:
 	rm -rf $(VENV) $(DATA)

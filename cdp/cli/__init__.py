@@ -39,6 +39,7 @@ from cdp.cli import (  # noqa: F401  (registers commands)
     segments,
     sfa,
     tokens,
+    users,
     worker,
 )
 from cdp.cli._app import app, run_main

@@ -6,6 +6,7 @@ cdp/cli/_app.py)."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -67,8 +68,16 @@ def serve_command(
             "error, critical (default: uvicorn's own lines at info). No level logs personal data.",
         ),
     ] = None,
+    archive: Annotated[
+        Path | None,
+        typer.Option(
+            help="Kafka mode: the Parquet archive (`cdp archive`) the console's segment and "
+            "analytics screens read."
+        ),
+    ] = None,
 ) -> None:
-    """Run the Segment-compatible collector (OpenAPI docs at /docs).
+    """Run the Segment-compatible collector (OpenAPI docs at /docs) and the
+    console (at /; users from `cdp users add`).
 
     With --kafka a request is acknowledged once the broker has acknowledged its
     events on the log topic; workers (`cdp worker`) fold them.
@@ -90,7 +99,9 @@ def serve_command(
 
         process_open(opts.settings, mode)
         platform = bootstrap.serving(opts.settings, mode)
-        serving.serve(create_app(opts.settings, platform=platform), host, port, level)
+        serving.serve(
+            create_app(opts.settings, platform=platform, archive=archive), host, port, level
+        )
 
 
 # ------------------------------------------------------------------- sources

@@ -24,12 +24,14 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI
 
-from cdp import bootstrap
+from cdp import bootstrap, console
 from cdp.config import Settings
+from cdp.console import data as console_data
 from cdp.http import (
     bulk,
     collect,
@@ -62,6 +64,7 @@ def create_app(
     *,
     kafka: KafkaSettings | None = None,
     platform: bootstrap.Platform | None = None,
+    archive: Path | None = None,
 ) -> FastAPI:
     """The collector app for one data directory, on ``platform`` (else the one
     ``cdp.bootstrap.serving`` puts together from ``settings``, ``kafka`` and
@@ -72,7 +75,10 @@ def create_app(
     nothing is folded here (the workers fold), dead letters go to the
     dead-letter topic, /health reports the broker and lookups read the
     compacted topics; the data directory still holds the sources and
-    webhook/form configuration."""
+    webhook/form configuration.
+
+    The console (``cdp.console``) is served at ``/``; in Kafka mode its SQL
+    screens read the Parquet archive ``archive`` when given."""
     platform = platform or bootstrap.serving(settings, kafka, writer)
     sources = SourceRegistry(settings.data_dir)
     the_writer = platform.writer
@@ -108,14 +114,28 @@ def create_app(
     app.state.reader = profiles
     app.state.audit = audit_log
     app.include_router(read_router(profiles, TokenRegistry(settings.data_dir), audit_log))
+    # Kafka mode erases as soon as a request is filed (the API's or the console's).
+    erase_now = None if platform.kafka is None else _erase_in_background(settings, platform.kafka)
+    app.state.on_privacy_filed = erase_now
     app.include_router(
         privacy.router(
             settings.data_dir,
             profiles,
             TokenRegistry(settings.data_dir),
             "embedded" if platform.kafka is None else "kafka",
-            None if platform.kafka is None else _erase_in_background(settings, platform.kafka),
+            erase_now,
         )
+    )
+
+    console.install(
+        app,
+        settings,
+        "embedded" if platform.kafka is None else "kafka",
+        profiles,
+        audit_log,
+        console_data.embedded(profiles)
+        if platform.kafka is None
+        else console_data.ArchiveReads(settings, archive),
     )
 
     # Every write route submits through the intake, which drops suppressed people's events.

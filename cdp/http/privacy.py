@@ -28,24 +28,10 @@ from cdp.errors import AuthError, CdpError, ConfigError, ForbiddenError, NotFoun
 from cdp.http.errors import error_response
 from cdp.http.read import bearer, json_response
 from cdp.ports.lookups import ProfileLookups
-from cdp.read.keys import parse
 from cdp.services.privacy import requests as privacy_requests
+from cdp.services.privacy.filing import file_request
 from cdp.services.privacy.requests import PrivacyRequest, Requests
-from cdp.services.privacy.suppressions import SuppressionList
 from cdp.services.tokens import PRIVACY_WRITE, TokenRegistry
-
-
-def _identifiers(reader: ProfileLookups, key: str) -> list[str]:
-    """Every identifier of the person ``key`` names, ``key`` itself included."""
-    try:
-        body, _ = reader.profile(key, 0)
-    except (NotFoundError, ValueError):
-        return [] if key.startswith("cus_") else [key]
-    found = orjson.loads(body).get("identifiers") or []
-    keys = {str(k) for k in found if isinstance(k, str)}
-    if not key.startswith("cus_"):
-        keys.add(key)
-    return sorted(keys)
 
 
 def router(
@@ -78,24 +64,8 @@ def router(
             raise ConfigError(f"`type` must be one of {', '.join(privacy_requests.TYPES)}")
         if not isinstance(text, str) or not text:
             raise ConfigError("`identifier` must be an identifier key such as email:a@b.jp")
-        try:
-            key = parse(text)
-        except ValueError as error:
-            raise ConfigError(f"`identifier`: {error}") from None
-        filed = registry.file(kind, key, actor, runtime)
-        keys = _identifiers(reader, key)
-        steps = dict(filed.steps)
-        if kind in (privacy_requests.SUPPRESS, privacy_requests.SUPPRESS_WITH_DELETE):
-            SuppressionList.load(data_dir).add(keys, filed.id)
-            steps["suppress"] = "done"
-        elif kind == privacy_requests.UNSUPPRESS:
-            SuppressionList.load(data_dir).remove(keys)
-            steps["unsuppress"] = "done"
-        status = privacy_requests.RECEIVED if filed.erases else privacy_requests.FINISHED
-        saved = registry.update(filed, steps=steps, status=status)
-        if filed.erases and on_filed is not None:
-            on_filed(saved)
-        return json_response(saved.public(), 202 if filed.erases else 200)
+        saved = file_request(data_dir, reader, kind, text, actor, runtime, on_filed)
+        return json_response(saved.public(), 202 if saved.erases else 200)
 
     def guarded(fn: Any) -> Response:
         try:

@@ -152,6 +152,20 @@ class SourceRegistry:
         self._save()
         return revoked
 
+    def rotate(self, name: str) -> str:
+        """Give an active source a new write key (returned, shown once); the old key
+        is refused from now on. Events keep the source's name."""
+        self._reload()
+        source = self._sources.get(name)
+        if source is None:
+            raise ConfigError(f"no source named {name!r}")
+        if not source.active:
+            raise ConfigError(f"source {name!r} was revoked; add a new source instead")
+        key = KEY_PREFIX + secrets.token_urlsafe(24)
+        self._sources[name] = replace(source, key_hash=_hash(key))
+        self._save()
+        return key
+
     def authenticate(self, key: str | None) -> str:
         """The name of the active source whose key this is; ``AuthError`` otherwise."""
         if not key:

@@ -27,7 +27,7 @@ COMPOSITION_DIRS = ("cdp/cli/",)
 COMPOSITION = {"cdp/demo/run.py", "cdp/http/app.py"}
 # The HTTP routes are entry points: they sit above the connectors whose pure
 # mappings they call (the webhook and form routes), never above streams.
-ENTRY_DIRS = ("cdp/http/",)
+ENTRY_DIRS = ("cdp/http/", "cdp/console/")
 IMPURE = {
     "duckdb",
     "faust",

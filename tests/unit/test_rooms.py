@@ -25,7 +25,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 CODE = ("cdp", "schemas", "projections", "streams", "connectors")
-ENTRY = ("cdp.http", "cdp.cli", "cdp.bootstrap", "cdp.demo")
+ENTRY = ("cdp.http", "cdp.console", "cdp.cli", "cdp.bootstrap", "cdp.demo")
 ADAPTERS = (
     "cdp.adapters.duckdb",
     "cdp.adapters.kafka",
