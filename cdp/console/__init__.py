@@ -44,6 +44,7 @@ from cdp.console.web import (
     render,
     signed_in,
 )
+from cdp.errors import CdpError, LogUnavailableError
 from cdp.services.users import UserStore
 
 if TYPE_CHECKING:
@@ -110,3 +111,23 @@ def _quote(path: str) -> str:
     import urllib.parse  # noqa: PLC0415
 
     return urllib.parse.quote(path, safe="/")
+
+
+def error_page(request: Request, error: Exception) -> Response | None:
+    """A console page for an error a screen raised (a query that failed, a
+    service's refusal, a bug): the screen's frame with the reason, never the
+    API's JSON; ``None`` outside the console. Unexpected errors say only where
+    to look (the server log has the traceback)."""
+    if not request.url.path.startswith(PREFIX) or not hasattr(request.app.state, "console"):
+        return None
+    try:
+        viewer = signed_in(request)
+    except SignInRequired:
+        viewer = None
+    if isinstance(error, LogUnavailableError):
+        status, reason = 503, str(error)
+    elif isinstance(error, CdpError):
+        status, reason = 400, str(error)
+    else:
+        status, reason = 500, "internal error; the server log has the details"
+    return render(request, viewer, "unavailable.html", status=status, reason=reason)

@@ -153,7 +153,7 @@ def create_app(
 
     # Unknown routes, wrong methods, validation and unexpected errors answer in
     # the same error shape as the routes.
-    http_errors.install(app)
+    http_errors.install(app, console.error_page)
     return app
 
 

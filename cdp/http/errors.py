@@ -17,6 +17,7 @@ escape the shape.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -77,8 +78,12 @@ def _field(location: tuple[Any, ...] | list[Any]) -> str:
     return ".".join(str(part) for part in location)
 
 
-def install(app: FastAPI) -> None:
-    """Give every error the framework or a route raises the shape of ``error_body``."""
+def install(
+    app: FastAPI, pages: Callable[[Request, Exception], Response | None] | None = None
+) -> None:
+    """Give every error the framework or a route raises the shape of ``error_body``;
+    ``pages(request, error)``, when given, may answer a platform error or an
+    unexpected one with a page of its own instead (the console's HTML pages)."""
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, error: StarletteHTTPException) -> Response:
@@ -96,7 +101,10 @@ def install(app: FastAPI) -> None:
         return error_response(422, f"{first['field']}: {first['reason']}{more}", errors=problems)
 
     @app.exception_handler(CdpError)
-    async def cdp_error(_: Request, error: CdpError) -> Response:
+    async def cdp_error(request: Request, error: CdpError) -> Response:
+        page = pages(request, error) if pages is not None else None
+        if page is not None:
+            return page
         if isinstance(error, TransientError):  # e.g. the broker is down: nothing acknowledged
             return error_response(503, str(error), headers={"Retry-After": "1"})
         if isinstance(error, AuthError):
@@ -108,7 +116,10 @@ def install(app: FastAPI) -> None:
         return error_response(400, str(error))
 
     @app.exception_handler(Exception)
-    async def unexpected(_: Request, error: Exception) -> Response:
+    async def unexpected(request: Request, error: Exception) -> Response:
         # Starlette re-raises the exception after this answer, so the server logs
         # the traceback; the client gets no traceback, only where to look.
+        page = pages(request, error) if pages is not None else None
+        if page is not None:
+            return page
         return error_response(500, "internal server error; the server log has the details")

@@ -104,22 +104,11 @@ class Found:
     segments: tuple[str, ...]
 
 
-def attribute(
-    owners: Owners | Mapping[str, str],
-    user: str | None,
-    anon: str | None,
-    email_key: str | None = None,
-    phone_key: str | None = None,
-) -> str | None:
-    """The customer the ``events`` view gives an event with these trimmed ids, or
-    with none of them, these contact keys (``cdp.adapters.duckdb.facts.email_key_sql``)."""
+def attribute(owners: Owners | Mapping[str, str], user: str | None, anon: str | None) -> str | None:
+    """The customer the ``events`` view gives an event with these trimmed ids."""
     owner = None if user is None else owners.get(USER_PREFIX + user)
     if owner is None and anon is not None:
         owner = owners.get(ANON_PREFIX + anon)
-    if owner is None and email_key is not None:
-        owner = owners.get(email_key)
-    if owner is None and phone_key is not None:
-        owner = owners.get(phone_key)
     return owner
 
 

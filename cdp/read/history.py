@@ -7,7 +7,6 @@ from typing import Any
 
 import duckdb
 
-from cdp.adapters.duckdb.facts import email_key_sql, phone_key_sql
 from cdp.read.merges import merge_chain
 
 
@@ -42,36 +41,25 @@ def recent_events(
     """The customer's latest events, attributed exactly as the ``events`` view does.
 
     The view gives an event to the owner of its ``user_id`` if the graph knows
-    it, else to the owner of its ``anonymous_id``; an event with neither to the
-    owner of its email, else of its phone. So an event of ours has one of our
-    user or anonymous ids, or none and our email (or our phone and an email the
-    graph does not know); one found by an anonymous id whose user id belongs to
-    somebody else is theirs.
+    it, else to the owner of its ``anonymous_id``. So an event of ours has one of
+    our user or anonymous ids; one found by an anonymous id whose user id
+    belongs to somebody else is theirs.
     """
     if limit <= 0:
         return []
     users = [i.partition(":")[2] for i in identifiers if i.startswith("user_id:")]
     anons = [i.partition(":")[2] for i in identifiers if i.startswith("anonymous_id:")]
-    # Events with neither id (sales events named by their contact) are the owner's
-    # of their email, else of their phone (no user id: nobody else's).
-    contacts = [i for i in identifiers if i.startswith(("email:", "phone:"))]
-    probes = ["trim(user_id) = ?" for _ in users] + ["trim(anonymous_id) = ?" for _ in anons]
-    if contacts:
-        email, phone = email_key_sql("event_log"), phone_key_sql("event_log")
-        probes.append(
-            f"user_id IS NULL AND anonymous_id IS NULL AND (({email}) IN (SELECT unnest(?)) "
-            f"OR (coalesce(({email}) NOT IN (SELECT identifier FROM identity_graph), true) "
-            f"AND ({phone}) IN (SELECT unnest(?))))"
-        )
+    probes = [("user", v) for v in users] + [("anon", v) for v in anons]
     if not probes:
         return []
     branches = " UNION ALL ".join(
-        f"SELECT {_EVENT_COLUMNS}, trim(user_id) AS _user FROM event_log WHERE {probe}"
-        for probe in probes
+        f"SELECT {_EVENT_COLUMNS}, trim(user_id) AS _user FROM event_log "
+        f"WHERE trim({'user_id' if kind == 'user' else 'anonymous_id'}) = ?"
+        for kind, _ in probes
     )
     rows = con.execute(
         f'SELECT * FROM ({branches}) ORDER BY timestamp DESC, "offset" DESC',
-        [*users, *anons, *([contacts, contacts] if contacts else [])],
+        [v for _, v in probes],
     ).fetchall()
     ours = set(users)
     foreign = sorted({r[6] for r in rows if r[6] is not None and r[6] != "" and r[6] not in ours})

@@ -33,7 +33,7 @@ from cdp.read.entry import RING, Found, attribute, event_json, kept, merge_rings
 from cdp.read.keys import no_profile, not_found, parse
 from cdp.read.model import ReadModel
 from cdp.read.sql import Source, SqlLookups
-from cdp.read.tables import CONTACT_PREFIXES, EVENT_SQL
+from cdp.read.tables import EVENT_SQL
 from cdp.runtime.clock import AS_OF_SQL
 
 CACHE_SIZE = 5_000
@@ -68,11 +68,10 @@ def engine_connection(appender: Any) -> Source:
 #: One statement: the customer's events at or after the checkpoint (their user
 #: or anonymous ids), then (tag 1) the log's last offset and latest time there.
 _TAIL_SQL = f"""SELECT 0 AS tag, * FROM ({EVENT_SQL} WHERE "offset" >= $start
-                    AND (list_contains($users, u) OR list_contains($anons, a)
-                         OR list_contains($contacts, e) OR list_contains($contacts, p)))
+                    AND (list_contains($users, trim(user_id))
+                         OR list_contains($anons, trim(anonymous_id))))
                 UNION ALL
-                SELECT 1, max("offset"), NULL, {AS_OF_SQL}, NULL, NULL, NULL, NULL, NULL, NULL,
-                       NULL, NULL
+                SELECT 1, max("offset"), NULL, {AS_OF_SQL}, NULL, NULL, NULL, NULL, NULL, NULL
                 FROM event_log WHERE "offset" >= $start"""
 
 
@@ -174,24 +173,15 @@ class ReadModelLookups(SqlLookups):
             return [item[2] for item in ring[:recent]], version.as_of, high - 1
         users = [i[8:] for i in found.entry.identifiers if i.startswith("user_id:")]
         anons = [i[13:] for i in found.entry.identifiers if i.startswith("anonymous_id:")]
-        contacts = [i for i in found.entry.identifiers if i.startswith(CONTACT_PREFIXES)]
-        params: dict[str, Any] = {
-            "start": start,
-            "users": users,
-            "anons": anons,
-            "contacts": contacts,
-        }
+        params: dict[str, Any] = {"start": start, "users": users, "anons": anons}
         con = self.cursor()
         if recent <= RING:
             rows = con.execute(_TAIL_SQL, params).fetchall()
         else:  # more than the ring: the customer's whole history, one probe per id
-            probes = [f"{EVENT_SQL} WHERE u = $u{i}" for i in range(len(users))]
-            probes += [f"{EVENT_SQL} WHERE a = $a{i}" for i in range(len(anons))]
+            probes = [f"{EVENT_SQL} WHERE trim(user_id) = $u{i}" for i in range(len(users))]
+            probes += [f"{EVENT_SQL} WHERE trim(anonymous_id) = $a{i}" for i in range(len(anons))]
             params = {"start": start} | {f"u{i}": u for i, u in enumerate(users)}
             params |= {f"a{i}": a for i, a in enumerate(anons)}
-            if contacts:
-                probes.append(f"{EVENT_SQL} WHERE list_contains($c, e) OR list_contains($c, p)")
-                params["c"] = contacts
             branches = "".join(f"SELECT 0 AS tag, * FROM ({p}) UNION ALL " for p in probes)
             clock = _TAIL_SQL[_TAIL_SQL.index("SELECT 1,") :]
             rows = con.execute(branches + clock, params).fetchall()
@@ -199,12 +189,12 @@ class ReadModelLookups(SqlLookups):
         latest, last = version.as_of, start - 1
         mine: dict[int, list[Any]] = {}
         zone = self.model.zone if self.model else UTC
-        for tag, offset, us, moment, kind, name, message, source, user, anon, email, phone in rows:
+        for tag, offset, us, moment, kind, name, message, source, user, anon in rows:
             if tag == 1:
                 if moment is not None and (latest is None or moment > latest):
                     latest = moment.astimezone(zone)
                 last = max(last, -1 if offset is None else offset)
-            elif attribute(found.owners, user, anon, email, phone) == found.customer_id:
+            elif attribute(found.owners, user, anon) == found.customer_id:
                 mine[offset] = event_json(
                     {"offset": offset, "us": us, "timestamp": moment, "type": kind,
                      "event": name, "message_id": message, "source": source}

@@ -21,16 +21,11 @@ from typing import Any
 import duckdb
 
 from cdp.adapters.duckdb import store
-from cdp.adapters.duckdb.facts import email_key_sql, phone_key_sql
 from cdp.read.entry import ANON_PREFIX, RING, USER_PREFIX, Version, event_json, merge_rings
 from cdp.runtime.clock import AS_OF_SQL
 
-EVENT_SQL = f"""SELECT * FROM (SELECT "offset", epoch_us(timestamp) AS us, timestamp, type, event,
-                       message_id, source, trim(user_id) AS u, trim(anonymous_id) AS a,
-                       {email_key_sql("event_log")} AS e, {phone_key_sql("event_log")} AS p
-                FROM event_log)"""
-CONTACT_PREFIXES = ("email:", "phone:")
-"""Identifier kinds that name an event with neither a user id nor an anonymous id."""
+EVENT_SQL = """SELECT "offset", epoch_us(timestamp) AS us, timestamp, type, event, message_id,
+                       source, trim(user_id) AS u, trim(anonymous_id) AS a FROM event_log"""
 _MERGE_FIELDS = ("from_customer", "into_customer", "via", "reason", "message_id", "offset", "at")
 
 
@@ -137,19 +132,17 @@ def ring(
     our anonymous ids is someone else's when the graph gives its user id to them."""
     users = [i[len(USER_PREFIX) :] for i in identifiers if i.startswith(USER_PREFIX)]
     anons = [i[len(ANON_PREFIX) :] for i in identifiers if i.startswith(ANON_PREFIX)]
-    contacts = [i for i in identifiers if i.startswith(CONTACT_PREFIXES)]
-    probes = [f'{EVENT_SQL} WHERE u = $u{n} AND "offset" < $end' for n in range(len(users))]
-    probes += [f'{EVENT_SQL} WHERE a = $a{n} AND "offset" < $end' for n in range(len(anons))]
-    if contacts:  # events with neither id, named by one of our emails or phones
-        probes.append(
-            f'{EVENT_SQL} WHERE (list_contains($c, e) OR list_contains($c, p)) AND "offset" < $end'
-        )
+    probes = [
+        f'{EVENT_SQL} WHERE trim(user_id) = $u{n} AND "offset" < $end' for n in range(len(users))
+    ]
+    probes += [
+        f'{EVENT_SQL} WHERE trim(anonymous_id) = $a{n} AND "offset" < $end'
+        for n in range(len(anons))
+    ]
     if not probes:
         return []
     params: dict[str, Any] = {"end": end} | {f"u{n}": u for n, u in enumerate(users)}
     params |= {f"a{n}": a for n, a in enumerate(anons)}
-    if contacts:
-        params["c"] = contacts
     rows = _dicts(con.execute(" UNION ALL ".join(probes), params))
     ours, theirs = set(users), {}
     items: dict[int, list[Any]] = {}
@@ -160,10 +153,6 @@ def ring(
                 theirs[user] = owner(con, USER_PREFIX + user)
             if theirs[user] not in (None, customer):
                 continue
-        if user is None and row["a"] is None:  # its email's customer, else its phone's
-            named = (row["e"] and owner(con, row["e"])) or (row["p"] and owner(con, row["p"]))
-            if named != customer:
-                continue
         items[row["offset"]] = event_json(row)
     return merge_rings([list(items.values())], RING)
 
@@ -172,13 +161,10 @@ def tail_owners(con: duckdb.DuckDBPyConnection, start: int, end: int) -> tuple[s
     """(the customers the events in ``[start, end)`` belong to now, the latest time
     among them that moves the log clock)."""
     rows = con.execute(
-        f"""SELECT DISTINCT coalesce(iu.customer_id, ia.customer_id, ie.customer_id,
-                                     ip.customer_id)
+        f"""SELECT DISTINCT coalesce(iu.customer_id, ia.customer_id)
             FROM ({EVENT_SQL} WHERE "offset" >= $start AND "offset" < $end) l
             LEFT JOIN identity_graph iu ON iu.identifier = '{USER_PREFIX}' || l.u
-            LEFT JOIN identity_graph ia ON ia.identifier = '{ANON_PREFIX}' || l.a
-            LEFT JOIN identity_graph ie ON ie.identifier = l.e
-            LEFT JOIN identity_graph ip ON ip.identifier = l.p""",
+            LEFT JOIN identity_graph ia ON ia.identifier = '{ANON_PREFIX}' || l.a""",
         {"start": start, "end": end},
     ).fetchall()
     (moment,) = con.execute(

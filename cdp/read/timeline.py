@@ -5,8 +5,8 @@ the orders, and the lead score day by day.
   (keyset on ``(timestamp, offset)``), attributed exactly as the ``events``
   view does (the rule of ``cdp.read.history.recent_events``: found through the
   customer's own user and anonymous ids by indexed probes, an event whose user
-  id belongs to somebody else is theirs, an event with neither id is the owner's
-  of its email, else of its phone);
+  id belongs to somebody else is theirs; an event with neither id, named only
+  by a contact, is not listed, as in the view: docs/sales.md);
 - :func:`orders`: the kept orders of the customer as ``ORDERS_SQL``
   (``cdp.services.analytics._base``) keeps them: one per order id, the
   latest version's content placed at the earliest version's time, net of
@@ -33,7 +33,6 @@ from typing import Any, Final
 import duckdb
 import orjson
 
-from cdp.adapters.duckdb.facts import email_key_sql, phone_key_sql
 from projections import lead_score
 
 COLUMNS: Final = ("offset", "timestamp", "type", "event", "message_id", "source")
@@ -102,40 +101,6 @@ def _keyset(before: Before | None, names: Sequence[str] | None) -> tuple[str, li
     return extra, params
 
 
-def _by_contact(
-    con: duckdb.DuckDBPyConnection,
-    contacts: list[str],
-    before: Before | None,
-    names: Sequence[str] | None,
-) -> list[tuple[Any, ...]]:
-    """Events with neither a user nor an anonymous id that are ours: their email
-    is one of ours, or their phone is and their email belongs to nobody."""
-    email, phone = email_key_sql("event_log"), phone_key_sql("event_log")
-    extra, params = _keyset(before, names)
-    rows = con.execute(
-        f'SELECT "offset", timestamp, NULL AS _user, {email} AS _email, '
-        f"list_contains($contacts, {phone}) AS _phone FROM event_log "
-        f"WHERE user_id IS NULL AND anonymous_id IS NULL "
-        f"AND (list_contains($contacts, {email}) OR list_contains($contacts, {phone}))"
-        + extra.replace("?", "$p{}").format(*range(len(params))),
-        {"contacts": contacts, **{f"p{i}": v for i, v in enumerate(params)}},
-    ).fetchall()
-    ours = set(contacts)
-    kept = []
-    for offset, timestamp, user, email_key, by_phone in rows:
-        if email_key in ours:
-            kept.append((offset, timestamp, user))
-        elif by_phone:
-            owner = None
-            if email_key is not None:
-                owner = con.execute(
-                    "SELECT customer_id FROM identity_graph WHERE identifier = ?", [email_key]
-                ).fetchone()
-            if owner is None:
-                kept.append((offset, timestamp, user))
-    return kept
-
-
 def _query(
     con: duckdb.DuckDBPyConnection,
     identifiers: Sequence[str],
@@ -147,7 +112,6 @@ def _query(
     customer's identifiers, newest first, at most ``limit`` (not deduplicated)."""
     users = _identifier_values(identifiers, "user_id")
     anons = _identifier_values(identifiers, "anonymous_id")
-    contacts = [i for i in identifiers if i.startswith(("email:", "phone:"))]
     probes = [("trim(user_id) = ?", u) for u in users] + [
         ("trim(anonymous_id) = ?", a) for a in anons
     ]
@@ -166,10 +130,6 @@ def _query(
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
         rows = con.execute(sql, params).fetchall()
-    if contacts:
-        rows += _by_contact(con, contacts, before, names)
-        rows.sort(key=lambda r: (r[1], r[0]), reverse=True)
-        rows = rows if limit is None else rows[:limit]
     return rows
 
 

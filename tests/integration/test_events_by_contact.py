@@ -1,7 +1,8 @@
-"""Events named only by an email or phone (sales events from the SFA) belong to the
-customer the identity graph gives that email or phone, in the ``events`` and
-``facts`` views and a profile's recent events, before and after the checkpoint;
-the SQL identifier keys agree with ``schemas.identifiers.normalise``."""
+"""Events named only by an email or phone (sales events from the SFA) should belong
+to the customer the identity graph gives that email or phone, in the ``events`` and
+``facts`` views and a profile's recent events, before and after the checkpoint (not
+yet: see the xfail), and the SQL identifier keys ``event_facts`` keeps for them agree
+with ``schemas.identifiers.normalise``."""
 
 from __future__ import annotations
 
@@ -95,6 +96,12 @@ def identifiers(con: duckdb.DuckDBPyConnection, key: str) -> list[str]:
     ]
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="attribution by contact was taken out of the events/facts views and the lookups: "
+    "it made cold lookups 5x slower and facts queries 2-3x (docs/benchmarks.md, hot paths "
+    "after issue 17); it returns with the UNION ALL split and event_facts keys described there",
+)
 def test_contact_named_events_belong_to_the_graphs_customer(tmp_path: Path) -> None:
     with Engine.open(Settings(tmp_path / "data")) as engine:
         items = [(f"m{i}", raw) for i, raw in enumerate(EVENTS)]

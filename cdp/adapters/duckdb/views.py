@@ -44,40 +44,24 @@ def _contact_counts() -> str:
     )
 
 
-def attribution(
-    user_key: str, anonymous_key: str, email_key: str, phone_key: str
-) -> tuple[str, str]:
+def attribution(user_key: str, anonymous_key: str) -> tuple[str, str]:
     """The one rule that gives an event its customer *now*: the customer of its
-    user id, else of its anonymous id, in the identity graph; an event with
-    neither (a sales event named by its contact) is its email's customer, else
-    its phone's, as the fold attributes it. Returns the ``customer_id``
-    expression and the joins it needs (aliases ``iu``, ``ia``, ``ie``, ``ip``),
-    given the SQL of the event's four identity-graph keys (``facts.*_key_sql``)."""
-    joins = "\n           ".join(
-        f"LEFT JOIN identity_graph {alias} ON {alias}.identifier = {key}"
-        for alias, key in (
-            ("iu", user_key),
-            ("ia", anonymous_key),
-            ("ie", email_key),
-            ("ip", phone_key),
-        )
+    user id, else of its anonymous id, in the identity graph. Returns the
+    ``customer_id`` expression and the joins it needs (aliases ``iu``, ``ia``),
+    given the SQL of the event's two identity-graph keys."""
+    joins = (
+        f"LEFT JOIN identity_graph iu ON iu.identifier = {user_key}\n"
+        f"           LEFT JOIN identity_graph ia ON ia.identifier = {anonymous_key}"
     )
-    return "coalesce(iu.customer_id, ia.customer_id, ie.customer_id, ip.customer_id)", joins
+    return "coalesce(iu.customer_id, ia.customer_id)", joins
 
 
 def statements(rules: lead_score.Rules) -> list[str]:
     """CREATE VIEW statements; decay and thresholds come from the scoring rules."""
     half_life = float(rules.half_life_days)
     hot = float(rules.hot_threshold)
-    log_customer, log_joins = attribution(
-        facts.user_key_sql("l"),
-        facts.anonymous_key_sql("l"),
-        facts.email_key_sql("l"),
-        facts.phone_key_sql("l"),
-    )
-    fact_customer, fact_joins = attribution(
-        "f.user_key", "f.anonymous_key", "f.email_key", "f.phone_key"
-    )
+    log_customer, log_joins = attribution(facts.user_key_sql("l"), facts.anonymous_key_sql("l"))
+    fact_customer, fact_joins = attribution("f.user_key", "f.anonymous_key")
     fact_columns = ", ".join(f"f.{column}" for column, _ in facts.FACT_PATHS.values())
     return [
         # = SELECT {AS_OF_SQL} FROM event_log, from the clock saved with the facts.

@@ -36,8 +36,8 @@ from fastapi.responses import Response
 from cdp.console import i18n
 from cdp.console.report_cache import Pending
 from cdp.console.web import PREFIX, ConsoleContext, Viewer, render, signed_in, unavailable
-from cdp.errors import LogUnavailableError
-from cdp.services.analytics import activity
+from cdp.errors import CdpError, LogUnavailableError
+from cdp.services.analytics import Report, activity
 from cdp.services.analytics.funnel import funnel
 
 REFRESH: Final = 15.0
@@ -70,6 +70,10 @@ i18n.register(
         "overview.day": ("Day", "日"),
         "overview.events": ("Events", "イベント"),
         "overview.revenue_per_month": ("Revenue per month ({currency})", "月別売上（{currency}）"),
+        "overview.revenue_failed": (
+            "Revenue per month could not be computed here:",
+            "月別売上はここでは計算できませんでした:",
+        ),
         "overview.month": ("Month", "月"),
         "overview.orders": ("Orders", "注文数"),
         "overview.revenue": ("Revenue", "売上"),
@@ -122,7 +126,9 @@ class Figures:
     months: list[tuple[str, int, Decimal]]
     currency: str
     other_currencies: list[str]
-    revenue_total: Decimal
+    revenue_total: Decimal | None
+    #: Why revenue per month could not be computed (``None``: it was).
+    revenue_error: str | None = None
 
 
 def compute(con: duckdb.DuckDBPyConnection) -> Figures:
@@ -132,7 +138,17 @@ def compute(con: duckdb.DuckDBPyConnection) -> Figures:
     for record in report.records():
         ladders[record["ladder"]].append(record)
     per_day = activity.events_per_day(con, days=DAYS)
-    revenue = activity.revenue_per_month(con)
+    try:  # the heaviest figure: one that fails leaves the others shown, saying why
+        revenue = activity.revenue_per_month(con)
+        revenue_error = None
+    except CdpError as error:
+        revenue = Report(
+            "revenue_per_month",
+            (),
+            [],
+            {"currency": "JPY", "other_currencies": [], "revenue": None},
+        )
+        revenue_error = str(error)
     row = con.execute(
         "SELECT count(*) FILTER (WHERE lifecycle_stage <> 'unknown'),"
         " count(*) FILTER (WHERE orders_count > 0) FROM customers"
@@ -149,6 +165,7 @@ def compute(con: duckdb.DuckDBPyConnection) -> Figures:
         currency=revenue.summary["currency"],
         other_currencies=revenue.summary["other_currencies"],
         revenue_total=revenue.summary["revenue"],
+        revenue_error=revenue_error,
     )
 
 

@@ -56,26 +56,30 @@ class Report:
 
 
 _ORDER_VERSIONS = """
-    SELECT customer_id, message_id, timestamp,
-           coalesce(json_extract_string(payload, '$.schemaVersion'), '') = '1' AS v1,
-           payload
-    FROM events
-    WHERE event = 'Order Completed' AND type = 'track' AND customer_id IS NOT NULL
-"""
-
-ORDERS_SQL: Final = f"""
-WITH order_versions AS (
-    SELECT customer_id, message_id, timestamp, v1, payload,
+    SELECT customer_id, message_id, timestamp, v1,
            coalesce(json_extract_string(payload, '$.properties.order_id'),
                     CASE WHEN v1 THEN json_extract_string(payload, '$.properties.orderId') END)
-             AS order_id
-    FROM ({_ORDER_VERSIONS})
-), latest AS (
-    SELECT customer_id, order_id, v1, payload,
+             AS order_id,
+           CAST(coalesce(json_extract_string(payload, '$.properties.revenue'),
+                         CASE WHEN v1 THEN json_extract_string(payload, '$.properties.total') END)
+                AS DECIMAL(18, 4)) AS gross,
+           coalesce(json_extract_string(payload, '$.properties.currency'), 'JPY') AS currency
+    FROM (SELECT customer_id, message_id, timestamp, payload,
+                 coalesce(json_extract_string(payload, '$.schemaVersion'), '') = '1' AS v1
+          FROM events
+          WHERE event = 'Order Completed' AND type = 'track' AND customer_id IS NOT NULL)
+"""
+# What an order needs is read out of the payload once, per version, so the
+# window that picks each order's latest version carries narrow rows, never the
+# payloads (at a million customers they would not fit the server's memory).
+
+ORDERS_SQL: Final = f"""
+WITH latest AS (
+    SELECT customer_id, order_id, message_id, v1, gross, currency,
            min(timestamp) OVER (PARTITION BY customer_id, order_id) AS placed_at,
            row_number() OVER (PARTITION BY customer_id, order_id
                               ORDER BY timestamp DESC, message_id DESC) AS version_rank
-    FROM order_versions WHERE order_id IS NOT NULL
+    FROM ({_ORDER_VERSIONS}) WHERE order_id IS NOT NULL
 ), refunds AS (
     SELECT customer_id, json_extract_string(payload, '$.properties.order_id') AS order_id,
            bool_or(json_extract_string(payload, '$.properties.total') IS NULL) AS whole,
@@ -84,31 +88,28 @@ WITH order_versions AS (
     FROM events
     WHERE event = 'Order Refunded' AND type = 'track' AND customer_id IS NOT NULL
     GROUP BY ALL
-), priced AS (
-    SELECT customer_id, order_id, placed_at, payload, v1,
-           CAST(coalesce(json_extract_string(payload, '$.properties.revenue'),
-                         CASE WHEN v1 THEN json_extract_string(payload, '$.properties.total') END)
-                AS DECIMAL(18, 4)) AS gross,
-           coalesce(json_extract_string(payload, '$.properties.currency'), 'JPY') AS currency
-    FROM latest WHERE version_rank = 1
 )
 SELECT o.customer_id, o.order_id, o.placed_at, o.currency,
-       o.gross - coalesce(r.refunded, 0) AS revenue, o.payload, o.v1
-FROM priced o
+       o.gross - coalesce(r.refunded, 0) AS revenue, o.message_id, o.v1
+FROM latest o
 LEFT JOIN refunds r ON r.customer_id = o.customer_id AND r.order_id = o.order_id
-WHERE NOT coalesce(r.whole, false) AND (r.refunded IS NULL OR r.refunded < o.gross)
+WHERE o.version_rank = 1
+  AND NOT coalesce(r.whole, false) AND (r.refunded IS NULL OR r.refunded < o.gross)
 """
-"""Kept orders: ``customer_id, order_id, placed_at, currency, revenue`` (net, DECIMAL(18,4)),
-plus the latest version's ``payload`` and whether it is a v1 event."""
+"""Kept orders: ``customer_id, order_id, placed_at, currency, revenue`` (net,
+DECIMAL(18,4)), the latest version's ``message_id`` (its event holds the content:
+``ORDER_LINES_SQL`` reads the products there) and whether it is a v1 event."""
 
 ORDER_LINES_SQL: Final = f"""
 SELECT customer_id, order_id, placed_at,
        coalesce(json_extract_string(item, '$.product_id'),
                 CASE WHEN v1 THEN json_extract_string(item, '$.id') END) AS product_id,
        coalesce(CAST(json_extract_string(item, '$.quantity') AS INTEGER), 1) AS quantity
-FROM (SELECT customer_id, order_id, placed_at, v1,
-             unnest(json_extract(payload, '$.properties.products[*]')) AS item
-      FROM ({ORDERS_SQL}))
+FROM (SELECT o.customer_id, o.order_id, o.placed_at, o.v1,
+             unnest(json_extract(e.payload, '$.properties.products[*]')) AS item
+      FROM ({ORDERS_SQL}) o
+      JOIN events e ON e.message_id = o.message_id AND e.customer_id = o.customer_id
+       AND e.event = 'Order Completed' AND e.type = 'track')
 """
 """One row per product line of a kept order: ``customer_id, order_id, placed_at,
 product_id, quantity``."""
