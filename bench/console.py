@@ -97,9 +97,8 @@ def crawl(client: httpx.Client, per_kind: int, limit: int) -> list[str]:
         if kinds.get(kind, 0) >= per_kind:
             continue
         answer = client.get(path)
-        if answer.status_code != 200:
-            print(f"  skipped {path}: {answer.status_code}", file=sys.stderr)
-            continue
+        if answer.status_code != 200:  # timed below all the same, with its status
+            print(f"  {path}: answered {answer.status_code}", file=sys.stderr)
         kinds[kind] = kinds.get(kind, 0) + 1
         pages.append(path)
         if "text/html" in answer.headers.get("content-type", ""):
@@ -107,15 +106,17 @@ def crawl(client: httpx.Client, per_kind: int, limit: int) -> list[str]:
     return pages
 
 
-def timed(client: httpx.Client, path: str, repeat: int) -> tuple[list[float], int]:
-    times, size = [], 0
+def timed(client: httpx.Client, path: str, repeat: int) -> tuple[list[float], int, int]:
+    """Round-trip times in ms, the page's size and its status (a page that fails,
+    e.g. a segment count stopped at its time bound, is timed and reported too)."""
+    times, size, status = [], 0, 0
     for _ in range(repeat):
         started = time.perf_counter()
         answer = client.get(path)
         size = len(answer.content)
         times.append((time.perf_counter() - started) * 1000)
-        assert answer.status_code == 200, (path, answer.status_code)
-    return times, size
+        status = answer.status_code
+    return times, size, status
 
 
 def main() -> None:
@@ -135,17 +136,18 @@ def main() -> None:
             sign_in(client)
             pages = crawl(client, args.per_kind, args.limit)
             timed(client, "/console/", 1)  # warm the connection and caches once
-            base, _ = timed(client, "/console/login", args.repeat)
+            base, _, _ = timed(client, "/console/login", args.repeat)
             baseline = statistics.median(base)
             print(f"console page times, {machine()}, data {data}, {args.repeat} runs each")
             print(f"baseline: the sign-in page, median {baseline:.1f} ms")
             print(f"{'page':<60} {'median ms':>10} {'max ms':>8} {'KB':>6} {'ratio':>7}")
             worst = 0.0
             for path in pages:
-                times, size = timed(client, path, args.repeat)
+                times, size, status = timed(client, path, args.repeat)
                 median = statistics.median(times)
                 worst = max(worst, median)
                 flag = "" if median <= TARGET_MS else "  over 200 ms"
+                flag += "" if status == 200 else f"  answered {status}"
                 print(
                     f"{path[:60]:<60} {median:>10.1f} {max(times):>8.1f} {size / 1024:>6.0f}"
                     f" {median / baseline:>7.1f}{flag}"
