@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import pytest
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from hypothesis import given
 from hypothesis import strategies as st
 
 from cdp.adapters.kafka import codec
+from cdp.services.privacy import sealing
 from cdp.services.privacy.sealing import (
+    NONCE_BYTES,
     SealError,
     SubjectKey,
     event_key,
@@ -39,6 +42,25 @@ def test_without_any_one_key_the_event_cannot_be_opened() -> None:
     for gone in KEYS[:3]:
         secrets = {k.kid: k.secret for k in KEYS[:3] if k is not gone}
         assert unseal(sealed, secrets.get) is None
+
+
+def test_the_memoised_cipher_is_the_event_keys_and_forget_empties_it() -> None:
+    """The cipher memo derives what ``event_key`` documents, opens only with every
+    secret at hand, and ``forget`` (a key ring reading a tombstone) leaves none."""
+    data = b'{"email":"hanako@example.jp"}'
+    sealed = seal(data, KEYS[1:3])
+    start = 4 + 2 * len(KEYS[0].kid)
+    by_hand = AESGCM(event_key(KEYS[1:3])).decrypt(
+        sealed[start : start + NONCE_BYTES], sealed[start + NONCE_BYTES :], sealed[:start]
+    )
+    assert by_hand == data
+    secrets = {k.kid: k.secret for k in KEYS[1:3]}
+    assert unseal(sealed, secrets.get) == data
+    assert sealing._cipher.cache_info().currsize > 0
+    del secrets[KEYS[2].kid]  # destroyed: the memo holds its cipher, but it is not used
+    assert unseal(sealed, secrets.get) is None
+    sealing.forget()
+    assert sealing._cipher.cache_info().currsize == 0
 
 
 def test_altered_bytes_or_a_wrong_secret_are_refused() -> None:

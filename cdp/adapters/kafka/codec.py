@@ -76,8 +76,8 @@ def encode(record: Record, keys: Sequence[SubjectKey] = ()) -> Message:
     if not keys:
         return Message(routing_key(record.event), record.data, headers)
     headers.append((MESSAGE_ID_HEADER, record.message_id.encode()))
-    sealed = sealing.seal(record.data, keys)
-    return Message(sealing.kids_of(sealed)[0].hex().encode(), sealed, headers)
+    first = min(key.kid for key in keys)  # the header's first key id
+    return Message(first.hex().encode(), sealing.seal(record.data, keys), headers)
 
 
 def open_value(value: bytes, secret_of: Callable[[bytes], bytes | None] | None) -> bytes | None:

@@ -36,6 +36,7 @@ from typing import Any
 
 from cdp.adapters.kafka.consumers import kafka_python
 from cdp.adapters.kafka.log_reader import LogReader, unavailable
+from cdp.services.privacy import sealing
 from cdp.services.privacy.files import token as token_hex
 from cdp.services.privacy.sealing import KEY_BYTES, KID_BYTES, SubjectKey
 
@@ -197,7 +198,8 @@ class KeyRing:
             log.warning("%s: a record with a malformed key id is ignored", self.topic)
             return
         if value is None:
-            self._secrets.pop(kid, None)
+            if self._secrets.pop(kid, None) is not None:
+                sealing.forget()  # no memoised cipher keeps a destroyed secret
             token = self._token_of.pop(kid, None)
             if token is not None:
                 kids = [k for k in self._kids_of.get(token, ()) if k != kid]

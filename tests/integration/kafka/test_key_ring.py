@@ -9,6 +9,7 @@ import secrets
 from cdp.adapters.kafka import admin as kafka_admin
 from cdp.adapters.kafka.keys import KeyRing
 from cdp.adapters.kafka.topics import KEYS
+from cdp.services.privacy import sealing
 from tests.brokers import Broker
 
 
@@ -33,7 +34,10 @@ def test_prepare_reads_a_batch_of_new_keys_once_and_settles_destroyed_ones(
         [old] = writer.keys_for(["email:hanako@shop.jp"])
         # Written after the reader opened: it has not read them yet.
         new = writer.keys_for(["email:taro@shop.jp", "line:U0123", "anonymous_id:a-1"])
+        sealing.seal(b'{"a":1}', new)  # its cipher is memoised...
+        assert sealing._cipher.cache_info().currsize > 0
         assert writer.destroy(["line:U0123"]) == 1
+        assert sealing._cipher.cache_info().currsize == 0  # ...until a key is destroyed
         never = secrets.token_bytes(8)  # a key id nobody wrote (or compacted away)
         wanted = [old.kid, *(k.kid for k in new), never]
         reader.catch_ups = 0
