@@ -212,14 +212,20 @@ def _kafka_platform(
 ) -> Platform:
     from cdp import config  # noqa: PLC0415
     from cdp.adapters.kafka.groups import GroupWatcher  # noqa: PLC0415
+    from cdp.adapters.kafka.keys import WritersKeys  # noqa: PLC0415
     from cdp.adapters.kafka.log import KafkaEventLog  # noqa: PLC0415
     from cdp.adapters.kafka.lookups import KafkaProfileLookups  # noqa: PLC0415
     from cdp.adapters.kafka.topics import EVENTS_BY_CUSTOMER, LOG, group_id  # noqa: PLC0415
     from cdp.runtime.writer import GroupCommitWriter  # noqa: PLC0415
 
-    the_writer: GroupCommitWriter[Any] = writer or GroupCommitWriter(
-        lambda: KafkaEventLog.open(kafka, pepper=privacy_files.pepper(settings.data_dir))
-    )
+    writers_keys = WritersKeys()  # the lookups open this writer's own events without a fetch
+
+    def open_log() -> KafkaEventLog:
+        log = KafkaEventLog.open(kafka, pepper=privacy_files.pepper(settings.data_dir))
+        writers_keys.hold(log.keys)
+        return log
+
+    the_writer: GroupCommitWriter[Any] = writer or GroupCommitWriter(open_log)
     # The workers' group, measured in the background: /health, /metrics and the
     # lookups' freshness read the latest measurement and never wait on the broker.
     workers = GroupWatcher(
@@ -229,7 +235,11 @@ def _kafka_platform(
     from cdp.services.privacy.erased import ErasedCustomers  # noqa: PLC0415
 
     lookups = KafkaProfileLookups(
-        kafka, settings.runtime_config().scoring, workers, ErasedCustomers(settings.data_dir)
+        kafka,
+        settings.runtime_config().scoring,
+        workers,
+        ErasedCustomers(settings.data_dir),
+        writers_keys=writers_keys,
     )
     return Platform(
         settings,

@@ -43,7 +43,7 @@ from typing import Any
 import orjson
 
 from cdp.adapters.kafka.consumers import known_ends, open_consumer, poll
-from cdp.adapters.kafka.keys import KeyRing
+from cdp.adapters.kafka.keys import KeyRing, WritersKeys
 from cdp.adapters.kafka.recent import RecentEvents
 from cdp.adapters.kafka.topics import (
     DEFAULT_PREFIX,
@@ -115,9 +115,12 @@ class TopicFollower:
         topics: ProfileTopics | None = None,
         poll_ms: int = 100,
         rescan_seconds: float = 30.0,
+        writers_keys: WritersKeys | None = None,
     ) -> None:
         self.bootstrap = bootstrap
         self.topics = topics or ProfileTopics()
+        #: The keys this process's own writer holds: looked at before the key topic.
+        self.writers_keys = writers_keys
         self.poll_ms = poll_ms
         self.rescan_seconds = rescan_seconds
         self._lock = threading.Lock()
@@ -308,19 +311,22 @@ class TopicFollower:
         """The log records with their sealed values opened; the erased ones left out."""
         if not any(sealing.is_sealed(m.value) for m in messages):
             return messages
-        if self._ring is None:
-            self._ring = KeyRing(self.bootstrap, self.topics.keys, client_id="cdp-profile-keys")
         kids: set[bytes] = set()
         for message in messages:
             if sealing.is_sealed(message.value):
                 with contextlib.suppress(sealing.SealError):  # said below, per record
                     kids.update(sealing.kids_of(message.value))
-        self._ring.prepare(kids)  # one catch-up for the batch's new keys, not one per key
+        secret_of = self._secret_of
+        elsewhere = [kid for kid in kids if secret_of(kid) is None]
+        if elsewhere:  # keys of other writers (or destroyed): from the key topic
+            if self._ring is None:
+                self._ring = KeyRing(self.bootstrap, self.topics.keys, client_id="cdp-profile-keys")
+            self._ring.prepare(elsewhere)  # one catch-up for the batch, not one per key
         opened = []
         for message in messages:
             if sealing.is_sealed(message.value):
                 try:
-                    value = sealing.unseal(message.value, self._ring.known)
+                    value = sealing.unseal(message.value, secret_of)
                 except sealing.SealError as error:
                     log.warning("%s offset %d: %s", self.topics.log, message.offset, error)
                     continue
@@ -330,6 +336,14 @@ class TopicFollower:
             else:
                 opened.append(message)
         return opened
+
+    def _secret_of(self, kid: bytes) -> bytes | None:
+        """A key's secret: from this process's writer, else as the key topic had it."""
+        shared = self.writers_keys
+        secret = None if shared is None else shared.known(kid)
+        if secret is None and self._ring is not None:
+            secret = self._ring.known(kid)
+        return secret
 
     def _apply_profile(self, message: Any) -> None:
         customer = message.key.decode()

@@ -34,13 +34,18 @@ recently used (``_cipher``), keyed by the keys' secret bytes, since deriving the
 event key (one HMAC per key) and setting up the cipher cost three times the
 encryption itself; ``forget`` empties it, and a key ring calls it when it learns
 that a key was destroyed, so no destroyed secret outlives its tombstone in memory.
+And nonces are drawn from the system's random source a thousand at a time
+(``_Nonces``): one ``os.urandom`` call per event cost more than the encryption in
+a busy server (each call releases and re-takes the GIL).
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import os
 import secrets
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -93,7 +98,7 @@ def seal(data: bytes, keys: Sequence[SubjectKey]) -> bytes:
         raise ValueError(f"an event names at most {MAX_KEYS} identifiers, not {len(unique)}")
     ordered = sorted(unique.values(), key=lambda key: key.kid)
     header = MAGIC + bytes([len(ordered)]) + b"".join(key.kid for key in ordered)
-    nonce = secrets.token_bytes(NONCE_BYTES)
+    nonce = _nonces.take()
     return (
         header
         + nonce
@@ -131,6 +136,37 @@ def unseal(value: bytes, secret_of: Callable[[bytes], bytes | None]) -> bytes | 
         raise SealError(
             f"sealed value under {count} keys fails authentication (altered, or a wrong key)"
         ) from None
+
+
+class _Nonces:
+    """Random 96-bit GCM nonces, read from ``os.urandom`` in blocks.
+
+    Each nonce is as random as one ``secrets.token_bytes(12)``; only the system
+    calls are batched. A forked child drops the parent's block, so two processes
+    never use the same nonces."""
+
+    BLOCK = NONCE_BYTES * 1024
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._block = b""
+        self._at = 0
+        os.register_at_fork(after_in_child=self._drop)
+
+    def take(self) -> bytes:
+        with self._lock:
+            if self._at >= len(self._block):
+                self._block, self._at = os.urandom(self.BLOCK), 0
+            nonce = self._block[self._at : self._at + NONCE_BYTES]
+            self._at += NONCE_BYTES
+            return nonce
+
+    def _drop(self) -> None:
+        self._lock = threading.Lock()  # a lock held at fork time stays held in the child
+        self._block, self._at = b"", 0
+
+
+_nonces = _Nonces()
 
 
 def forget() -> None:

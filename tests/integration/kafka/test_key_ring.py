@@ -1,16 +1,24 @@
 """The key topic's reading side on a real broker: ``KeyRing.prepare`` settles a
 batch's keys with one catch-up (the topic follower opens the log's sealed
-records that way), and a destroyed key is never opened again."""
+records that way), a destroyed key is never opened again, and the follower of
+`cdp serve --kafka` opens its own writer's events with that writer's keys."""
 
 from __future__ import annotations
 
 import secrets
+from datetime import UTC, datetime
 
 from cdp.adapters.kafka import admin as kafka_admin
-from cdp.adapters.kafka.keys import KeyRing
-from cdp.adapters.kafka.topics import KEYS
+from cdp.adapters.kafka.follower import ProfileTopics, TopicFollower
+from cdp.adapters.kafka.keys import KeyRing, WritersKeys
+from cdp.adapters.kafka.log import KafkaEventLog
+from cdp.adapters.kafka.topics import KEYS, KafkaSettings
+from cdp.ports.log import Record
+from cdp.services.ingest import to_record
 from cdp.services.privacy import sealing
 from tests.brokers import Broker
+
+RECEIVED = datetime(2026, 11, 1, tzinfo=UTC)
 
 
 class CountingRing(KeyRing):
@@ -57,3 +65,37 @@ def test_prepare_reads_a_batch_of_new_keys_once_and_settles_destroyed_ones(
     finally:
         reader.close()
         writer.close()
+
+
+def test_a_follower_opens_its_own_writers_events_without_reading_the_key_topic(
+    broker: Broker, topic_prefix: str
+) -> None:
+    """``cdp serve --kafka`` reads back what its writer has just sealed: the keys come
+    from the writer's ring (``WritersKeys``); another replica's keys from the topic."""
+    assert kafka_admin.init_topics(broker.bootstrap, topic_prefix, 1).ok
+    kafka = KafkaSettings(broker.bootstrap, topic_prefix, 1)
+    pepper = secrets.token_bytes(32)
+    mine = KafkaEventLog.open(kafka, pepper=pepper)
+    other = KafkaEventLog.open(kafka, pepper=pepper)  # another API replica
+    shared = WritersKeys()
+    shared.hold(mine.keys)
+
+    def event(user: str) -> Record:
+        raw = {"type": "track", "event": "Page Viewed", "userId": user, "messageId": user}
+        return to_record(raw | {"timestamp": "2026-11-01T00:00:00Z"}, RECEIVED, "test")
+
+    topics = ProfileTopics.with_prefix(topic_prefix)
+    try:
+        with TopicFollower(broker.bootstrap, topics, writers_keys=shared) as follower:
+            mine.append([event("u-mine")])
+            follower.wait_until_caught_up(30)
+            # Opened with the writer's keys: no ring of its own, no key-topic fetch.
+            assert follower._ring is None
+            assert "user_id:u-mine" in follower._events._rings
+            other.append([event("u-other")])
+            follower.wait_until_caught_up(30)
+            assert follower._ring is not None  # the other replica's key: from the topic
+            assert "user_id:u-other" in follower._events._rings
+    finally:
+        mine.close()
+        other.close()
