@@ -255,6 +255,24 @@ def sources_revoke(ctx: typer.Context, name: Annotated[str, typer.Argument()]) -
         console.print(f"source [bold]{name}[/] revoked at {source.revoked_at}")
 
 
+@sources_app.command("rotate")
+def sources_rotate(ctx: typer.Context, name: Annotated[str, typer.Argument()]) -> None:
+    """Give a source a new write key (shown once); the old key is refused (401) from
+    now on, also by a running `cdp serve`. Events keep the source's name."""
+    from cdp.services.privacy import audit  # noqa: PLC0415
+    from cdp.services.sources import SourceRegistry  # noqa: PLC0415
+
+    opts = opts_of(ctx)
+    with errors():
+        key = SourceRegistry(opts.settings.data_dir).rotate(name)
+        audit.record_cli(opts.settings.data_dir, "source.rotate", f"source:{name}")
+    if opts.json:
+        print_json({"name": name, "write_key": key})
+    else:
+        console.print(f"source [bold]{name}[/] has a new write key (shown once):")
+        console.print(key, highlight=False, soft_wrap=True)
+
+
 # ---------------------------------------------------------------- deadletter
 @deadletter_app.command("list")
 def deadletter_list(

@@ -12,8 +12,10 @@ from typer.testing import CliRunner
 
 from cdp.cli import app
 from cdp.config import Settings
+from cdp.errors import AuthError
 from cdp.runtime.engine import Engine
 from cdp.services import deadletters
+from cdp.services.sources import SourceRegistry
 from tests.loopback import start_cdp_serve
 from tests.unit.test_webhooks_orders import ORDER
 
@@ -26,14 +28,24 @@ def cli(data_dir: Path, *args: str) -> dict:  # type: ignore[type-arg]
     return orjson.loads(result.stdout)  # type: ignore[no-any-return]
 
 
-def test_sources_add_list_revoke(tmp_path: Path) -> None:
+def test_sources_add_list_rotate_revoke(tmp_path: Path) -> None:
     created = cli(tmp_path, "sources", "add", "shop-web")
     assert created["write_key"].startswith("wk_")
     assert created["write_key"] not in (tmp_path / "sources.json").read_text()
     listed = cli(tmp_path, "sources", "list")
     assert [(s["name"], s["active"]) for s in listed] == [("shop-web", True)]
+    rotated = cli(tmp_path, "sources", "rotate", "shop-web")
+    registry = SourceRegistry(tmp_path)
+    assert registry.authenticate(rotated["write_key"]) == "shop-web"
+    with pytest.raises(AuthError):
+        registry.authenticate(created["write_key"])  # the old key is refused
+    assert "source.rotate" in {e["action"] for e in cli(tmp_path, "audit")}
     cli(tmp_path, "sources", "revoke", "shop-web")
     assert cli(tmp_path, "sources", "list")[0]["active"] is False
+    revoked = CliRunner().invoke(
+        app, ["--data-dir", str(tmp_path), "sources", "rotate", "shop-web"]
+    )
+    assert revoked.exit_code != 0 and "was revoked" in revoked.output
     twice = CliRunner().invoke(app, ["--data-dir", str(tmp_path), "sources", "add", "BAD NAME"])
     assert twice.exit_code == 2 and "must be 1-63 lower-case" in twice.output
 
