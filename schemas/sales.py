@@ -20,8 +20,14 @@ event                         required properties         optional properties
 The person is named by ``userId`` and/or an email or phone in
 ``context.traits`` (what the SFA knows of its contact): unlike other events a
 sales event needs no ``userId``/``anonymousId`` when the traits name the
-person. ``timestamp`` is when the change happened in the SFA. Every type is at
-schema version 1 (no upcasters yet).
+person. Such an event is stored with the ``anonymousId`` ``contact-<32 hex>``
+(``contact_anonymous_id``, given at the door by ``cdp.services.ingest``): a
+digest of the contact's email, else phone, the same for every event of that
+contact. The event then links that id to the contact's customer like any
+event carrying traits, and the ``events`` and ``facts`` views and the lookups
+attribute it through the anonymous id as they attribute a browser's events.
+``timestamp`` is when the change happened in the SFA. Every type is at schema
+version 1 (no upcasters yet).
 
 Created, Stage Changed, Won and Lost each imply the deal's status (open, open,
 won, lost: ``DEAL_STATUS``). **Deal Updated** is an edit that implies none (an
@@ -32,8 +38,9 @@ late edit never reopens a won deal.
 
 from __future__ import annotations
 
+import hashlib
 from datetime import date
-from typing import Literal
+from typing import Any, Final, Literal
 
 from pydantic import Field, model_validator
 
@@ -186,3 +193,28 @@ SALES_EVENT_NAMES: frozenset[str] = frozenset(
     for cls in SALES_TRACKS
 )
 """Event names of the sales tracks."""
+
+CONTACT_PREFIX: Final = "contact-"
+"""Prefix of the anonymous id a sales event named only by its contact is stored with."""
+
+
+def contact_anonymous_id(raw: dict[str, Any]) -> str | None:
+    """The ``anonymousId`` for a raw sales event named only by an email or phone in
+    ``context.traits`` (``None`` for any other event): ``contact-`` and 32 hex digits
+    of the SHA-256 of the contact's identifier key (its email, else its phone,
+    normalised), so every event of one contact carries the same id."""
+    if raw.get("userId") is not None or raw.get("anonymousId") is not None:
+        return None
+    if raw.get("type") != "track" or raw.get("event") not in SALES_EVENT_NAMES:
+        return None
+    context = raw.get("context")
+    traits = context.get("traits") if isinstance(context, dict) else None
+    if not isinstance(traits, dict):
+        return None
+    for kind in ("email", "phone"):
+        value = traits.get(kind)
+        normal = normalise(kind, value) if isinstance(value, str) else None
+        if normal is not None:
+            digest = hashlib.sha256(f"{kind}:{normal}".encode()).hexdigest()
+            return CONTACT_PREFIX + digest[:32]
+    return None

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from cdp.ports.log import AppendResult, Record
 from cdp.runtime.bulk import paused_gc
 from schemas import AnyEvent, EventValidationError, decode, decode_stored, dumps, loads, stamp
+from schemas.sales import contact_anonymous_id
 from schemas.stamp import content_message_id, lacks_message_id
 from schemas.time_bounds import check_event_times
 
@@ -143,6 +144,9 @@ def checked(
     (``data_in``) when stamping changed nothing, else the stamped form.
     """
     stamped = stamp(parsed, received_at, message_id)
+    contact = contact_anonymous_id(stamped)  # a sales event named by its contact only
+    if contact is not None:
+        stamped = {**stamped, "anonymousId": contact}
     event = decode(stamped)
     check_event_times(event, received_at)
     # Keep the producer's exact bytes when stamping changed nothing.

@@ -1,8 +1,9 @@
-"""Events named only by an email or phone (sales events from the SFA) should belong
-to the customer the identity graph gives that email or phone, in the ``events`` and
-``facts`` views and a profile's recent events, before and after the checkpoint (not
-yet: see the xfail), and the SQL identifier keys ``event_facts`` keeps for them agree
-with ``schemas.identifiers.normalise``."""
+"""Events named only by an email or phone (sales events from the SFA) belong to the
+customer the identity graph gives that email or phone, in the ``events`` and
+``facts`` views and a profile's recent events: they are stored with the contact's
+anonymous id (``schemas.sales.contact_anonymous_id``), which the checkpoint that
+folds them links to that customer, so a contact's later events are attributed at
+once (from the log's tail too)."""
 
 from __future__ import annotations
 
@@ -12,15 +13,12 @@ from typing import Any
 
 import duckdb
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
-from cdp.adapters.duckdb.facts import email_key_sql, phone_key_sql
 from cdp.config import Settings
 from cdp.read.history import recent_events
 from cdp.runtime.engine import Engine
 from cdp.services.ingest import ingest
-from schemas.identifiers import normalise
+from schemas.sales import contact_anonymous_id
 from tests.factories import T0, raw_identify, raw_page, raw_track
 
 pytestmark = pytest.mark.integration
@@ -57,6 +55,12 @@ EXPECTED = {
     "junk-email": "user_id:u-2",
     "nobody": "email:stranger@other.example.jp",
 }
+# The same contacts' next deals, written as the SFA may (other case, spacing).
+LATER = [
+    deal("by-email-later", {"email": "BUYER@cafe.example.jp"}, 5),
+    deal("junk-email-later", {"email": "test@example.com", "phone": "08011112222"}, 6),
+]
+LATER_EXPECTED = {"by-email-later": "user_id:u-1", "junk-email-later": "user_id:u-2"}
 
 
 def customer_of(con: duckdb.DuckDBPyConnection, identifier: str) -> str:
@@ -67,8 +71,8 @@ def customer_of(con: duckdb.DuckDBPyConnection, identifier: str) -> str:
     return str(row[0])
 
 
-def check(con: duckdb.DuckDBPyConnection) -> None:
-    owners = {key: customer_of(con, key) for key in EXPECTED.values()}
+def check(con: duckdb.DuckDBPyConnection, expected: dict[str, str], later: list[str]) -> None:
+    owners = {key: customer_of(con, key) for key in expected.values()}
     for view, key in (("events", "message_id"), ("facts", "event")):
         rows = dict(
             con.execute(
@@ -76,13 +80,13 @@ def check(con: duckdb.DuckDBPyConnection) -> None:
                 f'ON e."offset" = v."offset" WHERE e.event = \'Deal Won\''
             ).fetchall()
         )
-        assert rows == {m: owners[u] for m, u in EXPECTED.items()}, (view, key)
+        assert rows == {m: owners[u] for m, u in expected.items()}, (view, key)
     # A profile's recent events (the SQL lookup; the read model is held to the
     # same answers by tests/integration/test_read_model.py).
     mine = recent_events(con, owners["user_id:u-1"], identifiers(con, "user_id:u-1"), 10)
-    assert [e["message_id"] for e in mine] == ["by-phone", "by-email", "link-1"]
+    assert [e["message_id"] for e in mine] == [*later[:1], "by-phone", "by-email", "link-1"]
     theirs = recent_events(con, owners["user_id:u-2"], identifiers(con, "user_id:u-2"), 10)
-    assert [e["message_id"] for e in theirs] == ["junk-email", "link-2"]
+    assert [e["message_id"] for e in theirs] == [*later[1:], "junk-email", "link-2"]
 
 
 def identifiers(con: duckdb.DuckDBPyConnection, key: str) -> list[str]:
@@ -96,57 +100,30 @@ def identifiers(con: duckdb.DuckDBPyConnection, key: str) -> list[str]:
     ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="attribution by contact was taken out of the events/facts views and the lookups: "
-    "it made cold lookups 5x slower and facts queries 2-3x (docs/benchmarks.md, hot paths "
-    "after issue 17); it returns with the UNION ALL split and event_facts keys described there",
-)
 def test_contact_named_events_belong_to_the_graphs_customer(tmp_path: Path) -> None:
     with Engine.open(Settings(tmp_path / "data")) as engine:
         items = [(f"m{i}", raw) for i, raw in enumerate(EVENTS)]
         assert ingest(items[:4], engine).rejected == 0  # the people
         engine.checkpoint()
         assert ingest(items[4:], engine).rejected == 0  # their deals
-        check(engine.con)  # facts from the log's tail
+        engine.checkpoint()  # links each contact's anonymous id to its customer
+        check(engine.con, EXPECTED, [])  # facts from the table
+        assert ingest([(f"l{i}", raw) for i, raw in enumerate(LATER)], engine).rejected == 0
+        later = list(LATER_EXPECTED)
+        check(engine.con, EXPECTED | LATER_EXPECTED, later)  # from the log's tail, at once
         engine.checkpoint()
-        check(engine.con)  # facts from the table
+        check(engine.con, EXPECTED | LATER_EXPECTED, later)
 
 
-PHONES = st.builds(
-    lambda mobile, a, b, style: {
-        "national": f"0{mobile}0-{a:04d}-{b:04d}",
-        "compact": f"0{mobile}0{a:04d}{b:04d}",
-        "international": f"+81 {mobile}0 {a:04d} {b:04d}",
-        "trunk": f"+81 (0){mobile}0-{a:04d}-{b:04d}",
-        "us": f"+1 415 {a % 800 + 200:03d} {b:04d}",
-    }[style],
-    st.sampled_from((7, 8, 9)),
-    st.integers(0, 9999),
-    st.integers(0, 9999),
-    st.sampled_from(("national", "compact", "international", "trunk", "us")),
-)
-EMAILS = st.builds(
-    lambda local, domain, pad: f"{pad}{local}@{domain}{pad}",
-    st.from_regex(r"[A-Za-z0-9._+-]{1,12}", fullmatch=True),
-    st.sampled_from(("Cafe.Example.JP", "shop.example.jp", "EXAMPLE.COM", "x.co")),
-    st.sampled_from(("", " ", "  ")),
-)
-_CON = duckdb.connect()
-
-
-@settings(deadline=None, max_examples=60)
-@given(EMAILS, PHONES)
-def test_sql_keys_are_the_identity_keys(email: str, phone: str) -> None:
-    row = _CON.execute(
-        f"SELECT {email_key_sql('l')}, {phone_key_sql('l')} FROM (SELECT NULL AS user_id, "
-        "NULL AS anonymous_id, json_object('context', json_object('traits', "
-        "json_object('email', ?, 'phone', ?))) AS payload) l",
-        [email, phone],
-    ).fetchone()
-    assert row is not None
-    email_key, phone_key = row
-    normal_email, normal_phone = normalise("email", email), normalise("phone", phone)
-    if normal_email is not None:  # junk never enters the graph: any key matches nothing
-        assert email_key == f"email:{normal_email}"
-    assert normal_phone is not None and phone_key == f"phone:{normal_phone}"
+def test_a_contact_named_sales_event_is_stored_with_the_contacts_anonymous_id() -> None:
+    """The same id for one contact however the SFA writes it; none for other events."""
+    by_email = contact_anonymous_id(deal("x", {"email": " Buyer@Cafe.Example.JP"}, 0))
+    assert by_email is not None and by_email.startswith("contact-") and len(by_email) == 40
+    assert by_email == contact_anonymous_id(deal("y", {"email": "buyer@cafe.example.jp"}, 1))
+    junk = deal("z", {"email": "test@example.com", "phone": "+81 80 1111 2222"}, 0)
+    by_phone = deal("w", {"phone": "080-1111-2222"}, 0)
+    assert contact_anonymous_id(junk) == contact_anonymous_id(by_phone) != by_email
+    assert contact_anonymous_id(raw_identify(traits={"email": "a@b.jp"}, user_id="u")) is None
+    assert contact_anonymous_id(deal("v", {}, 0)) is None
+    named = deal("u", {"email": "buyer@cafe.example.jp"}, 0) | {"userId": "u-1"}
+    assert contact_anonymous_id(named) is None  # the user id names them

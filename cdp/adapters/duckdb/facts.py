@@ -7,11 +7,11 @@ they are extracted once, when the writer checkpoints, into ``event_facts``:
 
 - ``offset``, ``event``, ``timestamp``: as in ``event_log``;
 - ``user_key`` / ``anonymous_key``: the identity-graph identifiers the event's
-  user id and anonymous id would have (``user_key_sql``), and for an event
-  with neither (a sales event named by its contact) ``email_key`` /
-  ``phone_key`` of its ``context.traits``: the inputs of the attribution to
-  customers, which stays a join at query time (a merge moves events between
-  customers without touching this table);
+  user id and anonymous id would have (``user_key_sql``): the inputs of the
+  attribution to customers, which stays a join at query time (a merge moves
+  events between customers without touching this table; a sales event named
+  only by its contact carries the contact's anonymous id,
+  ``schemas.sales.contact_anonymous_id``);
 - one column per path of ``FACT_PATHS``: exactly
   ``json_extract_string(payload, path)``, the expression the JSON-based SQL
   uses. Scalars stay text, so that a rule compares them exactly as it would
@@ -67,45 +67,12 @@ def anonymous_key_sql(alias: str) -> str:
     return f"'anonymous_id:' || trim({alias}.anonymous_id)"
 
 
-def _traits_of_nobody(alias: str, trait: str) -> str:
-    """``context.traits.<trait>`` of a log row with neither a user id nor an anonymous
-    id (a sales event named by its contact), else NULL without reading the payload."""
-    return (
-        f"CASE WHEN {alias}.user_id IS NULL AND {alias}.anonymous_id IS NULL "
-        f"THEN json_extract_string({alias}.payload, '$.context.traits.{trait}') END"
-    )
-
-
-def email_key_sql(alias: str) -> str:
-    """The identity-graph identifier of the email that names a log row without envelope
-    ids: ``schemas.identifiers.normalise_email`` (trim, lower-case) in SQL. A junk
-    address gives a key the graph never holds, so no customer."""
-    return f"'email:' || lower(trim({_traits_of_nobody(alias, 'email')}))"
-
-
-def phone_key_sql(alias: str) -> str:
-    """The identity-graph identifier of the phone that names a log row without envelope
-    ids: E.164 as ``normalise_phone`` writes it for the forms it is given in
-    (``+81 90-1234-5678``, ``090-1234-5678``, ``+1 415 555 2671``): separators
-    dropped, a national ``0`` read as Japan's. Other forms (an extension, ``0081``)
-    give a key the graph never holds, so no customer (never another one)."""
-    digits = f"regexp_replace(trim({_traits_of_nobody(alias, 'phone')}), '[^0-9+]', '', 'g')"
-    return (
-        f"'phone:' || (CASE WHEN {digits} LIKE '+810%' THEN '+81' || substr({digits}, 5) "
-        f"WHEN {digits} LIKE '+%' THEN {digits} "
-        f"WHEN {digits} LIKE '0%' AND {digits} NOT LIKE '00%' THEN '+81' || substr({digits}, 2) "
-        "END)"
-    )
-
-
 _COLUMNS: Final[dict[str, str]] = {
     "offset": "BIGINT NOT NULL",
     "event": "VARCHAR NOT NULL",
     "timestamp": "TIMESTAMPTZ NOT NULL",
     "user_key": "VARCHAR",
     "anonymous_key": "VARCHAR",
-    "email_key": "VARCHAR",
-    "phone_key": "VARCHAR",
     **dict(FACT_PATHS.values()),
 }
 _DDL: Final = (
@@ -124,7 +91,6 @@ LAYOUT: Final = hashlib.blake2b((_DDL + _POSITION_DDL).encode(), digest_size=8).
 ROWS_SQL: Final = (
     'SELECT l."offset", l.event, l.timestamp, '
     f"{user_key_sql('l')} AS user_key, {anonymous_key_sql('l')} AS anonymous_key, "
-    f"{email_key_sql('l')} AS email_key, {phone_key_sql('l')} AS phone_key, "
     + ", ".join(
         f"json_extract_string(l.payload, '{path}') AS {column}"
         for path, (column, _) in FACT_PATHS.items()
