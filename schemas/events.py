@@ -43,6 +43,7 @@ from schemas.envelope import (
 )
 from schemas.errors import EventTooLargeError, EventValidationError, FieldProblem
 from schemas.sales import (
+    SALES_EVENT_NAMES,
     SALES_TRACKS,
     DealCreated,
     DealLost,
@@ -68,6 +69,11 @@ GENERIC_MODELS: Final[dict[str, type[Envelope]]] = {
     "group": Group,
     "alias": Alias,
 }
+FORMERLY_GENERIC: Final[frozenset[str]] = SALES_EVENT_NAMES
+"""Track names that got a typed contract after a release had accepted them as
+generic tracks (the sales events, issue 17): a stored track of such a name that
+the typed contract refuses was accepted then as a generic track, and is read as
+one (``decode_stored``), so replay folds it as it always did."""
 #: tag → current schema version (the model's default ``schemaVersion``).
 SCHEMA_VERSIONS: Final[dict[str, int]] = {
     tag: int(model.model_fields["schema_version"].default)
@@ -282,8 +288,9 @@ def decode_stored(data: bytes | str | dict[str, Any]) -> Envelope:
 
     The log is immutable, so events the door accepted under an older, laxer
     contract must still decode: a numeric id or a NUL in an id or name (refused
-    at the door since) is read as it was read then, deterministically, so
-    replay gives the same answer it always gave.
+    at the door since) is read as it was read then, and so is a track whose name
+    was typed later (``FORMERLY_GENERIC``), deterministically, so replay gives
+    the same answer it always gave.
     """
     raw = data if isinstance(data, dict) else orjson.loads(data)
     if type(raw) is dict:
@@ -297,7 +304,23 @@ def decode_stored(data: bytes | str | dict[str, Any]) -> Envelope:
     try:
         return decode(raw)
     except EventValidationError:
-        legacy = _as_formerly_accepted(raw) if isinstance(raw, dict) else None
-        if legacy is None:
+        if not isinstance(raw, dict):
             raise
-        return decode(legacy)
+        legacy = _as_formerly_accepted(raw)
+        if legacy is not None:
+            return decode(legacy)
+        generic = as_formerly_generic(raw)
+        if generic is None:
+            raise
+        return generic
+
+
+def as_formerly_generic(raw: dict[str, Any]) -> Envelope | None:
+    """``raw`` read as the generic track a release before its name was typed stored
+    (``FORMERLY_GENERIC``); ``None`` when it has another name or is no valid track."""
+    if raw.get("type") != "track" or raw.get("event") not in FORMERLY_GENERIC:
+        return None
+    try:
+        return _ADAPTERS["track"].validate_python(raw)
+    except ValidationError:
+        return None
