@@ -212,20 +212,19 @@ def _kafka_platform(
 ) -> Platform:
     from cdp import config  # noqa: PLC0415
     from cdp.adapters.kafka.groups import GroupWatcher  # noqa: PLC0415
-    from cdp.adapters.kafka.keys import WritersKeys  # noqa: PLC0415
     from cdp.adapters.kafka.log import KafkaEventLog  # noqa: PLC0415
     from cdp.adapters.kafka.lookups import KafkaProfileLookups  # noqa: PLC0415
+    from cdp.adapters.kafka.own_writes import OwnWrites  # noqa: PLC0415
     from cdp.adapters.kafka.topics import EVENTS_BY_CUSTOMER, LOG, group_id  # noqa: PLC0415
     from cdp.runtime.writer import GroupCommitWriter  # noqa: PLC0415
 
-    writers_keys = WritersKeys()  # the lookups open this writer's own events without a fetch
-
-    def open_log() -> KafkaEventLog:
-        log = KafkaEventLog.open(kafka, pepper=privacy_files.pepper(settings.data_dir))
-        writers_keys.hold(log.keys)
-        return log
-
-    the_writer: GroupCommitWriter[Any] = writer or GroupCommitWriter(open_log)
+    # The lookups read this writer's own events back without opening them again.
+    own_writes = OwnWrites(kafka.topic(LOG))
+    the_writer: GroupCommitWriter[Any] = writer or GroupCommitWriter(
+        lambda: KafkaEventLog.open(
+            kafka, pepper=privacy_files.pepper(settings.data_dir), own_writes=own_writes
+        )
+    )
     # The workers' group, measured in the background: /health, /metrics and the
     # lookups' freshness read the latest measurement and never wait on the broker.
     workers = GroupWatcher(
@@ -239,7 +238,7 @@ def _kafka_platform(
         settings.runtime_config().scoring,
         workers,
         ErasedCustomers(settings.data_dir),
-        writers_keys=writers_keys,
+        own_writes=own_writes if writer is None else None,
     )
     return Platform(
         settings,

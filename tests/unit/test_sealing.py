@@ -66,21 +66,23 @@ def test_the_memoised_cipher_is_the_event_keys_and_forget_empties_it() -> None:
     assert sealing._cipher.cache_info().currsize == 0
 
 
-def test_nonces_never_repeat_and_a_forked_child_draws_its_own() -> None:
-    taken = {sealing._nonces.take() for _ in range(3 * 1024)}  # three blocks
+def test_nonces_and_keys_never_repeat_and_a_forked_child_draws_its_own() -> None:
+    taken = {sealing._random.take(NONCE_BYTES) for _ in range(3 * 1024)}  # three blocks
     assert len(taken) == 3 * 1024 and all(len(n) == NONCE_BYTES for n in taken)
+    keys = {SubjectKey.new() for _ in range(1000)}  # from the same blocks, never the same
+    assert len({k.kid for k in keys}) == len({k.secret for k in keys}) == 1000
     read, write = os.pipe()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)  # fork in a threaded process
         pid = os.fork()
     if pid == 0:  # the child: what would the parent's next nonce be?
-        os.write(write, sealing._nonces.take())
+        os.write(write, sealing._random.take(NONCE_BYTES))
         os._exit(0)
     os.waitpid(pid, 0)
     child = os.read(read, NONCE_BYTES)
     os.close(read)
     os.close(write)
-    assert len(child) == NONCE_BYTES and child != sealing._nonces.take()
+    assert len(child) == NONCE_BYTES and child != sealing._random.take(NONCE_BYTES)
 
 
 def test_altered_bytes_or_a_wrong_secret_are_refused() -> None:

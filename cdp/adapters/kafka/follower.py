@@ -43,7 +43,8 @@ from typing import Any
 import orjson
 
 from cdp.adapters.kafka.consumers import known_ends, open_consumer, poll
-from cdp.adapters.kafka.keys import KeyRing, WritersKeys
+from cdp.adapters.kafka.keys import KeyRing
+from cdp.adapters.kafka.own_writes import OwnWrites
 from cdp.adapters.kafka.recent import RecentEvents
 from cdp.adapters.kafka.topics import (
     DEFAULT_PREFIX,
@@ -115,12 +116,15 @@ class TopicFollower:
         topics: ProfileTopics | None = None,
         poll_ms: int = 100,
         rescan_seconds: float = 30.0,
-        writers_keys: WritersKeys | None = None,
+        own_writes: OwnWrites | None = None,
     ) -> None:
         self.bootstrap = bootstrap
         self.topics = topics or ProfileTopics()
-        #: The keys this process's own writer holds: looked at before the key topic.
-        self.writers_keys = writers_keys
+        #: What this process's writer has just written to the log topic and the keys
+        #: it holds: used before unsealing and before the key topic.
+        self.own_writes = (
+            own_writes if own_writes is not None and own_writes.topic == self.topics.log else None
+        )
         self.poll_ms = poll_ms
         self.rescan_seconds = rescan_seconds
         self._lock = threading.Lock()
@@ -311,9 +315,10 @@ class TopicFollower:
         """The log records with their sealed values opened; the erased ones left out."""
         if not any(sealing.is_sealed(m.value) for m in messages):
             return messages
+        own = {} if self.own_writes is None else self.own_writes.take(m.offset for m in messages)
         kids: set[bytes] = set()
         for message in messages:
-            if sealing.is_sealed(message.value):
+            if message.offset not in own and sealing.is_sealed(message.value):
                 with contextlib.suppress(sealing.SealError):  # said below, per record
                     kids.update(sealing.kids_of(message.value))
         secret_of = self._secret_of
@@ -324,7 +329,10 @@ class TopicFollower:
             self._ring.prepare(elsewhere)  # one catch-up for the batch, not one per key
         opened = []
         for message in messages:
-            if sealing.is_sealed(message.value):
+            mine = own.get(message.offset)
+            if mine is not None:  # this process wrote it: its bytes, not opened again
+                opened.append(message._replace(value=mine))
+            elif sealing.is_sealed(message.value):
                 try:
                     value = sealing.unseal(message.value, secret_of)
                 except sealing.SealError as error:
@@ -339,7 +347,7 @@ class TopicFollower:
 
     def _secret_of(self, kid: bytes) -> bytes | None:
         """A key's secret: from this process's writer, else as the key topic had it."""
-        shared = self.writers_keys
+        shared = self.own_writes
         secret = None if shared is None else shared.known(kid)
         if secret is None and self._ring is not None:
             secret = self._ring.known(kid)

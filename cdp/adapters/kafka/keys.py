@@ -47,28 +47,6 @@ REFRESH_SECONDS = 1.0
 """A writer re-reads the topic at most this often, to learn of destroyed keys."""
 
 
-class WritersKeys:
-    """The key ring this process writes with, for its readers in other threads.
-
-    ``cdp serve --kafka`` reads back the events its own writer has just sealed
-    (the lookups' topic follower): every key of those events is in the writer's
-    ring already, so the follower asks here first (``known``: a dict lookup,
-    safe from any thread) and catches up on the key topic only for keys other
-    writers created. ``hold`` is given each log the writer opens."""
-
-    def __init__(self) -> None:
-        self._ring: KeyRing | None = None
-
-    def hold(self, ring: KeyRing | None) -> None:
-        """The writer's current ring (a re-opened log brings a new one)."""
-        self._ring = ring
-
-    def known(self, kid: bytes) -> bytes | None:
-        """The secret of ``kid`` if the writer's ring holds it (``None``: ask the topic)."""
-        ring = self._ring
-        return None if ring is None else ring.known(kid)
-
-
 class KeyRing:
     """The keys of the topic ``topic``; with ``pepper``, also the writer's half."""
 

@@ -62,6 +62,7 @@ from cdp.adapters.kafka.codec import DeadLetterMessage, Message, id_digest
 from cdp.adapters.kafka.consumers import kafka_python
 from cdp.adapters.kafka.keys import KeyRing
 from cdp.adapters.kafka.log_reader import LogReader, unavailable
+from cdp.adapters.kafka.own_writes import OwnWrites
 from cdp.adapters.kafka.topics import (
     DEADLETTERS,
     KEYS,
@@ -95,10 +96,15 @@ class KafkaEventLog:
         producer_factory: ProducerFactory | None = None,
         client_id: str = "cdp-log",
         keys: KeyRing | None = None,
+        own_writes: OwnWrites | None = None,
     ) -> None:
         self.bootstrap = bootstrap
         self.keys = keys
         """The key ring events are sealed under (``None``: stored in the clear)."""
+        self.own_writes = own_writes
+        """Told each event stored, for a reader of this topic in this process."""
+        if own_writes is not None:
+            own_writes.hold(keys)
         self._read_keys: KeyRing | None = None
         self.topic = topic
         self.dead_letter_topic = dead_letter_topic
@@ -253,6 +259,8 @@ class KafkaEventLog:
                 fresh.append(record)
 
         stored = self._produce(self._encode(fresh)) if fresh else []
+        if stored and self.own_writes is not None:
+            self.own_writes.wrote(stored, [record.data for record in fresh])
         for record, offset in zip(fresh, stored, strict=True):
             self._index[id_digest(record.message_id)] = offset
         if stored:

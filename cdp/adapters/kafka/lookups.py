@@ -28,7 +28,7 @@ import orjson
 
 from cdp.adapters.kafka.follower import ProfileTopics, TopicFollower
 from cdp.adapters.kafka.groups import GroupStatus, GroupWatcher
-from cdp.adapters.kafka.keys import WritersKeys
+from cdp.adapters.kafka.own_writes import OwnWrites
 from cdp.adapters.kafka.topics import KafkaSettings
 from cdp.errors import LogUnavailableError, NotFoundError
 from cdp.read.answer import encode, profile_answer
@@ -103,7 +103,7 @@ class KafkaProfileLookups:
         rules: lead_score.Rules,
         workers: GroupWatcher | None = None,
         erased: Container[str] = (),
-        writers_keys: WritersKeys | None = None,
+        own_writes: OwnWrites | None = None,
     ) -> None:
         self.rules = rules
         #: Customers erased whose derived copies are not rebuilt yet: never served.
@@ -111,7 +111,7 @@ class KafkaProfileLookups:
         self.follower = TopicFollower(
             kafka.bootstrap,
             ProfileTopics.with_prefix(kafka.prefix, kafka.input_prefix),
-            writers_keys=writers_keys,
+            own_writes=own_writes,
         )
         #: The workers' consumer group, watched for ``freshness`` (None: not reported).
         self.workers = workers

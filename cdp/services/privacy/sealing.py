@@ -34,9 +34,9 @@ recently used (``_cipher``), keyed by the keys' secret bytes, since deriving the
 event key (one HMAC per key) and setting up the cipher cost three times the
 encryption itself; ``forget`` empties it, and a key ring calls it when it learns
 that a key was destroyed, so no destroyed secret outlives its tombstone in memory.
-And nonces are drawn from the system's random source a thousand at a time
-(``_Nonces``): one ``os.urandom`` call per event cost more than the encryption in
-a busy server (each call releases and re-takes the GIL).
+And nonces and new keys are read from the system's random source 12 KB at a
+time (``_Random``): one ``os.urandom`` call per event cost more than the
+encryption in a busy server (each call releases and re-takes the GIL).
 """
 
 from __future__ import annotations
@@ -44,7 +44,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
-import secrets
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -80,7 +79,7 @@ class SubjectKey:
     @classmethod
     def new(cls) -> SubjectKey:
         """A fresh random key."""
-        drawn = secrets.token_bytes(KID_BYTES + KEY_BYTES)  # one system call, not two
+        drawn = _random.take(KID_BYTES + KEY_BYTES)
         return cls(drawn[:KID_BYTES], drawn[KID_BYTES:])
 
 
@@ -98,7 +97,7 @@ def seal(data: bytes, keys: Sequence[SubjectKey]) -> bytes:
         raise ValueError(f"an event names at most {MAX_KEYS} identifiers, not {len(unique)}")
     ordered = sorted(unique.values(), key=lambda key: key.kid)
     header = MAGIC + bytes([len(ordered)]) + b"".join(key.kid for key in ordered)
-    nonce = _nonces.take()
+    nonce = _random.take(NONCE_BYTES)
     return (
         header
         + nonce
@@ -138,14 +137,14 @@ def unseal(value: bytes, secret_of: Callable[[bytes], bytes | None]) -> bytes | 
         ) from None
 
 
-class _Nonces:
-    """Random 96-bit GCM nonces, read from ``os.urandom`` in blocks.
+class _Random:
+    """Random bytes (GCM nonces, new keys) read from ``os.urandom`` in blocks.
 
-    Each nonce is as random as one ``secrets.token_bytes(12)``; only the system
-    calls are batched. A forked child drops the parent's block, so two processes
-    never use the same nonces."""
+    What ``take(n)`` gives is as random as ``secrets.token_bytes(n)``; only the
+    system calls are batched, and no byte is given twice. A forked child drops
+    the parent's block, so two processes never use the same nonces or keys."""
 
-    BLOCK = NONCE_BYTES * 1024
+    BLOCK = 12 * 1024
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -153,20 +152,21 @@ class _Nonces:
         self._at = 0
         os.register_at_fork(after_in_child=self._drop)
 
-    def take(self) -> bytes:
+    def take(self, n: int) -> bytes:
+        """``n`` (at most ``BLOCK``) fresh random bytes."""
         with self._lock:
-            if self._at >= len(self._block):
+            if self._at + n > len(self._block):
                 self._block, self._at = os.urandom(self.BLOCK), 0
-            nonce = self._block[self._at : self._at + NONCE_BYTES]
-            self._at += NONCE_BYTES
-            return nonce
+            drawn = self._block[self._at : self._at + n]
+            self._at += n
+            return drawn
 
     def _drop(self) -> None:
         self._lock = threading.Lock()  # a lock held at fork time stays held in the child
         self._block, self._at = b"", 0
 
 
-_nonces = _Nonces()
+_random = _Random()
 
 
 def forget() -> None:

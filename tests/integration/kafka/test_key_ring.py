@@ -1,7 +1,7 @@
 """The key topic's reading side on a real broker: ``KeyRing.prepare`` settles a
 batch's keys with one catch-up (the topic follower opens the log's sealed
 records that way), a destroyed key is never opened again, and the follower of
-`cdp serve --kafka` opens its own writer's events with that writer's keys."""
+`cdp serve --kafka` takes its own writer's events and keys before the topics."""
 
 from __future__ import annotations
 
@@ -10,9 +10,10 @@ from datetime import UTC, datetime
 
 from cdp.adapters.kafka import admin as kafka_admin
 from cdp.adapters.kafka.follower import ProfileTopics, TopicFollower
-from cdp.adapters.kafka.keys import KeyRing, WritersKeys
+from cdp.adapters.kafka.keys import KeyRing
 from cdp.adapters.kafka.log import KafkaEventLog
-from cdp.adapters.kafka.topics import KEYS, KafkaSettings
+from cdp.adapters.kafka.own_writes import OwnWrites
+from cdp.adapters.kafka.topics import KEYS, LOG, KafkaSettings
 from cdp.ports.log import Record
 from cdp.services.ingest import to_record
 from cdp.services.privacy import sealing
@@ -67,18 +68,18 @@ def test_prepare_reads_a_batch_of_new_keys_once_and_settles_destroyed_ones(
         writer.close()
 
 
-def test_a_follower_opens_its_own_writers_events_without_reading_the_key_topic(
+def test_a_follower_takes_its_own_writers_events_and_keys_before_the_topics(
     broker: Broker, topic_prefix: str
 ) -> None:
-    """``cdp serve --kafka`` reads back what its writer has just sealed: the keys come
-    from the writer's ring (``WritersKeys``); another replica's keys from the topic."""
+    """``cdp serve --kafka`` reads back what its writer has just sealed: the events
+    still held come from the writer as stored (``OwnWrites``), older ones open with
+    the writer's keys, and only another replica's keys are read from the topic."""
     assert kafka_admin.init_topics(broker.bootstrap, topic_prefix, 1).ok
     kafka = KafkaSettings(broker.bootstrap, topic_prefix, 1)
     pepper = secrets.token_bytes(32)
-    mine = KafkaEventLog.open(kafka, pepper=pepper)
+    own = OwnWrites(kafka.topic(LOG), keep=2)
+    mine = KafkaEventLog.open(kafka, pepper=pepper, own_writes=own)
     other = KafkaEventLog.open(kafka, pepper=pepper)  # another API replica
-    shared = WritersKeys()
-    shared.hold(mine.keys)
 
     def event(user: str) -> Record:
         raw = {"type": "track", "event": "Page Viewed", "userId": user, "messageId": user}
@@ -86,12 +87,14 @@ def test_a_follower_opens_its_own_writers_events_without_reading_the_key_topic(
 
     topics = ProfileTopics.with_prefix(topic_prefix)
     try:
-        with TopicFollower(broker.bootstrap, topics, writers_keys=shared) as follower:
-            mine.append([event("u-mine")])
+        mine.append([event("u-a"), event("u-b"), event("u-c")])  # u-a: past the two held
+        assert sorted(own._events) == [1, 2]
+        with TopicFollower(broker.bootstrap, topics, own_writes=own) as follower:
             follower.wait_until_caught_up(30)
-            # Opened with the writer's keys: no ring of its own, no key-topic fetch.
-            assert follower._ring is None
-            assert "user_id:u-mine" in follower._events._rings
+            assert own._events == {}  # handed over, each once
+            assert follower._ring is None  # u-a opened with the writer's keys: no fetch
+            for user in ("u-a", "u-b", "u-c"):
+                assert f"user_id:{user}" in follower._events._rings
             other.append([event("u-other")])
             follower.wait_until_caught_up(30)
             assert follower._ring is not None  # the other replica's key: from the topic
