@@ -32,6 +32,7 @@ from cdp.errors import AnalyticsError
 from cdp.runtime.engine import Engine
 from cdp.services import analytics
 from cdp.services.analytics import cohorts
+from cdp.services.analytics._base import fetch
 from cdp.services.analytics.rfm import SEGMENTS
 from cdp.services.ingest import ingest
 from schemas.identifiers import normalise
@@ -638,3 +639,13 @@ def test_orders_follow_the_profile_rules(tmp_path: Path) -> None:
         assert profile == [(3, Decimal("370.00"))]
     finally:
         con.close()
+
+
+def test_an_analytic_out_of_memory_names_the_limit_and_the_setting() -> None:
+    """Not "failed: Out of Memory Error ... SET memory_limit": what to do here."""
+    con = duckdb.connect(config={"memory_limit": "2MB", "threads": 1})
+    with pytest.raises(
+        AnalyticsError, match=r"email-ab needs more memory than DuckDB may use"
+    ) as caught:
+        fetch(con, "email-ab", "SELECT count(DISTINCT i::VARCHAR || 'x') FROM range(3000000) t(i)")
+    assert "CDP_DUCKDB_MEMORY_LIMIT" in str(caught.value) and "MiB" in str(caught.value)

@@ -51,6 +51,8 @@ FACT_PATHS: Final[dict[str, tuple[str, str]]] = {
     "$.properties.products[*].category": ("product_categories", "VARCHAR[]"),
     "$.properties.order_id": ("order_id", "VARCHAR"),
     "$.properties.revenue": ("revenue", "VARCHAR"),
+    "$.properties.campaign_id": ("campaign_id", "VARCHAR"),
+    "$.properties.variant": ("variant", "VARCHAR"),
 }
 
 #: Offsets per insert transaction when catching up a long log (bounds memory).

@@ -6,7 +6,7 @@
   ``event``, ``timestamp``, ``customer_id`` (attributed exactly as in
   ``events``: ``attribution``) and the order/product columns of
   ``facts.FACT_PATHS`` (``product_ids``, ``product_categories``, ``order_id``,
-  ``revenue``), read from the ``event_facts`` table the writer keeps at
+  ``revenue``, an email's ``campaign_id`` and ``variant``), read from the ``event_facts`` table the writer keeps at
   checkpoint, plus the log's newer events extracted on the fly;
 - ``profiles``: one row per customer: the profile and lead-score summary
   columns, plus values that depend on "now", computed against the log clock

@@ -17,6 +17,7 @@ from typing import Any, Final
 
 import duckdb
 
+from cdp.config import MEMORY_LIMIT_ENV, duckdb_memory_limit
 from cdp.errors import AnalyticsError
 
 DEFAULT_TZ: Final = "Asia/Tokyo"
@@ -147,9 +148,24 @@ def fetch(
     try:
         cursor = con.execute(sql, params or {})
         rows = cursor.fetchall()
+    except duckdb.OutOfMemoryException:
+        raise AnalyticsError(
+            f"{analytic} needs more memory than DuckDB may use here "
+            f"({_memory_limit(con)}): narrow the options, or raise "
+            f"{MEMORY_LIMIT_ENV} (docs/operations.md)"
+        ) from None
     except duckdb.Error as error:
         raise AnalyticsError(f"{analytic} failed: {str(error).strip()}") from None
     return tuple(d[0] for d in cursor.description or []), rows
+
+
+def _memory_limit(con: duckdb.DuckDBPyConnection) -> str:
+    """The connection's DuckDB memory limit as DuckDB words it (``953.6 MiB``)."""
+    try:
+        row = con.execute("SELECT current_setting('memory_limit')").fetchone()
+    except duckdb.Error:
+        row = None
+    return str(row[0]) if row else duckdb_memory_limit()
 
 
 def log_clock(con: duckdb.DuckDBPyConnection) -> datetime | None:
