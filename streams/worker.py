@@ -19,6 +19,7 @@ import logging
 import faust
 
 from cdp.adapters.kafka.layout import Layout, wait_for_layout
+from cdp.runtime import heap
 from streams import agents, metrics
 from streams.app import Wiring, WorkerConfig, create_app
 
@@ -64,6 +65,14 @@ def _waiting_aloud(config: WorkerConfig, expected: int | None) -> WorkerConfig:
             logger.removeHandler(handler)
 
 
+class _Worker(faust.Worker):
+    """faust's worker, settling the heap once start-up (table recovery) is done."""
+
+    async def on_startup_finished(self) -> None:
+        await super().on_startup_finished()
+        heap.settle()
+
+
 def run(config: WorkerConfig, loglevel: str = "info", expected: int | None = None) -> None:
     """Run a worker in this process until it is told to stop."""
     config = _waiting_aloud(config, expected)
@@ -71,5 +80,5 @@ def run(config: WorkerConfig, loglevel: str = "info", expected: int | None = Non
     wiring = build(config)
     metrics.install(wiring, config.metrics_port)
     metrics.show_progress(loglevel)  # the streams logger at INFO, faust's own at loglevel
-    worker = faust.Worker(wiring.app, loglevel=loglevel, quiet=True)
+    worker = _Worker(wiring.app, loglevel=loglevel, quiet=True)
     worker.execute_from_commandline()

@@ -124,6 +124,9 @@ def serve(app: FastAPI, host: str, port: int, log_level: str | None = None) -> N
     caught: list[CdpError] = []
 
     def announce() -> None:
+        from cdp.runtime import heap  # noqa: PLC0415
+
+        heap.settle()  # start-up is complete: its objects are never walked by the GC again
         log.info("cdp collector on http://%s:%d (Ctrl+C to stop)", shown_host, bound_port)
 
     _trap_startup_errors(app, caught, announce)

@@ -40,8 +40,8 @@ from dataclasses import dataclass
 from cdp.ports.log import EventLog, StoredEvent
 from cdp.ports.states import StateStore
 from cdp.runtime import customer as customer_state
-from cdp.runtime.bulk import paused_gc
 from cdp.runtime.config import RuntimeConfig
+from cdp.runtime.heap import paused_gc
 from projections import identity, lead_score, profile
 from schemas import AnyEvent
 

@@ -43,8 +43,8 @@ from cdp.adapters.duckdb import store
 from cdp.adapters.duckdb.log import decode_rows
 from cdp.adapters.duckdb.states import decode_states
 from cdp.runtime import customer as customer_state
-from cdp.runtime.bulk import paused_gc
 from cdp.runtime.embedded import CustomerState, EmbeddedRuntime
+from cdp.runtime.heap import paused_gc
 from cdp.runtime.pool import WorkerPool
 from projections import identity, lead_score
 from schemas import AnyEvent

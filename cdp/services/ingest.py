@@ -31,7 +31,7 @@ from itertools import chain, islice
 from typing import TYPE_CHECKING, Any, Protocol
 
 from cdp.ports.log import AppendResult, Record
-from cdp.runtime.bulk import paused_gc
+from cdp.runtime.heap import paused_gc
 from schemas import AnyEvent, EventValidationError, decode, decode_stored, dumps, loads, stamp
 from schemas.sales import contact_anonymous_id
 from schemas.stamp import content_message_id, lacks_message_id
