@@ -65,20 +65,13 @@ def sealed_messages(bootstrap: str, records: list[Record]) -> list[kafka_codec.M
     of 500, the chunk's new keys stored first in one acknowledged write
     (``bench.keys``, a fresh installation's pepper), then its events sealed."""
     from cdp.adapters.kafka.keys import KeyRing  # noqa: PLC0415  (absent before issue 16)
-    from projections.identity.extract import every_identifier_of  # noqa: PLC0415
+    from cdp.adapters.kafka.log import encode_records  # noqa: PLC0415
 
     ring = KeyRing(bootstrap, PREFIX + "keys", pepper=secrets.token_bytes(32))
     try:
         out: list[kafka_codec.Message] = []
         for i in range(0, len(records), 500):
-            chunk = records[i : i + 500]
-            names = [every_identifier_of(r.event) for r in chunk]
-            wanted = list(dict.fromkeys(n for ns in names for n in ns))
-            keys = dict(zip(wanted, ring.keys_for(wanted), strict=True))
-            out += [
-                kafka_codec.encode(r, [keys[n] for n in ns])
-                for r, ns in zip(chunk, names, strict=True)
-            ]
+            out += encode_records(records[i : i + 500], ring)
         return out
     finally:
         ring.close()

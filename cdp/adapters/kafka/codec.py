@@ -41,7 +41,7 @@ import orjson
 
 from cdp.ports.log import Record
 from cdp.services.privacy import sealing
-from cdp.services.privacy.sealing import SubjectKey
+from cdp.services.privacy.sealing import Sealer
 from schemas import AnyEvent, decode_stored
 
 SOURCE_HEADER = "source"
@@ -70,14 +70,14 @@ def routing_key(event: AnyEvent) -> bytes:
     return str(chosen).encode()
 
 
-def encode(record: Record, keys: Sequence[SubjectKey] = ()) -> Message:
-    """The log-topic record for a validated event, sealed under ``keys`` when given."""
+def encode(record: Record, sealer: Sealer | None = None) -> Message:
+    """The log-topic record for a validated event, sealed by ``sealer`` when given
+    (``KeyRing.sealers_for``: the sealer of the event's identifiers' keys)."""
     headers: Headers = [] if record.source is None else [(SOURCE_HEADER, record.source.encode())]
-    if not keys:
+    if sealer is None:
         return Message(routing_key(record.event), record.data, headers)
     headers.append((MESSAGE_ID_HEADER, record.message_id.encode()))
-    first = min(key.kid for key in keys)  # the header's first key id
-    return Message(first.hex().encode(), sealing.seal(record.data, keys), headers)
+    return Message(sealer.first_kid.hex().encode(), sealer.seal(record.data), headers)
 
 
 def open_value(value: bytes, secret_of: Callable[[bytes], bytes | None] | None) -> bytes | None:

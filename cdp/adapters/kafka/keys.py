@@ -31,20 +31,22 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from cdp.adapters.kafka.consumers import kafka_python
 from cdp.adapters.kafka.log_reader import LogReader, unavailable
 from cdp.services.privacy import sealing
 from cdp.services.privacy.files import token as token_hex
-from cdp.services.privacy.sealing import KEY_BYTES, KID_BYTES, SubjectKey
+from cdp.services.privacy.sealing import KEY_BYTES, KID_BYTES, Sealer, SubjectKey
 
 log = logging.getLogger(__name__)
 
 TOKEN_BYTES = 32
 REFRESH_SECONDS = 1.0
 """A writer re-reads the topic at most this often, to learn of destroyed keys."""
+SEALERS_KEPT = 16_384
+"""Sets of identifiers whose sealer a writer keeps (about 1 KB each), oldest dropped first."""
 
 
 class KeyRing:
@@ -72,6 +74,7 @@ class KeyRing:
         self._gone: set[bytes] = set()  # kids known destroyed (or never written)
         self._cache: dict[str, SubjectKey] = {}  # identifier key → the key this writer uses
         self._cached_as: dict[bytes, set[str]] = {}  # kid → identifier keys cached with it
+        self._sealers: dict[tuple[str, ...], Sealer] = {}  # identifier keys → their sealer
         self._position: int | None = None
         self._refreshed = 0.0
         self._reader = LogReader(
@@ -137,11 +140,43 @@ class KeyRing:
             self.settle(wanted)
 
     # ------------------------------------------------------------------ writing
+    def refresh(self) -> None:
+        """Re-read the topic if it was last read over ``REFRESH_SECONDS`` ago, to
+        learn of keys destroyed by an erasure elsewhere (a writer calls it per write)."""
+        if time.monotonic() - self._refreshed > REFRESH_SECONDS:
+            self.catch_up()
+
+    def sealers_for(self, identifier_sets: Sequence[tuple[str, ...]]) -> list[Sealer | None]:
+        """The sealer of each set of identifier keys (``None`` for an empty set: an
+        event naming nobody is stored in the clear), its keys created and stored
+        first when new (``keys_for``, one write for all of them).
+
+        Kept per set until one of its keys is destroyed: most events of a stream
+        come from people seen moments before, and then sealing is a lookup."""
+        self.refresh()
+        memo = self._sealers
+        found: dict[tuple[str, ...], Sealer | None] = {(): None}
+        missing: list[tuple[str, ...]] = []
+        for names in identifier_sets:
+            if names not in found:
+                known = memo.get(names)
+                if known is None:
+                    missing.append(names)
+                found[names] = known
+        if missing:
+            wanted = list(dict.fromkeys(n for names in missing for n in names))
+            keys = dict(zip(wanted, self.keys_for(wanted), strict=True))
+            for names in missing:
+                made = found[names] = sealing.sealer([keys[n] for n in names])
+                while len(memo) >= SEALERS_KEPT:
+                    del memo[next(iter(memo))]  # the oldest
+                memo[names] = made
+        return [found[names] for names in identifier_sets]
+
     def keys_for(self, identifier_keys: Iterable[str]) -> list[SubjectKey]:
         """The key of each identifier key (``email:a@b.jp``), created and stored
         (acknowledged by the broker) first when it has none."""
-        if time.monotonic() - self._refreshed > REFRESH_SECONDS:
-            self.catch_up()  # learn of keys destroyed by an erasure elsewhere
+        self.refresh()
         found: list[SubjectKey] = []
         created: dict[str, tuple[bytes, SubjectKey]] = {}
         for identifier in identifier_keys:
@@ -200,6 +235,7 @@ class KeyRing:
         if value is None:
             if self._secrets.pop(kid, None) is not None:
                 sealing.forget()  # no memoised cipher keeps a destroyed secret
+                self._sealers.clear()
             token = self._token_of.pop(kid, None)
             if token is not None:
                 kids = [k for k in self._kids_of.get(token, ()) if k != kid]

@@ -269,17 +269,7 @@ class KafkaEventLog:
         return AppendResult(final, tuple(new))
 
     def _encode(self, records: list[Record]) -> list[Message]:
-        if self.keys is None:
-            return [kafka_codec.encode(r) for r in records]
-        # Keys first (new ones stored and acknowledged in one write), then the
-        # events sealed under them.
-        names = [every_identifier_of(r.event) for r in records]
-        wanted = list(dict.fromkeys(n for ns in names for n in ns))
-        keys = dict(zip(wanted, self.keys.keys_for(wanted), strict=True))
-        return [
-            kafka_codec.encode(r, [keys[n] for n in ns])
-            for r, ns in zip(records, names, strict=True)
-        ]
+        return encode_records(records, self.keys)
 
     def _produce(self, messages: list[Message]) -> list[int]:
         """Send ``messages`` to the log topic and return their acknowledged offsets."""
@@ -353,6 +343,16 @@ class KafkaEventLog:
             if ring is not None:
                 ring.close()
         self.keys = self._read_keys = None
+
+
+def encode_records(records: Sequence[Record], keys: KeyRing | None) -> list[Message]:
+    """The log-topic records of ``records``: sealed under their identifiers' keys
+    when ``keys`` is a writer's ring (new keys stored, acknowledged, first), else
+    in the clear."""
+    if keys is None:
+        return [kafka_codec.encode(r) for r in records]
+    sealers = keys.sealers_for([every_identifier_of(r.event) for r in records])
+    return [kafka_codec.encode(r, s) for r, s in zip(records, sealers, strict=True)]
 
 
 def broker_reachable(bootstrap: str, timeout: float = 1.0) -> bool:

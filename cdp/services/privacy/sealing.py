@@ -34,7 +34,8 @@ recently used (``_cipher``), keyed by the keys' secret bytes, since deriving the
 event key (one HMAC per key) and setting up the cipher cost three times the
 encryption itself; ``forget`` empties it, and a key ring calls it when it learns
 that a key was destroyed, so no destroyed secret outlives its tombstone in memory.
-And nonces and new keys are read from the system's random source 12 KB at a
+A writer seals through a ``Sealer`` per key set (header and cipher made once;
+a key ring keeps one per set of identifiers, ``KeyRing.sealers_for``). And nonces and new keys are read from the system's random source 12 KB at a
 time (``_Random``): one ``os.urandom`` call per event cost more than the
 encryption in a busy server (each call releases and re-takes the GIL).
 """
@@ -88,8 +89,27 @@ def event_key(keys: Sequence[SubjectKey]) -> bytes:
     return _derive(b"".join(key.secret for key in sorted(keys, key=lambda key: key.kid)))
 
 
-def seal(data: bytes, keys: Sequence[SubjectKey]) -> bytes:
-    """``data`` sealed under ``keys`` (at least one, at most 255, distinct)."""
+@dataclass(frozen=True, slots=True)
+class Sealer:
+    """Seals data under one set of keys: the header (the GCM associated data) and
+    the cipher, made once by ``sealer`` and reused for every event of that set."""
+
+    header: bytes
+    cipher: AESGCM
+
+    @property
+    def first_kid(self) -> bytes:
+        """The smallest key id of the set (the first in the header)."""
+        return self.header[4 : 4 + KID_BYTES]
+
+    def seal(self, data: bytes) -> bytes:
+        """``data`` sealed under this key set, with a fresh nonce."""
+        nonce = _random.take(NONCE_BYTES)
+        return self.header + nonce + self.cipher.encrypt(nonce, data, self.header)
+
+
+def sealer(keys: Sequence[SubjectKey]) -> Sealer:
+    """The sealer of ``keys`` (at least one, at most 255, distinct)."""
     unique = {key.kid: key for key in keys}
     if not unique:
         raise ValueError("sealing needs at least one subject key")
@@ -97,12 +117,12 @@ def seal(data: bytes, keys: Sequence[SubjectKey]) -> bytes:
         raise ValueError(f"an event names at most {MAX_KEYS} identifiers, not {len(unique)}")
     ordered = sorted(unique.values(), key=lambda key: key.kid)
     header = MAGIC + bytes([len(ordered)]) + b"".join(key.kid for key in ordered)
-    nonce = _random.take(NONCE_BYTES)
-    return (
-        header
-        + nonce
-        + _cipher(b"".join(key.secret for key in ordered)).encrypt(nonce, data, header)
-    )
+    return Sealer(header, _cipher(b"".join(key.secret for key in ordered)))
+
+
+def seal(data: bytes, keys: Sequence[SubjectKey]) -> bytes:
+    """``data`` sealed under ``keys`` (at least one, at most 255, distinct)."""
+    return sealer(keys).seal(data)
 
 
 def is_sealed(value: bytes | None) -> bool:

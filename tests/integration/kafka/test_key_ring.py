@@ -102,3 +102,36 @@ def test_a_follower_takes_its_own_writers_events_and_keys_before_the_topics(
     finally:
         mine.close()
         other.close()
+
+
+def test_a_writers_sealers_are_kept_per_identifier_set_until_a_key_is_destroyed(
+    broker: Broker, topic_prefix: str
+) -> None:
+    """``sealers_for`` stores a new set's keys first, then seals by lookup; after an
+    erasure of one identifier, no set holding it seals under the destroyed key again."""
+    assert kafka_admin.init_topics(broker.bootstrap, topic_prefix, 1).ok
+    topic = topic_prefix + KEYS
+    writer = KeyRing(broker.bootstrap, topic, pepper=secrets.token_bytes(32))
+    reader = KeyRing(broker.bootstrap, topic)
+    hanako = ("user_id:u-1", "email:hanako@shop.jp")
+    taro = ("anonymous_id:a-9",)
+    try:
+        first = writer.sealers_for([hanako, (), taro, hanako])
+        assert first[1] is None  # an event naming nobody stays in the clear
+        assert first[0] is first[3]  # one sealer per set in a write
+        assert writer.sealers_for([hanako])[0] is first[0]  # and kept for the next
+        sealed = first[0].seal(b'{"a":1}')  # type: ignore[union-attr]
+        assert sealing.kids_of(sealed)[0] == first[0].first_kid  # type: ignore[union-attr]
+        assert sealing.unseal(sealed, reader.secret_of) == b'{"a":1}'  # stored before use
+
+        assert writer.destroy(["email:hanako@shop.jp"]) == 1
+        again = writer.sealers_for([hanako, taro])
+        assert again[0] is not first[0]
+        assert again[1] is not first[2]  # every kept sealer went with the key
+        reader.catch_up()  # reads the tombstone
+        assert sealing.unseal(sealed, reader.secret_of) is None
+        resealed = again[0].seal(b'{"a":2}')  # type: ignore[union-attr]
+        assert sealing.unseal(resealed, reader.secret_of) == b'{"a":2}'  # a new key, stored
+    finally:
+        reader.close()
+        writer.close()
