@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import warnings
+from datetime import UTC, datetime
 
 import pytest
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -11,6 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from cdp.adapters.kafka import codec
+from cdp.services.ingest import to_record
 from cdp.services.privacy import sealing
 from cdp.services.privacy.sealing import (
     NONCE_BYTES,
@@ -107,3 +109,22 @@ def test_events_written_before_sealing_still_read() -> None:
         codec.open_value(seal(plain, KEYS[:1]), None)
     with pytest.raises(ValueError, match="at least one"):
         seal(plain, [])
+
+
+def test_the_message_id_of_every_form_of_log_record_is_read_without_unsealing() -> None:
+    """Sealed records carry the id as their key; those sealed before that change,
+    in a ``message-id`` header (key: a key id); records in the clear, in the JSON."""
+    raw = {"type": "track", "event": "Page Viewed", "anonymousId": "a-1", "messageId": "m-7"}
+    record = to_record(raw, datetime(2026, 12, 6, tzinfo=UTC), "web")
+    sealed = codec.encode(record, sealing.sealer(KEYS[:2]))
+    assert is_sealed(sealed.value) and sealed.key == b"m-7"
+    assert sealed.headers == [(codec.SOURCE_HEADER, b"web")]
+    assert codec.message_id_of(sealed.value, sealed.headers, sealed.key) == "m-7"
+    older = [(codec.SOURCE_HEADER, b"web"), (codec.MESSAGE_ID_HEADER, b"m-7")]
+    assert codec.message_id_of(sealed.value, older, KEYS[0].kid.hex().encode()) == "m-7"
+    with pytest.raises(ValueError, match="without a message id"):
+        codec.message_id_of(sealed.value, [], None)
+    clear = codec.encode(record)
+    assert clear.key == b"a-1"  # the routing key
+    assert codec.message_id_of(clear.value, clear.headers, clear.key) == "m-7"
+    assert sealed.size == len(b"m-7") + len(sealed.value) + len(codec.SOURCE_HEADER) + 3

@@ -13,12 +13,13 @@ Record format of the log topic (``cdp.log``):
   ``schemas.decode_stored`` (which runs the upcasters) reads it, here
   ``decode_event``. A value written before sealing (JSON in the clear) reads
   as it is.
-- **key**: the hex id of the event's first key (sealed records), which names
-  nobody but keeps one identifier's events together if the topic is ever
-  read as a keyed stream; for records written before sealing, the routing
-  key (``userId``, else ``anonymousId``, else ``messageId``).
-- **headers**: ``source`` (UTF-8) when the record has one, and ``message-id``
-  (sealed records), so that the dedup index is rebuilt without unsealing.
+- **key**: the event's ``messageId`` (UTF-8) for sealed records, so that the
+  dedup index is rebuilt without unsealing (records sealed before 2026-12-06
+  carry it in a ``message-id`` header instead, and the hex id of their first
+  key as the key: both still read); for records written before sealing, the
+  routing key (``userId``, else ``anonymousId``, else ``messageId``). The
+  topic has one partition and is never compacted: no reader routes on the key.
+- **headers**: ``source`` (UTF-8) when the record has one.
 
 Record format of the dead-letter topic (``cdp.services.deadletters``): key
 ``"<source>/<origin>"`` (UTF-8), value a JSON object
@@ -46,6 +47,7 @@ from schemas import AnyEvent, decode_stored
 
 SOURCE_HEADER = "source"
 MESSAGE_ID_HEADER = "message-id"
+"""Where records sealed before 2026-12-06 carry their ``messageId`` (now the key)."""
 Headers = list[tuple[str, bytes]]
 
 
@@ -60,7 +62,10 @@ class Message:
     @property
     def size(self) -> int:
         """Bytes of key, value and headers (what counts toward batch and request limits)."""
-        return len(self.key) + len(self.value) + sum(len(k) + len(v) for k, v in self.headers)
+        size = len(self.key) + len(self.value)
+        for name, value in self.headers:  # a loop, not sum(): once per record sent
+            size += len(name) + len(value)
+        return size
 
 
 def routing_key(event: AnyEvent) -> bytes:
@@ -76,8 +81,7 @@ def encode(record: Record, sealer: Sealer | None = None) -> Message:
     headers: Headers = [] if record.source is None else [(SOURCE_HEADER, record.source.encode())]
     if sealer is None:
         return Message(routing_key(record.event), record.data, headers)
-    headers.append((MESSAGE_ID_HEADER, record.message_id.encode()))
-    return Message(sealer.first_kid.hex().encode(), sealer.seal(record.data), headers)
+    return Message(record.message_id.encode(), sealer.seal(record.data), headers)
 
 
 def open_value(value: bytes, secret_of: Callable[[bytes], bytes | None] | None) -> bytes | None:
@@ -111,17 +115,22 @@ def source_of(headers: Sequence[tuple[str, bytes]] | None) -> str | None:
     return None
 
 
-def message_id_of(value: bytes, headers: Sequence[tuple[str, bytes]] | None = None) -> str:
-    """The ``messageId`` of a log-topic record without validating the whole event
-    (the ``message-id`` header of a sealed record).
+def message_id_of(
+    value: bytes, headers: Sequence[tuple[str, bytes]] | None = None, key: bytes | None = None
+) -> str:
+    """The ``messageId`` of a log-topic record without validating the whole event:
+    a sealed record's key (or its ``message-id`` header, in records sealed before
+    the key held it), else the ``messageId`` in the JSON value.
 
     Cheap enough to rebuild a dedup index from the whole topic; ``ValueError``
     when the value is not a JSON object with a string ``messageId``."""
-    for name, header in headers or ():
-        if name == MESSAGE_ID_HEADER:
-            return header.decode()
     if sealing.is_sealed(value):
-        raise ValueError("sealed log record without a message-id header")
+        for name, header in headers or ():
+            if name == MESSAGE_ID_HEADER:
+                return header.decode()
+        if not key:
+            raise ValueError("sealed log record without a message id in its key")
+        return key.decode()
     document = orjson.loads(value)
     mid = document.get("messageId") if isinstance(document, dict) else None
     if not isinstance(mid, str):

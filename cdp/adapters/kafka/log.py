@@ -220,7 +220,7 @@ class KafkaEventLog:
         for chunk in self.reader.records(self._indexed_to, end, 100_000):
             for message in chunk:
                 try:
-                    mid = kafka_codec.message_id_of(message.value, message.headers)
+                    mid = kafka_codec.message_id_of(message.value, message.headers, message.key)
                 except ValueError as error:  # read() will say so; the index skips it
                     log.warning("%s offset %d: %s", self.topic, message.offset, error)
                     continue
