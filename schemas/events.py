@@ -318,7 +318,8 @@ def decode_stored(data: bytes | str | dict[str, Any]) -> Envelope:
 def as_formerly_generic(raw: dict[str, Any]) -> Envelope | None:
     """``raw`` read as the generic track a release before its name was typed stored
     (``FORMERLY_GENERIC``); ``None`` when it has another name or is no valid track."""
-    if raw.get("type") != "track" or raw.get("event") not in FORMERLY_GENERIC:
+    name = raw.get("event")
+    if raw.get("type") != "track" or not isinstance(name, str) or name not in FORMERLY_GENERIC:
         return None
     try:
         return _ADAPTERS["track"].validate_python(raw)

@@ -205,8 +205,9 @@ def contact_anonymous_id(raw: dict[str, Any]) -> str | None:
     normalised), so every event of one contact carries the same id."""
     if raw.get("userId") is not None or raw.get("anonymousId") is not None:
         return None
-    if raw.get("type") != "track" or raw.get("event") not in SALES_EVENT_NAMES:
-        return None
+    name = raw.get("event")
+    if raw.get("type") != "track" or not isinstance(name, str) or name not in SALES_EVENT_NAMES:
+        return None  # not a sales track (a name that is no string is refused by validation)
     context = raw.get("context")
     traits = context.get("traits") if isinstance(context, dict) else None
     if not isinstance(traits, dict):

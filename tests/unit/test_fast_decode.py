@@ -264,6 +264,9 @@ def test_a_wrong_part_is_refused_as_before() -> None:
     }
     with pytest.raises(EventValidationError, match=r"context\.page\.url"):
         decode_stored(orjson.dumps(raw))
+    for name in ([], {"a": 1}):  # a name no validation accepts: refused, not a TypeError
+        with pytest.raises(EventValidationError, match="event"):
+            decode_stored(dumps({**raw, "type": "track", "event": name, "context": {}}))
     with pytest.raises(EventValidationError, match=r"properties\.revenue"):
         decode_stored(
             dumps(

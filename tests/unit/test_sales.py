@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -12,10 +13,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from cdp.runtime.columns import profile_summary
+from cdp.services.ingest import to_record
 from projections import lead_score, profile
 from projections.profile.sales import Deal
 from schemas import AnyEvent, DealLost, DealUpdated, DealWon, EventValidationError, decode
-from schemas.sales import DEAL_STATUS
+from schemas.sales import DEAL_STATUS, contact_anonymous_id
 from tests.factories import at_days, raw_order, raw_track
 from tests.unit.test_profile_properties import LAWS, histories, sales_histories
 
@@ -34,6 +36,16 @@ def test_a_sales_event_may_be_named_by_its_email_alone() -> None:
         decode(raw_track("Deal Won", {"deal_id": "D1"}, message_id="m-none"))
     with pytest.raises(EventValidationError, match="needs userId, or an email or phone"):
         decode(raw_track("Deal Won", {"deal_id": "D1"}, context={"traits": {"email": "null"}}))
+
+
+@pytest.mark.parametrize("name", [[], {"a": 1}, 7, None])
+def test_an_event_name_that_is_no_string_is_refused_not_a_crash(name: object) -> None:
+    """The contact id is looked for before validation: a name of any JSON type
+    must reach validation, which names the field (the collector answered 500)."""
+    raw = {"type": "track", "event": name, "messageId": "m-1", **EMAIL}
+    assert contact_anonymous_id(raw) is None
+    with pytest.raises(EventValidationError, match="event"):
+        to_record(raw, datetime(2026, 12, 6, tzinfo=UTC), "web")
 
 
 @pytest.mark.parametrize(
