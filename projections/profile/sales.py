@@ -4,7 +4,7 @@ The state keeps two maps (``State.deals`` and ``State.sales_activities``),
 each record merging order-independently:
 
 - a ``Deal`` per ``deal_id``: the earliest and the latest event time of the
-  deal, and one last-writer-wins cell per field (status, name, pipeline,
+  deal, the earliest time it was won, and one last-writer-wins cell per field (status, name, pipeline,
   stage, amount with its currency, owner, close date, CRM, lost reason),
   written only by events that state the field; every deal event but Deal
   Updated writes the status its type implies (``schemas.sales.DEAL_STATUS``),
@@ -62,9 +62,14 @@ class Deal(NamedTuple):
     close_date: Lww[date] | None
     crm: Lww[str] | None
     lost_reason: Lww[str] | None
+    won_first_at: datetime | None = None
+    """Earliest event time of a Deal Won of the deal. An SFA may send Deal Won
+    again on every edit of a won deal (a Salesforce Flow sends the whole
+    opportunity, ``IsWon`` included): the deal was won at the first."""
 
     def merge(self, other: Deal) -> Deal:
-        """Earliest first time, latest last time, and the later of each stated field."""
+        """Earliest first time and first win, latest last time, and the later of
+        each stated field."""
         return Deal(
             self.first_at if self.first_at <= other.first_at else other.first_at,
             self.last_at if self.last_at >= other.last_at else other.last_at,
@@ -77,6 +82,7 @@ class Deal(NamedTuple):
             later_or_none(self.close_date, other.close_date),
             later_or_none(self.crm, other.crm),
             later_or_none(self.lost_reason, other.lost_reason),
+            earliest(self.won_first_at, other.won_first_at),
         )
 
     @property
@@ -98,6 +104,7 @@ class Deal(NamedTuple):
             "close_date": _opt_cell(self.close_date, date.isoformat),
             "crm": _opt_cell(self.crm),
             "lost_reason": _opt_cell(self.lost_reason),
+            "won_first_at": None if self.won_first_at is None else iso(self.won_first_at),
         }
 
     @staticmethod
@@ -106,7 +113,9 @@ class Deal(NamedTuple):
 
         Before it, every deal event wrote the status, so a snapshot without
         ``last_at`` has the deal's latest time in its status cell, and one
-        without ``name`` never had a name.
+        without ``name`` never had a name. A snapshot without ``won_first_at``
+        (before 2026-12-06) knew only its latest Deal Won: the status cell's
+        time when the deal is won.
         """
         status = _opt_uncell(data["status"])
         last = data.get("last_at")
@@ -116,6 +125,11 @@ class Deal(NamedTuple):
             last_at = status.at
         else:
             raise ValueError(f"deal snapshot {data!r} has neither last_at nor a status")
+        won = data.get("won_first_at")
+        if won is not None:
+            won_first_at: datetime | None = from_iso(won)
+        else:
+            won_first_at = status.at if status is not None and status.value == "won" else None
         return Deal(
             from_iso(data["first_at"]),
             last_at,
@@ -128,6 +142,7 @@ class Deal(NamedTuple):
             _opt_uncell(data["close_date"], date.fromisoformat),
             _opt_uncell(data["crm"]),
             _opt_uncell(data["lost_reason"]),
+            won_first_at,
         )
 
 
@@ -153,6 +168,7 @@ def deal_of(event: DealEvent, at: datetime, mid: str) -> Deal:
         cell(d.close_date),
         cell(d.crm),
         cell(reason),
+        at if status == "won" else None,
     )
 
 
@@ -222,7 +238,8 @@ class SalesSummary(NamedTuple):
     first_deal_at: datetime | None
     """Earliest event time of any deal."""
     first_won_at: datetime | None
-    """When the first of the deals now won was won (its latest won event)."""
+    """When the first of the deals now won was won (each deal's earliest Deal
+    Won: one sent again on an edit of the won deal does not move it)."""
     last_sales_touch_at: datetime | None
     """Latest sales event of any kind (deal or activity)."""
     sales_owner: str | None
@@ -253,7 +270,7 @@ def summary(deals: Mapping[str, Deal], activities: Mapping[str, SalesActivity]) 
         elif status.value == "won":
             won_n += 1
             won_value += counted
-            first_won = earliest(first_won, status.at)
+            first_won = earliest(first_won, deal.won_first_at)
         else:
             lost_n += 1
         first_deal = earliest(first_deal, deal.first_at)

@@ -79,6 +79,8 @@ def _expected(history: list[AnyEvent]) -> dict[str, Any]:
             d = deals.setdefault(e.properties.deal_id, {"status": "open"})  # type: ignore[attr-defined]
             if type(e) in DEAL_STATUS:
                 d["status"] = DEAL_STATUS[type(e)]
+            if isinstance(e, DealWon):  # sorted: the first seen is the earliest
+                d.setdefault("won_at", e.timestamp)
             if e.properties.amount is not None:  # type: ignore[attr-defined]
                 d["amount"] = (e.properties.amount, e.properties.currency)  # type: ignore[attr-defined]
     names = (
@@ -111,6 +113,9 @@ def _expected(history: list[AnyEvent]) -> dict[str, Any]:
         "deals_lost": states["lost"],
         "won_revenue": jpy("won"),
         "open_deal_value": jpy("open"),
+        "first_won_at": min(
+            (d["won_at"] for d in deals.values() if d["status"] == "won"), default=None
+        ),
         "last_sales_touch_at": max((e.timestamp for e in sales), default=None),
         "sales_owner": owners[-1] if owners else None,
         "last_deal_stage": stages[-1] if stages else None,
@@ -171,6 +176,23 @@ def test_an_update_changes_the_fields_not_the_status() -> None:
     assert stages([created, won, edit]) == stages([edit, won, created]) == "customer"
 
 
+def test_deal_won_sent_again_on_an_edit_does_not_move_when_the_deal_was_won() -> None:
+    """A Salesforce Flow that sends the whole opportunity on each edit sends
+    ``IsWon`` again: Deal Won at every edit of the won deal."""
+    created = deal("Deal Created", "D1", 0, amount=300000)
+    won = deal("Deal Won", "D1", 5, amount=280000)
+    edited = deal("Deal Won", "D1", 30, amount=290000)
+    for history in ([created, won, edited], [edited, created, won]):
+        row = profile_summary(profile.project(history))
+        assert (row["deals_won"], row["won_revenue"]) == (1, Decimal(290000))
+        assert row["first_won_at"] == won.timestamp
+    # Reopened and lost: no longer won; won again later: it was first won at day 5.
+    lost = deal("Deal Lost", "D1", 40)
+    assert profile_summary(profile.project([created, won, lost]))["first_won_at"] is None
+    again = deal("Deal Won", "D1", 50)
+    assert profile_summary(profile.project([again, lost, won]))["first_won_at"] == won.timestamp
+
+
 def test_a_late_update_overwrites_no_newer_fact() -> None:
     changed = deal("Deal Stage Changed", "D1", 3, stage="proposal", amount=500000)
     late = deal("Deal Updated", "D1", 1, amount=100000, close_date="2026-03-31")
@@ -219,6 +241,7 @@ def test_a_snapshot_from_before_deal_updated_still_loads() -> None:
     }
     old = Deal.from_json(stored)
     assert old.last_at == old.status.at and old.name is None  # type: ignore[union-attr]
+    assert old.won_first_at == old.status.at  # type: ignore[union-attr]  # its one known win
     assert Deal.from_json(old.to_json()) == old
     edit = deal("Deal Updated", "D1", 7, amount=290000)
     state = profile.fold(
