@@ -39,7 +39,7 @@ import time
 import zlib
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, cast
@@ -242,8 +242,10 @@ class Harness:
         if request.chunked:
             half = len(request.body) // 2
             content = iter([request.body[:half], request.body[half:]])
+        # An absolute URL: httpx merges a relative one into its base URL and drops the
+        # path's leading slashes there (``//`` would be sent as ``/``, the console's root).
         return self.client.request(
-            request.method, request.path, content=content, headers=list(request.headers)
+            request.method, self.url + request.path, content=content, headers=list(request.headers)
         )
 
     def engine_call(self, fn: Callable[[Engine], Any]) -> Any:
@@ -356,6 +358,8 @@ class Harness:
     # ---------------------------------------------------------------- checks
     def exchange(self, request: Request) -> httpx.Response:
         """Send one request and check everything the module docstring promises."""
+        # Judged by the path httpx sends: it removes dot segments (``/.`` is ``/``).
+        request = replace(request, path=httpx.URL(self.url + request.path).raw_path.decode())
         verdict = self.oracle(request)
         events_before, letters_before = self.counts()
         response = self.send(request)
