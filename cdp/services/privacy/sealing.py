@@ -97,11 +97,6 @@ class Sealer:
     header: bytes
     cipher: AESGCM
 
-    @property
-    def first_kid(self) -> bytes:
-        """The smallest key id of the set (the first in the header)."""
-        return self.header[4 : 4 + KID_BYTES]
-
     def seal(self, data: bytes) -> bytes:
         """``data`` sealed under this key set, with a fresh nonce."""
         nonce = _random.take(NONCE_BYTES)
