@@ -44,11 +44,27 @@ class Broker:
     quirks: frozenset[str] = field(default_factory=frozenset)
 
     def stop(self) -> None:
-        """Kill the broker (SIGKILL by pid) and reap it; a no-op for an external one."""
+        """Kill the broker (SIGKILL to its process group), reap it, and wait until its
+        port refuses connections; a no-op for an external one.
+
+        Reaping the launcher is not enough: noida-db's server runs in a child of
+        the same group, which may still accept a connection for a moment (a
+        test that stopped the broker once saw it reachable right after)."""
         if self.process is None or self.process.poll() is not None:
             return
         os.killpg(self.process.pid, signal.SIGKILL)
         self.process.wait(timeout=30)
+        host, _, port = self.bootstrap.rpartition(":")
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection((host, int(port)), timeout=1).close()
+            except OSError:
+                return
+            time.sleep(0.05)
+        raise RuntimeError(
+            f"the {self.kind} broker on {self.bootstrap} still accepts after SIGKILL"
+        )
 
     def log_tail(self, chars: int = 4000) -> str:
         """The end of the broker's own output, for failure messages."""
