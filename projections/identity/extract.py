@@ -56,10 +56,18 @@ def identifiers_of(event: AnyEvent, known: Callable[[str], bool] | None = None) 
     person, and are ignored.
     """
     # Most events (track, page, screen, ...) carry only the envelope's ids: a
-    # short path for them keeps apply() cheap. Exact types: no subclasses exist.
-    if event.context.traits is None and type(event) not in _LINKING:
+    # short path for them keeps apply() cheap.
+    if carries_envelope_only(event):
         return envelope_keys(event.user_id, event.anonymous_id)
     return _linking_identifiers(event, known)
+
+
+def carries_envelope_only(event: AnyEvent) -> bool:
+    """Whether ``event`` names nobody beyond its envelope's ``userId`` and
+    ``anonymousId``: then ``identifiers_of`` and ``every_identifier_of`` are
+    ``envelope_keys(event.user_id, event.anonymous_id)``."""
+    # Exact types: no subclasses exist.
+    return event.context.traits is None and type(event) not in _LINKING
 
 
 def envelope_keys(user_id: str | None, anonymous_id: str | None) -> tuple[str, ...]:

@@ -34,11 +34,13 @@ import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from cdp.adapters.kafka.consumers import kafka_python
+from cdp.adapters.kafka.consumers import CLIENT_DEFAULTS, kafka_python
 from cdp.adapters.kafka.log_reader import LogReader, unavailable
 from cdp.services.privacy import sealing
 from cdp.services.privacy.files import token as token_hex
 from cdp.services.privacy.sealing import KEY_BYTES, KID_BYTES, Sealer, SubjectKey
+from projections.identity.extract import carries_envelope_only, every_identifier_of
+from schemas import AnyEvent
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +77,8 @@ class KeyRing:
         self._cache: dict[str, SubjectKey] = {}  # identifier key → the key this writer uses
         self._cached_as: dict[bytes, set[str]] = {}  # kid → identifier keys cached with it
         self._sealers: dict[tuple[str, ...], Sealer] = {}  # identifier keys → their sealer
+        # (userId, anonymousId) → sealer, for events that name nobody else
+        self._by_envelope: dict[tuple[str | None, str | None], Sealer | None] = {}
         self._position: int | None = None
         self._refreshed = 0.0
         self._reader = LogReader(
@@ -173,6 +177,36 @@ class KeyRing:
                 memo[names] = made
         return [found[names] for names in identifier_sets]
 
+    def sealers_of(self, events: Sequence[AnyEvent]) -> list[Sealer | None]:
+        """The sealer of each event: ``sealers_for`` of ``every_identifier_of`` it.
+
+        An event that names nobody beyond its envelope's ``userId`` and
+        ``anonymousId`` (most of a stream: ``carries_envelope_only``) is looked
+        up by those two ids, without extracting and normalising them again;
+        kept like ``sealers_for``'s, until one of their keys is destroyed."""
+        self.refresh()  # first: learn of keys destroyed elsewhere before any lookup
+        memo = self._by_envelope
+        found: list[Sealer | None] = []
+        unknown: list[int] = []
+        for i, event in enumerate(events):
+            if carries_envelope_only(event):
+                pair = (event.user_id, event.anonymous_id)
+                if pair in memo:
+                    found.append(memo[pair])
+                    continue
+            found.append(None)
+            unknown.append(i)
+        if unknown:
+            sets = [every_identifier_of(events[i]) for i in unknown]
+            for i, made in zip(unknown, self.sealers_for(sets), strict=True):
+                found[i] = made
+                event = events[i]
+                if carries_envelope_only(event):
+                    while len(memo) >= SEALERS_KEPT:
+                        del memo[next(iter(memo))]  # the oldest
+                    memo[event.user_id, event.anonymous_id] = made
+        return found
+
     def keys_for(self, identifier_keys: Iterable[str]) -> list[SubjectKey]:
         """The key of each identifier key (``email:a@b.jp``), created and stored
         (acknowledged by the broker) first when it has none."""
@@ -236,6 +270,7 @@ class KeyRing:
             if self._secrets.pop(kid, None) is not None:
                 sealing.forget()  # no memoised cipher keeps a destroyed secret
                 self._sealers.clear()
+                self._by_envelope.clear()
             token = self._token_of.pop(kid, None)
             if token is not None:
                 kids = [k for k in self._kids_of.get(token, ()) if k != kid]
@@ -280,6 +315,7 @@ class KeyRing:
                     request_timeout_ms=timeout_ms,
                     max_block_ms=timeout_ms,
                     allow_auto_create_topics=False,
+                    **CLIENT_DEFAULTS,
                 )
             futures = [
                 self._producer.send(self.topic, key=kid, value=value, partition=0)

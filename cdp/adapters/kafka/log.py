@@ -59,7 +59,7 @@ from typing import Any
 
 from cdp.adapters.kafka import codec as kafka_codec
 from cdp.adapters.kafka.codec import DeadLetterMessage, Message, id_digest
-from cdp.adapters.kafka.consumers import kafka_python
+from cdp.adapters.kafka.consumers import CLIENT_DEFAULTS, kafka_python
 from cdp.adapters.kafka.keys import KeyRing
 from cdp.adapters.kafka.log_reader import LogReader, unavailable
 from cdp.adapters.kafka.own_writes import OwnWrites
@@ -73,7 +73,6 @@ from cdp.adapters.kafka.topics import (
 )
 from cdp.errors import ConfigError, LogUnavailableError
 from cdp.ports.log import AppendResult, Record, StoredEvent
-from projections.identity.extract import every_identifier_of
 
 log = logging.getLogger(__name__)
 
@@ -190,6 +189,7 @@ class KafkaEventLog:
                 max_block_ms=timeout_ms,
                 bootstrap_timeout_ms=timeout_ms,
                 allow_auto_create_topics=False,
+                **CLIENT_DEFAULTS,
             )
         except kafka.errors.KafkaError as error:
             raise unavailable(f"Kafka broker {self.bootstrap} is unreachable", error) from None
@@ -351,7 +351,7 @@ def encode_records(records: Sequence[Record], keys: KeyRing | None) -> list[Mess
     in the clear."""
     if keys is None:
         return [kafka_codec.encode(r) for r in records]
-    sealers = keys.sealers_for([every_identifier_of(r.event) for r in records])
+    sealers = keys.sealers_of([r.event for r in records])
     return [kafka_codec.encode(r, s) for r, s in zip(records, sealers, strict=True)]
 
 

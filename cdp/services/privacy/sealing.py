@@ -35,9 +35,12 @@ event key (one HMAC per key) and setting up the cipher cost three times the
 encryption itself; ``forget`` empties it, and a key ring calls it when it learns
 that a key was destroyed, so no destroyed secret outlives its tombstone in memory.
 A writer seals through a ``Sealer`` per key set (header and cipher made once;
-a key ring keeps one per set of identifiers, ``KeyRing.sealers_for``). And nonces and new keys are read from the system's random source 12 KB at a
-time (``_Random``): one ``os.urandom`` call per event cost more than the
-encryption in a busy server (each call releases and re-takes the GIL).
+a key ring keeps one per set of identifiers, ``KeyRing.sealers_for``, and
+finds an event's by its envelope ids alone when it names nobody else,
+``KeyRing.sealers_of``). And nonces and new keys are read from the system's
+random source 12 KB at a time (``_Random``): one ``os.urandom`` call per event
+cost more than the encryption in a busy server (each call releases and re-takes
+the GIL).
 """
 
 from __future__ import annotations

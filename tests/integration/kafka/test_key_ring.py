@@ -135,3 +135,38 @@ def test_a_writers_sealers_are_kept_per_identifier_set_until_a_key_is_destroyed(
     finally:
         reader.close()
         writer.close()
+
+
+def _event(body: dict[str, object]) -> Record:
+    return to_record({"timestamp": "2026-11-01T00:00:00Z", **body}, RECEIVED, "web")
+
+
+def test_a_writer_seals_each_event_under_every_identifier_it_names(
+    broker: Broker, topic_prefix: str
+) -> None:
+    """``sealers_of`` gives each event the sealer of ``every_identifier_of`` it: an
+    event naming only its envelope's ids by those ids (kept), one naming more (an
+    email in its context traits) under every one; an erasure drops what was kept."""
+    assert kafka_admin.init_topics(broker.bootstrap, topic_prefix, 1).ok
+    writer = KeyRing(broker.bootstrap, topic_prefix + KEYS, pepper=secrets.token_bytes(32))
+    envelope = {"userId": "u-1", "anonymousId": "a-1"}
+    page = _event({"type": "page", "messageId": "m1", **envelope}).event
+    again = _event({"type": "track", "event": "Clicked", "messageId": "m2", **envelope}).event
+    traits = {"traits": {"email": "Hanako@Shop.jp"}}
+    named = _event({"type": "page", "messageId": "m3", "context": traits, **envelope}).event
+    nobody = _event({"type": "page", "messageId": "m4", "anonymousId": "null"}).event
+    try:
+        sealers = writer.sealers_of([page, again, named, nobody])
+        assert sealers[0] is sealers[1]  # one person, one sealer
+        assert sealers[0] is writer.sealers_for([("user_id:u-1", "anonymous_id:a-1")])[0]
+        assert sealers[2] is not sealers[0]  # the email's key too
+        assert len(sealing.kids_of(sealers[2].seal(b"{}"))) == 3  # type: ignore[union-attr]
+        assert sealers[3] is None  # junk ids only: nobody's, in the clear
+        assert writer.sealers_of([page])[0] is sealers[0]  # kept for the next write
+
+        assert writer.destroy(["anonymous_id:a-1"]) == 1
+        after = writer.sealers_of([page, named])
+        assert after[0] is not sealers[0] and after[1] is not sealers[2]
+        assert len(sealing.kids_of(after[0].seal(b"{}"))) == 2  # type: ignore[union-attr]
+    finally:
+        writer.close()
