@@ -37,6 +37,7 @@ from cdp.cli import (  # noqa: F401  (registers commands)
     profile,
     sales,
     segments,
+    serving,
     sfa,
     tokens,
     users,

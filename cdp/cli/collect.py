@@ -1,4 +1,4 @@
-"""Collecting events: ``cdp serve``, sources and dead letters.
+"""Collecting events: sources and dead letters (``cdp serve`` is in ``serving``).
 
 The web server and the services load inside the commands (start-up cost, see
 cdp/cli/_app.py)."""
@@ -6,13 +6,11 @@ cdp/cli/_app.py)."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from cdp.cli._app import (
-    app,
     console,
     errors,
     opts_of,
@@ -20,9 +18,6 @@ from cdp.cli._app import (
     sub_app,
     table,
 )
-from cdp.cli._defaults import KAFKA_DEFAULT_PREFIX
-from cdp.cli.kafka import InputPrefix
-from cdp.config import KAFKA_BOOTSTRAP_ENV, KAFKA_PREFIX_ENV
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -35,73 +30,6 @@ if TYPE_CHECKING:
 
 sources_app = sub_app("sources", "Sources and their write keys.")
 deadletter_app = sub_app("deadletter", "Requests rejected after authentication.")
-
-
-@app.command("serve")
-def serve_command(
-    ctx: typer.Context,
-    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(min=0, max=65535, help="TCP port.")] = 8080,
-    kafka: Annotated[
-        str | None,
-        typer.Option(
-            "--kafka",
-            "--bootstrap",
-            envvar=KAFKA_BOOTSTRAP_ENV,
-            help="Append to Kafka at HOST:PORT (distributed mode) instead of the data "
-            f"directory; also ${KAFKA_BOOTSTRAP_ENV}.",
-        ),
-    ] = None,
-    prefix: Annotated[
-        str | None,
-        typer.Option(
-            help=f"Prefix of the workers' topics that lookups read [{KAFKA_DEFAULT_PREFIX}]; "
-            f"also ${KAFKA_PREFIX_ENV}."
-        ),
-    ] = None,
-    input_prefix: InputPrefix = None,
-    log_level: Annotated[
-        str | None,
-        typer.Option(
-            "--log-level",
-            help="Log this and above from every library on stderr: debug, info, warning, "
-            "error, critical (default: uvicorn's own lines at info). No level logs personal data.",
-        ),
-    ] = None,
-    archive: Annotated[
-        Path | None,
-        typer.Option(
-            help="Kafka mode: the Parquet archive (`cdp archive`) the console's segment and "
-            "analytics screens read."
-        ),
-    ] = None,
-) -> None:
-    """Run the Segment-compatible collector (OpenAPI docs at /docs) and the
-    console (at /; users from `cdp users add`).
-
-    With --kafka a request is acknowledged once the broker has acknowledged its
-    events on the log topic; workers (`cdp worker`) fold them.
-
-    A port in use or a data directory already served is one line on stderr and
-    exit status 2."""
-    from cdp import bootstrap  # noqa: PLC0415
-    from cdp.cli import serving  # noqa: PLC0415
-    from cdp.http.app import create_app  # noqa: PLC0415
-
-    opts = opts_of(ctx)
-    with errors():
-        level = serving.log_level(log_level)
-        opts.settings.data_dir.mkdir(parents=True, exist_ok=True)
-        mode = bootstrap.kafka_mode(kafka, prefix, input_prefix)
-        # Erasures filed while no server ran, or interrupted: embedded ones wait for
-        # the file to be free (now), Kafka ones run against the topics.
-        from cdp.cli.privacy import process_open  # noqa: PLC0415
-
-        process_open(opts.settings, mode)
-        platform = bootstrap.serving(opts.settings, mode)
-        serving.serve(
-            create_app(opts.settings, platform=platform, archive=archive), host, port, level
-        )
 
 
 # ------------------------------------------------------------------- sources

@@ -113,8 +113,11 @@ def _file_and_run(
             request = erase.run(opts.settings, request, steps, _eraser(opts.settings, kafka))
         except ServerRunningError as error:
             console.print(
-                f"filed {request.id}; {error}. Suppression already applies; the erasure runs "
-                "when the server starts again, or with `cdp privacy process` once it is stopped.",
+                f"filed {request.id}; {error}. Suppression already applies. The server "
+                "carries out the erasure itself within seconds, pausing its requests while "
+                "it rewrites the data directory (`cdp privacy requests` shows when it is "
+                "finished); one started with --defer-erasures leaves it for its next start "
+                "or `cdp privacy process` once it is stopped.",
                 highlight=False,
             )
             raise typer.Exit(3) from None
@@ -142,11 +145,11 @@ def erase_command(
 ) -> None:
     """Erase a person everywhere the platform writes (docs/privacy.md).
 
-    Embedded: needs the data directory to itself (stop `cdp serve`; it also runs
-    pending erasures when it starts). With --bootstrap (Kafka mode, run with the
-    API's data directory): destroys the person's keys in the key topic at once.
-    Exit 0 finished, 1 partial or failed (see the table), 3 filed but waiting for
-    the server to stop."""
+    Embedded: needs the data directory to itself; beside a running `cdp serve`
+    the request is filed and the server carries it out in a pause. With
+    --bootstrap (Kafka mode, run with the API's data directory): destroys the
+    person's keys in the key topic at once. Exit 0 finished, 1 partial or failed
+    (see the table), 3 filed for the running server to carry out."""
     kind = "delete" if keep_accepting else "suppress-with-delete"
     _file_and_run(ctx, kind, identifier, archive, _kafka(bootstrap, prefix, input_prefix))
 

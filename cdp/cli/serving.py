@@ -1,4 +1,5 @@
-"""Running the HTTP app under uvicorn with one-line errors instead of tracebacks.
+"""``cdp serve``: the command, and running its HTTP app under uvicorn with
+one-line errors instead of tracebacks.
 
 Two start-up failures are common and must read as one clear line with a
 non-zero exit (``cdp serve`` reports them through ``errors()``):
@@ -18,12 +19,23 @@ import logging
 import socket
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from cdp.cli._app import app as cli_app
+from cdp.cli._app import errors, opts_of
+from cdp.cli._defaults import KAFKA_DEFAULT_PREFIX
+from cdp.cli.kafka import InputPrefix
+from cdp.config import KAFKA_BOOTSTRAP_ENV, KAFKA_PREFIX_ENV
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
 
+    from cdp.config import Settings
     from cdp.errors import CdpError
+    from cdp.http.switch import AppSwitch
 
 #: uvicorn's logger of start-up and lifespan problems.
 UVICORN_LOG = "uvicorn.error"
@@ -32,7 +44,7 @@ UVICORN_LOG = "uvicorn.error"
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
 
 
-def log_level(name: str | None) -> str | None:
+def logging_level(name: str | None) -> str | None:
     """``--log-level`` checked (``ConfigError`` naming the choices) and, when
     given, set on the root logger with a stderr handler, so that every library
     logs at it (call before the app is built)."""
@@ -110,12 +122,16 @@ def _trap_startup_errors(
     app.router.lifespan_context = lifespan
 
 
-def serve(app: FastAPI, host: str, port: int, log_level: str | None = None) -> None:
+def serve(app: FastAPI | AppSwitch, host: str, port: int, log_level: str | None = None) -> None:
     """Serve ``app`` on ``host:port`` until interrupted (uvicorn logging at
     ``log_level``, default info; never an access log: its lines hold request
     paths, and a lookup's path is an email or phone); start-up failures raise
-    ``CdpError`` (see the module docstring)."""
+    ``CdpError`` (see the module docstring). An ``AppSwitch`` gets the same
+    for each app it starts, and a fresh app that fails to start after a pause
+    stops the server with its error."""
     import uvicorn  # noqa: PLC0415
+
+    from cdp.http.switch import AppSwitch  # noqa: PLC0415
 
     sock = bind(host, port)
     bound_host, bound_port = sock.getsockname()[:2]
@@ -129,12 +145,37 @@ def serve(app: FastAPI, host: str, port: int, log_level: str | None = None) -> N
         heap.settle()  # start-up is complete: its objects are never walked by the GC again
         log.info("cdp collector on http://%s:%d (Ctrl+C to stop)", shown_host, bound_port)
 
-    _trap_startup_errors(app, caught, announce)
     config = uvicorn.Config(app, log_level=log_level or "info", access_log=False)
+    server = uvicorn.Server(config)
+    if isinstance(app, AppSwitch):
+        starts = [0]
+
+        def started() -> None:
+            starts[0] += 1
+            if starts[0] == 1:
+                announce()
+                return
+            from cdp.runtime import heap  # noqa: PLC0415
+
+            heap.settle()
+            log.info("serving again after a pause")
+
+        def fatal(error: BaseException) -> None:
+            from cdp.errors import CdpError  # noqa: PLC0415
+
+            if isinstance(error, CdpError) and not caught:
+                caught.append(error)
+            server.should_exit = True
+
+        app.prepare = lambda inner: _trap_startup_errors(inner, caught, lambda: None)
+        app.on_started = started
+        app.on_fatal = fatal
+    else:
+        _trap_startup_errors(app, caught, announce)
     hold = _HoldStartupLog(caught)
     log.addFilter(hold)  # after Config(): it configures uvicorn's loggers
     try:
-        uvicorn.Server(config).run(sockets=[sock])
+        server.run(sockets=[sock])
     except SystemExit:
         if not caught:  # uvicorn gave up for a reason of its own: keep its exit status
             raise
@@ -143,3 +184,102 @@ def serve(app: FastAPI, host: str, port: int, log_level: str | None = None) -> N
         sock.close()
     if caught:
         raise caught[0]
+
+
+@cli_app.command("serve")
+def serve_command(
+    ctx: typer.Context,
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, max=65535, help="TCP port.")] = 8080,
+    kafka: Annotated[
+        str | None,
+        typer.Option(
+            "--kafka",
+            "--bootstrap",
+            envvar=KAFKA_BOOTSTRAP_ENV,
+            help="Append to Kafka at HOST:PORT (distributed mode) instead of the data "
+            f"directory; also ${KAFKA_BOOTSTRAP_ENV}.",
+        ),
+    ] = None,
+    prefix: Annotated[
+        str | None,
+        typer.Option(
+            help=f"Prefix of the workers' topics that lookups read [{KAFKA_DEFAULT_PREFIX}]; "
+            f"also ${KAFKA_PREFIX_ENV}."
+        ),
+    ] = None,
+    input_prefix: InputPrefix = None,
+    log_level: Annotated[
+        str | None,
+        typer.Option(
+            "--log-level",
+            help="Log this and above from every library on stderr: debug, info, warning, "
+            "error, critical (default: uvicorn's own lines at info). No level logs personal data.",
+        ),
+    ] = None,
+    archive: Annotated[
+        Path | None,
+        typer.Option(
+            help="Kafka mode: the Parquet archive (`cdp archive`) the console's segment and "
+            "analytics screens read."
+        ),
+    ] = None,
+    defer_erasures: Annotated[
+        bool,
+        typer.Option(
+            "--defer-erasures",
+            help="Embedded: leave filed erasures for the next start or `cdp privacy "
+            "process`, instead of pausing the server (503 + Retry-After) to carry them out "
+            "as they are filed.",
+        ),
+    ] = False,
+) -> None:
+    """Run the Segment-compatible collector (OpenAPI docs at /docs) and the
+    console (at /; users from `cdp users add`).
+
+    With --kafka a request is acknowledged once the broker has acknowledged its
+    events on the log topic; workers (`cdp worker`) fold them.
+
+    Embedded, an erasure filed while the server runs (API, console, `cdp privacy
+    erase`) is carried out in a pause: requests get 503 + Retry-After while the
+    data directory's file is rewritten (docs/privacy.md), unless --defer-erasures.
+
+    A port in use or a data directory already served is one line on stderr and
+    exit status 2."""
+    from cdp import bootstrap  # noqa: PLC0415
+    from cdp.http.app import create_app  # noqa: PLC0415
+
+    opts = opts_of(ctx)
+    with errors():
+        level = logging_level(log_level)
+        opts.settings.data_dir.mkdir(parents=True, exist_ok=True)
+        mode = bootstrap.kafka_mode(kafka, prefix, input_prefix)
+        # Erasures filed while no server ran, or interrupted: embedded ones wait for
+        # the file to be free (now), Kafka ones run against the topics.
+        from cdp.cli.privacy import process_open  # noqa: PLC0415
+
+        process_open(opts.settings, mode)
+        if mode is not None or defer_erasures:
+            platform = bootstrap.serving(opts.settings, mode)
+            app = create_app(opts.settings, platform=platform, archive=archive)
+            serve(app, host, port, level)
+            return
+        serve(embedded_switch(opts.settings), host, port, level)
+
+
+def embedded_switch(settings: Settings) -> Any:
+    """The app of an embedded `cdp serve`: a switch that pauses for erasures."""
+    from cdp import bootstrap  # noqa: PLC0415
+    from cdp.cli.privacy import process_open  # noqa: PLC0415
+    from cdp.http.app import create_app  # noqa: PLC0415
+    from cdp.http.erasures import OnlineErasures  # noqa: PLC0415
+    from cdp.http.switch import AppSwitch  # noqa: PLC0415
+
+    def make_app() -> Any:
+        platform = bootstrap.serving(settings)
+        return create_app(settings, platform=platform, on_erasure_filed=erasures.filed)
+
+    switch = AppSwitch(make_app)
+    erasures = OnlineErasures(settings.data_dir, switch, lambda: process_open(settings))
+    switch.background.append(erasures.run)
+    return switch

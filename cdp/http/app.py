@@ -65,6 +65,7 @@ def create_app(
     kafka: KafkaSettings | None = None,
     platform: bootstrap.Platform | None = None,
     archive: Path | None = None,
+    on_erasure_filed: Callable[[Any], None] | None = None,
 ) -> FastAPI:
     """The collector app for one data directory, on ``platform`` (else the one
     ``cdp.bootstrap.serving`` puts together from ``settings``, ``kafka`` and
@@ -78,7 +79,12 @@ def create_app(
     webhook/form configuration.
 
     The console (``cdp.console``) is served at ``/``; in Kafka mode its SQL
-    screens read the Parquet archive ``archive`` when given."""
+    screens read the Parquet archive ``archive`` when given.
+
+    An erasure request filed over the API or the console is handed to
+    ``on_erasure_filed`` in embedded mode (``cdp serve`` runs it in a pause:
+    ``cdp.http.erasures``; without it the request waits for ``cdp privacy
+    process``); in Kafka mode it runs at once in a thread."""
     platform = platform or bootstrap.serving(settings, kafka, writer)
     sources = SourceRegistry(settings.data_dir)
     the_writer = platform.writer
@@ -115,7 +121,11 @@ def create_app(
     app.state.audit = audit_log
     app.include_router(read_router(profiles, TokenRegistry(settings.data_dir), audit_log))
     # Kafka mode erases as soon as a request is filed (the API's or the console's).
-    erase_now = None if platform.kafka is None else _erase_in_background(settings, platform.kafka)
+    erase_now = (
+        on_erasure_filed
+        if platform.kafka is None
+        else _erase_in_background(settings, platform.kafka)
+    )
     app.state.on_privacy_filed = erase_now
     app.include_router(
         privacy.router(

@@ -48,7 +48,12 @@ def paused_gc() -> Iterator[None]:
 
 def settle() -> None:
     """Once a long-running process has started: collect, freeze what survives
-    (start-up objects are never walked again) and set ``SERVING_THRESHOLDS``."""
+    (start-up objects are never walked again) and set ``SERVING_THRESHOLDS``.
+
+    Again after a pause (``cdp.http.switch``: a fresh app replaced the old
+    one): what was frozen is thawed first, so the old app's objects, cycles
+    included, are collected rather than kept frozen for good."""
+    gc.unfreeze()
     gc.collect()
     gc.freeze()
     gc.set_threshold(*SERVING_THRESHOLDS)
