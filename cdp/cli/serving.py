@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import socket
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -158,7 +159,9 @@ def serve(app: FastAPI | AppSwitch, host: str, port: int, log_level: str | None 
             from cdp.runtime import heap  # noqa: PLC0415
 
             heap.settle()
-            log.info("serving again after a pause")
+            since = app.paused_at
+            seconds = 0.0 if since is None else time.monotonic() - since
+            log.info("serving again after pause %d (%.1f s)", app.pauses, seconds)
 
         def fatal(error: BaseException) -> None:
             from cdp.errors import CdpError  # noqa: PLC0415

@@ -70,8 +70,8 @@ class AppSwitch:
         self.on_fatal: Callable[[BaseException], None] | None = None
         self.background: list[Callable[[], Any]] = []
         self.app: Any = None
-        self.pauses = 0
-        self.paused_seconds = 0.0
+        self.pauses = 0  # begun since start-up
+        self.paused_at: float | None = None  # time.monotonic() the current pause began
         self.reason: str | None = None  # why requests are refused now (None: serving)
         self._lifespan: AbstractAsyncContextManager[Any] | None = None
         self._inflight = 0
@@ -104,7 +104,8 @@ class AppSwitch:
         thread, start a fresh app. ``work`` raising is logged, and the fresh app
         starts all the same. One pause at a time."""
         async with self._lock:
-            started = time.monotonic()
+            self.pauses += 1
+            self.paused_at = time.monotonic()
             self.reason = reason
             try:
                 if self._inflight:
@@ -132,8 +133,7 @@ class AppSwitch:
                     raise
                 self.reason = None
             finally:
-                self.pauses += 1
-                self.paused_seconds += time.monotonic() - started
+                self.paused_at = None
 
     # -------------------------------------------------------------- inside
     async def _start_app(self) -> None:
