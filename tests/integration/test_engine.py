@@ -117,6 +117,30 @@ def test_restart_resumes_from_the_checkpoint_and_folds_the_tail(settings: Settin
         second.close()
 
 
+def test_catch_up_file_folds_a_tail_left_behind_and_leaves_a_caught_up_file_alone(
+    settings: Settings,
+) -> None:
+    """What an erasure runs first: projections behind the log are folded (the
+    engine opened), projections caught up are only probed."""
+    raws = journey()
+    first = Engine.open(settings)
+    feed(first, raws[:4])
+    first.checkpoint()
+    feed(first, raws[4:])
+    first.con.close()  # dies before its checkpoint: positions stop at 4
+    assert Engine.lagging(settings)
+    Engine.catch_up_file(settings)
+    assert not Engine.lagging(settings)
+    with Engine.open(settings) as engine:
+        assert engine.runtime.next_offset == engine.log.high_water() == len(raws)
+        rows = sorted(engine.runtime.graph.to_rows())
+    before = settings.database.read_bytes()
+    Engine.catch_up_file(settings)  # caught up: nothing opened for writing, nothing written
+    assert settings.database.read_bytes() == before
+    with Engine.open(settings) as engine:
+        assert sorted(engine.runtime.graph.to_rows()) == rows
+
+
 def test_a_checkpoint_larger_than_a_chunk_writes_every_customer_once(
     settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -112,7 +112,7 @@ def erase_local(settings: Settings, person: duckdb_erase.Person) -> dict[str, in
     removed per table and the new file's size (``file_bytes``)."""
     if not settings.database.exists():
         return {}
-    Engine.open(settings).close()  # projections caught up and checkpointed first
+    Engine.catch_up_file(settings)  # projections caught up and checkpointed first
     con = duckdb.connect(str(settings.database))
     try:
         removed = duckdb_erase.remove(con, person)
