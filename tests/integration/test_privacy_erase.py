@@ -185,6 +185,46 @@ def test_an_erasure_interrupted_before_the_rewrite_finishes_when_run_again(data:
     assert registry.get(request.id).subject is None  # done: the identifier is forgotten
 
 
+def test_an_erasure_resumed_after_its_deletes_still_reaches_every_copy(data: Path) -> None:
+    """The process dies after the database is done (a copy step raises
+    ``KeyboardInterrupt``, which nothing catches, as a killed process stops). The
+    database no longer knows the person, yet the next run hands every copy (the
+    archive, audiences, APPI records, SFAs) all their customers and identifiers:
+    the request saved them before deleting anything, and forgets them when done."""
+    customer, keys, _profile = person_with_many_ids(data)
+    merged = {
+        r[0]
+        for r in query(data, "SELECT from_customer FROM merges WHERE into_customer = ?", [customer])
+    }
+    settings = Settings.resolve(data)
+    registry = Requests(data)
+    email = next(k for k in keys if k.startswith("email:"))
+    request = registry.file(requests.DELETE, email, "test")
+
+    def killed(request: Any, person: Any) -> dict[str, str]:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        erase.run(settings, request, [killed])
+    interrupted = registry.get(request.id)
+    assert interrupted.status == requests.RUNNING
+    assert "person" not in interrupted.public() and "subject" not in interrupted.public()
+    assert erase.find_person(settings, email).customer_ids == frozenset()  # gone from the file
+
+    handed: list[Any] = []
+
+    def copies(request: Any, person: Any) -> dict[str, str]:
+        handed.append(person)
+        return {}
+
+    done = erase.run(settings, interrupted, [copies])
+    assert done.status == requests.FINISHED
+    [person] = handed
+    assert person.customer_ids == {customer, *merged}
+    assert set(keys) <= person.identifiers
+    assert getattr(done, "person", None) is None and done.subject is None
+
+
 def test_suppress_then_unsuppress_keeps_the_data(data: Path) -> None:
     _customer, keys, _ = person_with_many_ids(data)
     events = query(data, "SELECT count(*) FROM event_log")[0][0]

@@ -151,6 +151,9 @@ def run(
             person = duckdb_erase.Person(*kafka.find_person(identifier))
         else:
             person = find_person(settings, identifier)
+        if request.erases:  # saved before anything is deleted: a resumed run needs it all
+            person = _with_saved(person, request.person)
+            request = registry.update(request, person=_saved(person))
         counts["customers"] = len(person.customer_ids)
         counts["identifiers"] = len(person.identifiers)
         for name, apply in _suppression_steps(settings.data_dir, request):
@@ -180,6 +183,23 @@ def run(
     except Exception as error:
         registry.update(request, status=privacy_requests.FAILED, error=f"{error}")
         raise
+
+
+def _saved(person: duckdb_erase.Person) -> dict[str, list[str]]:
+    return {"customers": sorted(person.customer_ids), "identifiers": sorted(person.identifiers)}
+
+
+def _with_saved(
+    person: duckdb_erase.Person, saved: dict[str, list[str]] | None
+) -> duckdb_erase.Person:
+    """``person`` as found now, plus what an earlier run of the request found (after
+    its deletes, the database no longer knows the person's other identifiers)."""
+    if not saved:
+        return person
+    return duckdb_erase.Person(
+        person.customer_ids | frozenset(saved.get("customers", ())),
+        person.identifiers | frozenset(saved.get("identifiers", ())),
+    )
 
 
 def _suppression_steps(

@@ -15,8 +15,12 @@ type                         what it does
 Status: ``received`` → ``running`` → ``finished``, or ``partial`` (done here,
 but named destinations failed: ``failed``), or ``failed`` (with the error; run
 again). The plain identifier is kept only while the request is not finished
-(a crashed erasure must know whom to finish); then only its kind and its
-token (``files.token``) remain, so the list of requests holds no personal data.
+(a crashed erasure must know whom to finish), and so is ``person``: every
+customer id and identifier key the erasure found, saved before it deletes
+anything, since a run resumed after the deletes can no longer find them in the
+database and still owes the copies (exports, archive, audiences, APPI records)
+their removal. Then only its kind and its token (``files.token``) remain, so
+the list of requests holds no personal data.
 The file is rewritten atomically under a lock (the server and the CLI may both
 write it).
 """
@@ -83,6 +87,9 @@ class PrivacyRequest:
     """Where the person's data is: ``embedded`` (this data directory) or ``kafka``
     (filed to ``cdp serve --kafka``; erasure there is not built yet: docs/privacy.md)."""
 
+    person: dict[str, list[str]] | None = None
+    """What the erasure found (``customers``, ``identifiers``), only until it is done."""
+
     @property
     def erases(self) -> bool:
         return self.type in (DELETE, SUPPRESS_WITH_DELETE)
@@ -91,6 +98,7 @@ class PrivacyRequest:
         """The request as the API and ``--json`` show it (never the identifier)."""
         shown = asdict(self)
         shown.pop("subject")
+        shown.pop("person")
         return shown
 
 
@@ -150,10 +158,10 @@ class Requests:
         return request
 
     def update(self, request: PrivacyRequest, **changes: Any) -> PrivacyRequest:
-        """Save ``request`` with ``changes``; a finished one forgets its identifier."""
+        """Save ``request`` with ``changes``; a finished one forgets whom it was about."""
         changed = replace(request, **changes, updated_at=_now())
         if changed.status in (FINISHED, PARTIAL):
-            changed = replace(changed, subject=None)
+            changed = replace(changed, subject=None, person=None)
         with self._locked() as found:
             for i, r in enumerate(found):
                 if r.id == request.id:
