@@ -225,6 +225,54 @@ def test_an_erasure_resumed_after_its_deletes_still_reaches_every_copy(data: Pat
     assert getattr(done, "person", None) is None and done.subject is None
 
 
+def test_erasures_waiting_together_share_one_rewrite(data: Path) -> None:
+    """Two erasures processed together: both people's rows go, the file is
+    rewritten once for both (the rewrite costs as much as the file, whoever it is
+    for), each request says so, and everyone else is as before."""
+    first, *_ = person_with_many_ids(data)
+    rows = query(
+        data,
+        "SELECT customer_id, list(identifier ORDER BY identifier) FROM identities "
+        "WHERE customer_id <> ? GROUP BY 1 "
+        "HAVING count(*) FILTER (WHERE kind = 'email') > 0 ORDER BY 1 LIMIT 1",
+        [first],
+    )
+    second, second_keys = rows[0][0], list(rows[0][1])
+    first_keys = [
+        r[0]
+        for r in query(data, "SELECT identifier FROM identities WHERE customer_id = ?", [first])
+    ]
+    merged = {
+        r[0]
+        for r in query(
+            data,
+            "SELECT from_customer FROM merges WHERE into_customer IN (SELECT unnest(?))",
+            [[first, second]],
+        )
+    }
+    before = others(data, {first, second, *merged})
+    marks = {v.encode() for v in values_of(first_keys + second_keys) if len(v) >= 4}
+    assert hits(data, marks)
+    registry = Requests(data)
+    for keys in (first_keys, second_keys):
+        email = next(k for k in keys if k.startswith("email:"))
+        registry.file(requests.DELETE, email, "test")
+
+    result = cli(data, "--json", "privacy", "process")
+    assert result.exit_code == 0, result.output
+    done = orjson.loads(result.stdout)
+    assert [r["status"] for r in done] == ["finished", "finished"]
+    assert [r["counts"]["erased_together"] for r in done] == [2, 2]
+    assert done[0]["counts"]["file_bytes"] == done[1]["counts"]["file_bytes"]
+    assert all(r["counts"]["event_log"] > 0 for r in done)
+    assert hits(data, marks) == []
+    assert others(data, {first, second, *merged}) == before
+
+
+def values_of(keys: list[str]) -> list[str]:
+    return [k.partition(":")[2] for k in keys]
+
+
 def test_suppress_then_unsuppress_keeps_the_data(data: Path) -> None:
     _customer, keys, _ = person_with_many_ids(data)
     events = query(data, "SELECT count(*) FROM event_log")[0][0]
