@@ -23,6 +23,7 @@ requests keep the ``503`` until the process ends.
 from __future__ import annotations
 
 import asyncio
+import html
 import logging
 import time
 from collections.abc import Callable, MutableMapping
@@ -177,16 +178,33 @@ class AppSwitch:
             return
         reason = self.reason or "the server is starting"
         message = f"the server is paused: {reason}; retry in {self.retry_after}s"
-        body = orjson.dumps(error_body(503, message))
+        accept = dict(scope.get("headers") or []).get(b"accept", b"")
+        if b"text/html" in accept:  # a console page: say so, and come back by itself
+            body, kind = _paused_page(message, self.retry_after), b"text/html; charset=utf-8"
+        else:
+            body, kind = orjson.dumps(error_body(503, message)), b"application/json"
         await send(
             {
                 "type": "http.response.start",
                 "status": 503,
                 "headers": [
-                    (b"content-type", b"application/json"),
+                    (b"content-type", kind),
                     (b"retry-after", str(self.retry_after).encode()),
                     (b"content-length", str(len(body)).encode()),
                 ],
             }
         )
         await send({"type": "http.response.body", "body": body})
+
+
+def _paused_page(message: str, retry_after: int) -> bytes:
+    """The page a browser gets while paused: the reason, reloading after ``retry_after``."""
+    return (
+        "<!doctype html><html><head><meta charset=utf-8>"
+        f'<meta http-equiv="refresh" content="{retry_after}">'
+        "<title>Paused / 一時停止中</title></head><body><main>"
+        "<h1>Paused for a moment / 一時停止中</h1>"
+        f"<p>{html.escape(message)}.</p>"
+        f"<p>This page reloads in {retry_after} s. / {retry_after} 秒後に再読み込みします。</p>"
+        "</main></body></html>"
+    ).encode()

@@ -111,6 +111,9 @@ def test_a_pause_drains_refuses_and_serves_again_from_a_fresh_app(
         body = refused.json()
         assert body["success"] is False and body["status"] == 503
         assert "testing" in body["error"] and "retry in 2s" in body["error"]
+        page = httpx.get(f"{url}/who", headers={"accept": "text/html,*/*;q=0.8"})
+        assert page.status_code == 503 and page.headers["content-type"].startswith("text/html")
+        assert '<meta http-equiv="refresh" content="2">' in page.text and "testing" in page.text
         release.set()
         paused.result(10)
     assert httpx.get(f"{url}/who").json() == {"app": 2}  # a fresh app
