@@ -86,4 +86,7 @@ class OnlineErasures:
             self._tried.update(r.id for r in waiting)
             count = f"{len(waiting)} erasure{'s' if len(waiting) > 1 else ''}"
             log.info("pausing to carry out %s (the DuckDB file is rewritten)", count)
-            await self.switch.pause(f"{count} rewriting the data directory", self.process)
+            # Shielded: a shutdown meanwhile waits for the pause to end (the switch's
+            # lock), so the fresh app is started and then stopped cleanly.
+            pause = self.switch.pause(f"{count} rewriting the data directory", self.process)
+            await asyncio.shield(pause)

@@ -19,14 +19,17 @@ import duckdb
 import httpx
 import orjson
 import pytest
+import uvicorn
 from fastapi import FastAPI
 from typer.testing import CliRunner
 
 from cdp.cli import app as cli_app
+from cdp.http.erasures import OnlineErasures
 from cdp.http.switch import AppSwitch
+from cdp.services.privacy.requests import DELETE, Requests
 from tests.integration.test_lookup import build_shop, owners
 from tests.integration.test_privacy_erase_e2e import forms, found
-from tests.loopback import cdp_serve, serve_app
+from tests.loopback import cdp_serve, free_port, serve_app
 
 pytestmark = pytest.mark.integration
 
@@ -147,6 +150,37 @@ def test_a_fresh_app_that_cannot_start_is_fatal_and_keeps_refusing(
     refused = httpx.get(f"{url}/who")
     assert refused.status_code == 503
     assert "could not start again: app 2 cannot start" in refused.json()["error"]
+
+
+def test_a_shutdown_during_a_pause_waits_for_it_and_stops_the_fresh_app(tmp_path: Path) -> None:
+    """SIGTERM while erasing: the erasure finishes, the fresh app starts and is then
+    stopped cleanly (its writer checkpoints), rather than left half started."""
+    shop = Shop()
+    switch = AppSwitch(shop.make)
+    working, release = threading.Event(), threading.Event()
+
+    def work() -> None:
+        working.set()
+        assert release.wait(10)
+        shop.events.append("work")
+
+    Requests(tmp_path).file(DELETE, "email:hanako@shop.jp", "test")  # an erasure waits
+    erasures = OnlineErasures(tmp_path, switch, work, poll_seconds=0.05)
+    switch.background.append(erasures.run)
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(switch, host="127.0.0.1", port=port, log_level="warning")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    assert working.wait(10)  # paused, erasing
+    server.should_exit = True
+    time.sleep(0.3)
+    assert thread.is_alive()  # the shutdown waits for the pause
+    release.set()
+    thread.join(20)
+    assert not thread.is_alive()
+    assert shop.events == ["start 1", "stop 1", "work", "start 2", "stop 2"]
 
 
 # ------------------------------------------------------- cdp serve, for real
