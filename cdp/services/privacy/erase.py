@@ -113,20 +113,20 @@ def find_person(settings: Settings, identifier: str) -> duckdb_erase.Person:
     return duckdb_erase.Person(person.customer_ids, person.identifiers | named)
 
 
-def erase_local(settings: Settings, person: duckdb_erase.Person) -> dict[str, int]:
-    """Delete ``person`` from the data directory's DuckDB file and rewrite it; the rows
-    removed per table and the new file's size (``file_bytes``)."""
+def erase_local(settings: Settings, people: list[duckdb_erase.Person]) -> list[dict[str, int]]:
+    """Delete each of ``people`` from the data directory's DuckDB file, then rewrite
+    the file once; per person, the rows removed per table and the new file's size
+    (``file_bytes``)."""
     if not settings.database.exists():
-        return {}
+        return [{} for _ in people]
     Engine.catch_up_file(settings)  # projections caught up and checkpointed first
     con = duckdb.connect(str(settings.database))
     try:
-        removed = duckdb_erase.remove(con, person)
+        removed = [duckdb_erase.remove(con, person).rows for person in people]
     finally:
         con.close()
-    counts = dict(removed.rows)
-    counts["file_bytes"] = duckdb_erase.rewrite(settings.database)
-    return counts
+    size = duckdb_erase.rewrite(settings.database)
+    return [{**rows, "file_bytes": size} for rows in removed]
 
 
 def erase_together(settings: Settings, waiting: list[PrivacyRequest]) -> None:
@@ -147,15 +147,9 @@ def erase_together(settings: Settings, waiting: list[PrivacyRequest]) -> None:
         for _, apply in _suppression_steps(settings.data_dir, request):
             apply(sorted(person.identifiers))
         people.append((request, person))
-    Engine.catch_up_file(settings)
-    con = duckdb.connect(str(settings.database))
-    try:
-        removed = [duckdb_erase.remove(con, person).rows for _, person in people]
-    finally:
-        con.close()
-    size = duckdb_erase.rewrite(settings.database)
+    removed = erase_local(settings, [person for _, person in people])
     for (request, _), rows in zip(people, removed, strict=True):
-        counts = {**request.counts, **rows, "file_bytes": size, "erased_together": len(people)}
+        counts = {**request.counts, **rows, "erased_together": len(people)}
         registry.update(request, steps={**request.steps, DATABASE: "done"}, counts=counts)
 
 
@@ -200,7 +194,7 @@ def run(
                 counts.update(kafka.erase(person.customer_ids, person.identifiers, request.id))
                 done["keys"] = "done"
             elif done.get(DATABASE) != "done":  # else rewritten already: resumed, or together
-                counts.update(erase_local(settings, person))
+                counts.update(erase_local(settings, [person])[0])
                 done[DATABASE] = "done"
                 request = registry.update(request, steps=dict(done), counts=dict(counts))
             files = scrub(settings.data_dir, person.values)
